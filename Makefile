@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+ and make:
+#   make report   -> .venv, sample data, HTML reports under reports/
+#   make test     -> .venv with test extras, the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ROWS   ?= 200000
+SEED   ?= 7
+SAMPLE := data/sample
+
+.PHONY: report test install install-test sample lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+sample: $(VENV)/.installed
+	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
+
+report: sample
+	$(BIN)/kpinb report --all --out reports
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check kpinb tests benchmarks
+
+test: $(VENV)/.installed-test
+	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
+	$(BIN)/ruff check kpinb tests benchmarks
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) reports $(SAMPLE) .pytest_cache

@@ -1,0 +1,454 @@
+"""The engine: compute metrics per period and dimension, pushed down to the query engine.
+
+All aggregate metrics of one source are computed in one grouped query (per-metric filters
+become ``FILTER (WHERE ...)`` clauses); derived metrics are then combined from those small
+aggregate tables. The result is tidy: one row per metric, period and dimension values.
+
+>>> df = compute(["average_order_value"], sources={"orders": "data/sample/orders.parquet"},
+...              grain="quarter", by=["region"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import catalog
+from .errors import DataError, FormulaError, PlanError
+from .formula import Agg, BinOp, Call, Case, Col, Formula, InList, Lit, Node, Prev, Ref, Unary, parse
+from .model import Grain, Metric, Plan, Source
+from .sources import Table, conform, open_source
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULT_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
+_IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+_PERIOD_FREQ = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
+
+
+def period_start(value: Any, grain: str | Grain) -> pd.Timestamp:
+    """The first day of the period containing ``value`` (weeks start on Monday)."""
+    import pandas as pd
+
+    g = Grain(grain).value
+    return pd.Timestamp(value).to_period(_PERIOD_FREQ[g]).start_time.normalize()
+
+
+def periods(first: Any, last: Any, grain: str | Grain) -> pd.DatetimeIndex:
+    """Every period start from the period of ``first`` to that of ``last``."""
+    import pandas as pd
+
+    g = Grain(grain).value
+    p = pd.period_range(period_start(first, g), period_start(last, g), freq=_PERIOD_FREQ[g])
+    return pd.DatetimeIndex(p.start_time.normalize(), name="period_start")
+
+
+def dependencies(ids: Iterable[str], registry: Mapping[str, Metric]) -> list[str]:
+    """``ids`` and every metric they derive from, dependencies first; cycles are errors."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(mid: str, path: tuple[str, ...]) -> None:
+        if state.get(mid) == 2:
+            return
+        if state.get(mid) == 1:
+            raise PlanError(f"metrics refer to each other in a cycle: {' -> '.join((*path, mid))}. Break the cycle.")
+        if mid not in registry:
+            raise PlanError(
+                f"unknown metric {mid!r}" + (f" (used by {path[-1]!r})" if path else "")
+                + ". Use a catalog id or define it under `metrics:`."
+            )
+        state[mid] = 1
+        m = registry[mid]
+        if m.derived:
+            for ref in sorted(parse(m.expr, kind="derived").refs):
+                visit(ref, (*path, mid))
+        state[mid] = 2
+        order.append(mid)
+
+    for mid in ids:
+        visit(mid, ())
+    return order
+
+
+def compute(
+    target: Plan | str | Metric | Sequence[str | Metric],
+    *,
+    metrics: Sequence[str] | None = None,
+    grain: str | Grain = "month",
+    by: Sequence[str] = (),
+    start: Any = None,
+    end: Any = None,
+    sources: Mapping[str, Source | pd.DataFrame | str] | None = None,
+) -> pd.DataFrame:
+    """Compute metrics per period (and dimension) into a tidy DataFrame.
+
+    Parameters
+    ----------
+    target: a :class:`Plan` (its KPIs and their supporting metrics), or metric ids /
+        :class:`Metric` definitions (then ``sources`` says where the data is).
+    metrics: restrict a plan to these metric ids.
+    grain: ``day``, ``week``, ``month``, ``quarter`` or ``year``.
+    by: dimension columns to break every metric down by.
+    start, end: inclusive date range; periods without data in it appear with missing values.
+    sources: canonical source name -> file path, :class:`Source` or DataFrame; overrides
+        the plan's sources.
+
+    Returns
+    -------
+    DataFrame with columns ``metric, period_start, <by...>, value, numerator, denominator``
+    (numerator/denominator filled for ratio metrics). A zero denominator gives a missing
+    value.
+    """
+    import pandas as pd
+
+    try:
+        g = Grain(grain).value
+    except ValueError:
+        raise PlanError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
+    by = list(dict.fromkeys([by] if isinstance(by, str) else by))
+    plan, reg, ids = _resolve(target, metrics)
+    specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
+    specs.update(sources or {})
+    base_dir = plan.base_dir if plan is not None else None
+    start_ts = pd.Timestamp(start) if start is not None else None
+    end_ts = pd.Timestamp(end) if end is not None else None
+    if start_ts is not None and end_ts is not None and start_ts > end_ts:
+        raise DataError(f"start {start} is after end {end}. Swap them.")
+
+    order = dependencies(ids, reg)
+    by_source: dict[str, list[Metric]] = {}
+    for mid in order:
+        m = reg[mid]
+        if not m.derived:
+            by_source.setdefault(m.source or "", []).append(m)
+    frames: dict[str, pd.DataFrame] = {}
+    for source, ms in by_source.items():
+        if source not in specs:
+            raise PlanError(
+                f"metric {ms[0].id!r} reads source {source!r}, which is not given. "
+                f"Declare `{source}:` under the plan's `sources:` or pass sources={{{source!r}: path}}."
+            )
+        table = open_source(source, specs[source], base_dir)
+        frames.update(_aggregate(table, ms, g, by, start_ts, end_ts))
+
+    if not frames:
+        raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
+    firsts = [f["period_start"].min() for f in frames.values() if len(f)]
+    lasts = [f["period_start"].max() for f in frames.values() if len(f)]
+    first = start_ts if start_ts is not None else (min(firsts) if firsts else None)
+    last = end_ts if end_ts is not None else (max(lasts) if lasts else None)
+    if first is None or last is None:
+        names = ", ".join(sorted(by_source))
+        raise DataError(f"no rows with a date in source(s) {names}. Check that the data is not empty.")
+    spine = periods(first, last, g)
+    wide = {mid: _complete(f, spine, by) for mid, f in frames.items()}
+    for mid in order:
+        if reg[mid].derived:
+            wide[mid] = _derive(reg[mid], wide, by)
+    out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
+    out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
+    out.attrs.update(grain=g, by=tuple(by))
+    return out
+
+
+def _resolve(target: Any, metrics: Sequence[str] | None) -> tuple[Plan | None, dict[str, Metric], list[str]]:
+    from .plan import registry
+
+    if isinstance(target, Plan):
+        reg = registry(target)
+        ids = list(metrics) if metrics else _plan_metric_ids(target)
+        return target, reg, ids
+    items = [target] if isinstance(target, (str, Metric)) else list(target)
+    reg = catalog.metrics()
+    ids = []
+    for item in items:
+        if isinstance(item, Metric):
+            reg[item.id] = item
+            ids.append(item.id)
+        else:
+            ids.append(item)
+    for mid in ids:
+        if mid not in reg:
+            catalog.get(mid)  # raises with suggestions
+    return None, reg, list(dict.fromkeys(ids))
+
+
+def _plan_metric_ids(plan: Plan) -> list[str]:
+    ids: list[str] = []
+    for k in plan.kpis:
+        ids.extend([k.metric, *k.supporting])
+    return list(dict.fromkeys(ids))
+
+
+def _aggregate(
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
+) -> dict[str, pd.DataFrame]:
+    """One grouped query for all metrics of a source; returns metric id -> long frame."""
+    import ibis
+    import pandas as pd
+
+    canon = catalog.sources().get(table.name)
+    types = dict(canon.columns) if canon else {}
+    parsed: list[tuple[Metric, Formula, Formula | None]] = []
+    needed: dict[str, str | None] = {}
+    for m in ms:
+        f = _parse(m, m.expr, "aggregate", table)
+        w = _parse(m, m.where, "row", table) if m.where else None
+        parsed.append((m, f, w))
+        for c in f.columns | (w.columns if w else frozenset()):
+            needed[c] = types.get(c)
+    if not table.time:
+        raise PlanError(f"source {table.name!r} has no time column. Add `time:` to the source.")
+    needed[table.time] = "timestamp"
+    for d in by:
+        if d not in table.columns:
+            raise DataError(
+                f"source {table.name!r} ({table.label}) has no column {d!r} to break down by "
+                f"(metrics {', '.join(m.id for m in ms)}). Its dimensions: "
+                f"{', '.join(table.dimensions) or 'none'}. Drop {d!r} from `by` or add the column."
+            )
+        needed[d] = "string"
+    table = conform(table, needed)
+    t = table.expr
+    tcol = t[table.time]
+    cond = tcol.notnull()
+    if start is not None:
+        cond &= tcol >= ibis.literal(start.to_pydatetime())
+    if end is not None:
+        end_excl = pd.Timestamp(end).normalize() + pd.Timedelta(days=1)
+        cond &= tcol < ibis.literal(end_excl.to_pydatetime())
+    t = t.filter(cond)
+    tcol = t[table.time]
+    if not tcol.type().is_timestamp():
+        tcol = tcol.cast("timestamp")
+    aggs: dict[str, Any] = {}
+    for i, (m, f, w) in enumerate(parsed):
+        wexpr = _compile(w.tree, t, None, m) if w else None
+        if f.ratio:
+            aggs[f"m{i}_num"] = _compile(f.ratio[0], t, wexpr, m)
+            aggs[f"m{i}_den"] = _compile(f.ratio[1], t, wexpr, m)
+        else:
+            aggs[f"m{i}_val"] = _compile(f.tree, t, wexpr, m)
+    for name, value in aggs.items():
+        if not (value.type().is_numeric() or value.type().is_boolean()):
+            m = parsed[int(name[1:].split("_")[0])][0]
+            raise FormulaError(
+                f"metric {m.id!r}: formula {m.expr!r} gives {value.type()}, not a number. "
+                "Aggregate numeric columns (sum, avg, count...)."
+            )
+    q = t.group_by([tcol.truncate(_IBIS_UNIT[grain]).name("period_start"), *by]).aggregate(**aggs)
+    try:
+        df = q.execute()
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"source {table.name!r} ({table.label}): the query failed: {msg[:300]}. "
+            "Check the column types of the data against the metric formulas."
+        ) from None
+    df["period_start"] = pd.to_datetime(df["period_start"]).dt.tz_localize(None).astype("datetime64[ns]")
+    out = {}
+    for i, (m, f, _) in enumerate(parsed):
+        if f.ratio:
+            num = df[f"m{i}_num"].astype("float64")
+            den = df[f"m{i}_den"].astype("float64")
+            value = num / den.where(den != 0)
+        else:
+            num = den = pd.Series(float("nan"), index=df.index)
+            value = df[f"m{i}_val"].astype("float64")
+        frame = df[["period_start", *by]].copy()
+        frame["value"], frame["numerator"], frame["denominator"] = value, num, den
+        out[m.id] = frame
+    return out
+
+
+def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
+    field = "expr" if kind == "aggregate" else "where"
+    try:
+        return parse(text, kind=kind, columns=table.columns)
+    except FormulaError as e:
+        raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r}: {e}") from None
+
+
+def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:  # noqa: C901
+    """Translate a formula tree into an ibis expression over table ``t``."""
+    import ibis
+
+    def row(n: Node) -> Any:
+        return _compile(n, t, where, m)
+
+    if isinstance(node, Agg):
+        if node.func == "count" and node.arg is None:
+            return t.count(where=where)
+        if node.func == "count_if":
+            cond = row(node.arg)  # type: ignore[arg-type]
+            return t.count(where=cond if where is None else cond & where)
+        arg = row(node.arg)  # type: ignore[arg-type]
+        typ = arg.type()
+        if node.func in ("sum", "avg", "median"):
+            if typ.is_boolean():
+                arg = arg.cast("int64")
+            elif not typ.is_numeric():
+                raise FormulaError(
+                    f"metric {m.id!r}: {node.func}() needs numbers, but its argument is {typ}. "
+                    "Aggregate a numeric column, or use count/count_distinct for text."
+                )
+        if node.func == "count":
+            return arg.count(where=where)
+        if node.func == "count_distinct":
+            return arg.nunique(where=where)
+        if node.func == "avg":
+            return arg.mean(where=where)
+        if node.func == "sum":
+            # SQL's sum of no rows is NULL; a period with rows but none matching is 0.
+            return ibis.coalesce(arg.sum(where=where), 0)
+        return getattr(arg, node.func)(where=where)
+    if isinstance(node, Lit):
+        return ibis.null() if node.value is None else ibis.literal(node.value)
+    if isinstance(node, Col):
+        return t[node.name]
+    if isinstance(node, BinOp):
+        left, right = row(node.left), row(node.right)
+        op = node.op
+        if op in ("and", "or"):
+            left, right = _as_bool(left, m), _as_bool(right, m)
+            return left & right if op == "and" else left | right
+        if op == "/":
+            return left / right.nullif(0)
+        if op in ("+", "-", "*"):
+            left, right = _as_num(left), _as_num(right)
+        fn = {"+": "__add__", "-": "__sub__", "*": "__mul__", "=": "__eq__", "!=": "__ne__",
+              "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]  # fmt: skip
+        try:
+            return getattr(left, fn)(right)
+        except Exception as e:
+            raise FormulaError(
+                f"metric {m.id!r}: cannot apply {op!r} to {left.type()} and {right.type()} "
+                f"({type(e).__name__}). Compare values of the same kind."
+            ) from None
+    if isinstance(node, Unary):
+        x = row(node.arg)
+        if node.op == "neg":
+            return -_as_num(x)
+        if node.op == "not":
+            return ~_as_bool(x, m)
+        return x.isnull() if node.op == "isnull" else x.notnull()
+    if isinstance(node, InList):
+        return row(node.arg).isin([v.value for v in node.values])
+    if isinstance(node, Case):
+        branches = [(_as_bool(row(c), m), row(v)) for c, v in node.whens]
+        default = row(node.default) if node.default is not None else None
+        return ibis.cases(*branches, else_=default)
+    if isinstance(node, Call):
+        args = [row(a) for a in node.args]
+        if node.func == "coalesce":
+            return ibis.coalesce(*args)
+        return args[0].nullif(args[1])
+    raise FormulaError(f"metric {m.id!r}: {type(node).__name__} cannot be used here.")
+
+
+def _as_num(x: Any) -> Any:
+    return x.cast("int64") if x.type().is_boolean() else x
+
+
+def _as_bool(x: Any, m: Metric) -> Any:
+    if not x.type().is_boolean():
+        raise FormulaError(f"metric {m.id!r}: a condition must be true/false, got {x.type()}. Compare it, e.g. x > 0.")
+    return x
+
+
+def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:
+    """Reindex to every period x every dimension combination seen, sorted."""
+    import pandas as pd
+
+    frame = frame[(frame["period_start"] >= spine[0]) & (frame["period_start"] <= spine[-1])]
+    if by:
+        combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
+        if combos.empty:
+            return frame.iloc[0:0]
+        index = pd.MultiIndex.from_tuples(
+            [(*c, p) for c in combos.itertuples(index=False, name=None) for p in spine],
+            names=[*by, "period_start"],
+        )
+        full = frame.set_index([*by, "period_start"]).reindex(index)
+    else:
+        full = frame.set_index("period_start").reindex(spine)
+    return full.reset_index()[["period_start", *by, "value", "numerator", "denominator"]]
+
+
+def _derive(m: Metric, wide: dict[str, pd.DataFrame], by: list[str]) -> pd.DataFrame:
+    """Evaluate a derived metric over the completed frames of the metrics it refers to."""
+    import pandas as pd
+
+    f = parse(m.expr, kind="derived")
+    keys = [*by, "period_start"]
+    joined: pd.DataFrame | None = None
+    for ref in sorted(f.refs):
+        col = wide[ref].set_index(keys)["value"].rename(ref)
+        joined = col.to_frame() if joined is None else joined.join(col, how="outer")
+    assert joined is not None
+    joined = joined.sort_index()
+    env = {c: joined[c] for c in joined.columns}
+    grouped = joined.groupby(level=by, sort=False, dropna=False) if by else None
+    prev = {c: (grouped[c].shift(1) if grouped is not None else joined[c].shift(1)) for c in joined.columns}
+
+    def ev(n: Node) -> Any:
+        return _evaluate(n, env, prev, m)
+
+    if f.ratio:
+        num, den = _series(ev(f.ratio[0]), joined.index), _series(ev(f.ratio[1]), joined.index)
+        value = num / den.where(den != 0)
+    else:
+        value = _series(ev(f.tree), joined.index)
+        num = den = pd.Series(float("nan"), index=joined.index)
+    out = pd.DataFrame({"value": value, "numerator": num, "denominator": den}, index=joined.index)
+    return out.reset_index()[["period_start", *by, "value", "numerator", "denominator"]]
+
+
+def _series(x: Any, index: Any) -> pd.Series:
+    import pandas as pd
+
+    if isinstance(x, pd.Series):
+        return x.astype("float64")
+    return pd.Series(float("nan") if x is None else float(x), index=index)
+
+
+def _evaluate(n: Node, env: dict[str, Any], prev: dict[str, Any], m: Metric) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    def ev(x: Node) -> Any:
+        return _evaluate(x, env, prev, m)
+
+    if isinstance(n, Ref):
+        return env[n.metric]
+    if isinstance(n, Prev):
+        return prev[n.ref.metric]
+    if isinstance(n, Lit):
+        if isinstance(n.value, str):
+            raise FormulaError(f"metric {m.id!r}: text {n.value!r} in a derived metric. Use numbers.")
+        return np.nan if n.value is None else float(n.value)
+    if isinstance(n, Unary) and n.op == "neg":
+        return -ev(n.arg)
+    if isinstance(n, BinOp) and n.op in "+-*/":
+        a, b = ev(n.left), ev(n.right)
+        if n.op == "/":
+            if isinstance(b, pd.Series):
+                return a / b.where(b != 0)
+            return a / b if b != 0 else np.nan * a
+        return a + b if n.op == "+" else a - b if n.op == "-" else a * b
+    if isinstance(n, Call):
+        args = [ev(a) for a in n.args]
+        if n.func == "coalesce":
+            out = args[0]
+            for a in args[1:]:
+                out = out.fillna(a) if isinstance(out, pd.Series) else (a if np.isnan(out) else out)
+            return out
+        a, b = args
+        return a.where(a != b) if isinstance(a, pd.Series) else (np.nan if a == b else a)
+    raise FormulaError(
+        f"metric {m.id!r}: derived metrics combine metrics with + - * /, coalesce, nullif and "
+        "prev(); comparisons and case belong in aggregate metrics."
+    )

@@ -1,0 +1,40 @@
+"""kpinb's exceptions: one root, a few kinds, each also the matching built-in kind.
+
+Every message names where the problem is (file, field or column) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class KpinbError(Exception):
+    """Root of every error kpinb raises on purpose."""
+
+
+class PlanError(KpinbError, ValueError):
+    """A plan or catalog definition is malformed or refers to something unknown."""
+
+
+class FormulaError(KpinbError, ValueError):
+    """A metric formula uses something outside the allowed language."""
+
+
+class DataError(KpinbError, ValueError):
+    """The data does not fit the plan: a missing column, a wrong type, no rows."""
+
+
+class SourceError(KpinbError, OSError):
+    """A source cannot be opened: a missing file, an unreachable database, an unknown table."""
+
+
+class RunError(KpinbError, RuntimeError):
+    """A notebook run or report export failed."""
+
+
+def where(file: object | None = None, field: str | None = None, line: int | None = None) -> str:
+    """Format a location prefix such as ``plans/sales.yml:12: kpis[0].target:``."""
+    parts = []
+    if file is not None:
+        parts.append(f"{file}:{line}" if line else str(file))
+    if field:
+        parts.append(field)
+    return ": ".join(parts) + ": " if parts else ""

@@ -1,0 +1,413 @@
+"""Metric formulas: parse a SQL-like expression into a small checked tree.
+
+The text is parsed by sqlglot and converted node by node into the types below; anything
+outside the allowed language is rejected with a :class:`~kpinb.errors.FormulaError`.
+Nothing here evaluates text: the engine compiles the tree to ibis expressions and the
+derived-metric evaluator walks it over aggregated pandas columns.
+
+Example
+-------
+>>> f = parse("sum(revenue) / count_distinct(order_id)", kind="aggregate")
+>>> sorted(f.columns)
+['order_id', 'revenue']
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import FormulaError
+
+MAX_LENGTH = 5000
+MAX_DEPTH = 60
+
+AGGREGATES = ("sum", "count", "count_distinct", "count_if", "avg", "min", "max", "median")
+Kind = Literal["aggregate", "row", "derived"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base of the formula tree."""
+
+    def children(self) -> tuple[Node, ...]:
+        return ()
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for c in self.children():
+            yield from c.walk()
+
+
+@dataclass(frozen=True)
+class Lit(Node):
+    value: float | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class Col(Node):
+    name: str
+
+
+@dataclass(frozen=True)
+class Ref(Node):
+    """A reference to another metric: ``{metric_id}``."""
+
+    metric: str
+
+
+@dataclass(frozen=True)
+class Prev(Node):
+    """The referenced metric's value in the previous period: ``prev({metric_id})``."""
+
+    ref: Ref
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.ref,)
+
+
+@dataclass(frozen=True)
+class Agg(Node):
+    """An aggregate; ``arg`` is None for ``count(*)``."""
+
+    func: str
+    arg: Node | None
+
+    def children(self) -> tuple[Node, ...]:
+        return () if self.arg is None else (self.arg,)
+
+
+@dataclass(frozen=True)
+class BinOp(Node):
+    op: str  # + - * / = != < <= > >= and or
+    left: Node
+    right: Node
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str  # neg, not, isnull, notnull
+    arg: Node
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.arg,)
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: str  # coalesce, nullif
+    args: tuple[Node, ...]
+
+    def children(self) -> tuple[Node, ...]:
+        return self.args
+
+
+@dataclass(frozen=True)
+class InList(Node):
+    arg: Node
+    values: tuple[Lit, ...]
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.arg, *self.values)
+
+
+@dataclass(frozen=True)
+class Case(Node):
+    whens: tuple[tuple[Node, Node], ...]
+    default: Node | None
+
+    def children(self) -> tuple[Node, ...]:
+        out = [n for pair in self.whens for n in pair]
+        return tuple(out + ([self.default] if self.default is not None else []))
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed, checked formula and what it refers to."""
+
+    text: str
+    kind: Kind
+    tree: Node
+
+    @property
+    def columns(self) -> frozenset[str]:
+        return frozenset(n.name for n in self.tree.walk() if isinstance(n, Col))
+
+    @property
+    def refs(self) -> frozenset[str]:
+        return frozenset(n.metric for n in self.tree.walk() if isinstance(n, Ref))
+
+    @property
+    def ratio(self) -> tuple[Node, Node] | None:
+        """(numerator, denominator) when the formula is a division at its top."""
+        t = self.tree
+        return (t.left, t.right) if isinstance(t, BinOp) and t.op == "/" else None
+
+
+_REF = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\}")
+_PLACEHOLDER = "__kpinb_ref_{}"
+_ALLOWED_TEXT = "sum, count, count_distinct, count_if, avg, min, max, median, coalesce, nullif"
+
+
+def _fail(text: str, problem: str, fix: str) -> FormulaError:
+    short = text if len(text) <= 120 else text[:117] + "..."
+    return FormulaError(f"formula {short!r}: {problem}. {fix}")
+
+
+def parse(text: str, kind: Kind = "aggregate", columns: Iterable[str] | None = None) -> Formula:
+    """Parse and check a formula.
+
+    Parameters
+    ----------
+    text: the formula.
+    kind: ``aggregate`` (a metric's ``expr`` over a source), ``row`` (a ``where`` filter)
+        or ``derived`` (an ``expr`` over other metrics, ``{metric_id}``).
+    columns: when given, every column must be one of these.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    if not isinstance(text, str) or not text.strip():
+        raise _fail(str(text), "is empty", "Write an expression such as `sum(revenue)`")
+    if len(text) > MAX_LENGTH:
+        raise _fail(text, f"is longer than {MAX_LENGTH} characters", "Split it into metrics")
+    refs: list[str] = []
+
+    def _sub(m: re.Match[str]) -> str:
+        refs.append(m.group(1))
+        return _PLACEHOLDER.format(len(refs) - 1)
+
+    sql = _REF.sub(_sub, text)
+    if refs and kind != "derived":
+        raise _fail(text, "refers to other metrics with {...}", "Only derived metrics (no `source:`) may")
+    if "{" in sql or "}" in sql:
+        raise _fail(text, "has an unmatched brace", "Refer to a metric as {metric_id}")
+    if ";" in sql:
+        raise _fail(text, "contains `;`", "A formula is one expression, not statements")
+    if "--" in sql or "/*" in sql:
+        raise _fail(text, "contains a comment", "Remove the comment; describe the metric in `description:`")
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except RecursionError:
+        raise _fail(text, "is nested too deeply", "Simplify the expression") from None
+    except Exception as e:  # sqlglot raises ParseError/TokenError with positions
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise _fail(text, f"cannot be parsed ({msg})", "Check brackets, quotes and operators") from None
+    if len(trees) != 1 or trees[0] is None:
+        raise _fail(text, "is not a single expression", "Write exactly one expression")
+    conv = _Converter(text, refs, exp)
+    tree = conv.convert(trees[0], depth=0)
+    formula = Formula(text=text, kind=kind, tree=tree)
+    _check_context(formula)
+    if columns is not None:
+        check_columns(formula, columns)
+    return formula
+
+
+def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> None:
+    """Raise if the formula uses a column not in ``columns``, suggesting the closest name."""
+    known = list(columns)
+    for name in sorted(formula.columns):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            avail = ", ".join(sorted(known)[:30])
+            raise _fail(
+                formula.text,
+                f"unknown column {name!r}{where}",
+                f"{hint}Use one of: {avail}; or map your column in the source's `columns:`",
+            )
+
+
+class _Converter:
+    def __init__(self, text: str, refs: list[str], exp: object) -> None:
+        self.text, self.refs, self.exp = text, refs, exp
+
+    def fail(self, problem: str, fix: str) -> FormulaError:
+        return _fail(self.text, problem, fix)
+
+    def convert(self, node: object, depth: int) -> Node:  # noqa: C901 - one branch per node type
+        exp = self.exp
+        if depth > MAX_DEPTH:
+            raise self.fail("is nested too deeply", "Simplify the expression")
+        d = depth + 1
+        if isinstance(node, exp.Paren):
+            return self.convert(node.this, d)
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                return Lit(node.this)
+            try:
+                value = float(node.this) if any(c in node.this for c in ".eE") else int(node.this)
+            except ValueError:
+                raise self.fail(f"bad number {node.this!r}", "Write a plain number") from None
+            if isinstance(value, float) and not (abs(value) < 1e300):
+                raise self.fail(f"number {node.this} is out of range", "Use a smaller number")
+            if isinstance(value, int) and abs(value) > 2**62:
+                raise self.fail(f"number {node.this} is out of range", "Use a smaller number")
+            return Lit(value)
+        if isinstance(node, exp.Boolean):
+            return Lit(bool(node.this))
+        if isinstance(node, exp.Null):
+            return Lit(None)
+        if isinstance(node, exp.Column):
+            if node.table or node.args.get("db") or node.args.get("catalog"):
+                raise self.fail(f"uses a qualified name {node.sql()!r}", "Use plain column names")
+            name = node.name
+            if name.startswith("__kpinb_ref_"):
+                return Ref(self.refs[int(name.rsplit("_", 1)[1])])
+            if name.startswith("__"):
+                raise self.fail(f"uses a reserved name {name!r}", "Rename the column")
+            return Col(name)
+        if isinstance(node, exp.Neg):
+            return Unary("neg", self.convert(node.this, d))
+        if isinstance(node, exp.Not):
+            inner = node.this
+            if isinstance(inner, exp.Is):
+                return Unary("notnull", self._is_null(inner, d))
+            return Unary("not", self.convert(inner, d))
+        if isinstance(node, exp.Is):
+            return Unary("isnull", self._is_null(node, d))
+        binops = {
+            exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.EQ: "=",
+            exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">=",
+            exp.And: "and", exp.Or: "or",
+        }  # fmt: skip
+        for cls, op in binops.items():
+            if type(node) is cls:
+                return BinOp(op, self.convert(node.left, d), self.convert(node.right, d))
+        if isinstance(node, exp.Between):
+            x = self.convert(node.this, d)
+            lo, hi = self.convert(node.args["low"], d), self.convert(node.args["high"], d)
+            return BinOp("and", BinOp(">=", x, lo), BinOp("<=", x, hi))
+        if isinstance(node, exp.In):
+            if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+                raise self.fail("uses `in` with a subquery", "List literal values: x in ('a', 'b')")
+            values = tuple(self.convert(v, d) for v in node.expressions)
+            if not values or not all(isinstance(v, Lit) for v in values):
+                raise self.fail("`in` needs a list of literal values", "Write x in ('a', 'b')")
+            return InList(self.convert(node.this, d), values)  # type: ignore[arg-type]
+        if isinstance(node, exp.Case):
+            if node.this is not None:
+                raise self.fail("uses `case x when ...`", "Write `case when x = ... then ... end`")
+            whens = tuple(
+                (self.convert(w.this, d), self.convert(w.args["true"], d)) for w in node.args["ifs"]
+            )
+            default = node.args.get("default")
+            return Case(whens, self.convert(default, d) if default is not None else None)
+        if isinstance(node, exp.Coalesce):
+            args = [node.this, *node.expressions]
+            return Call("coalesce", tuple(self.convert(a, d) for a in args))
+        if isinstance(node, exp.Nullif):
+            return Call("nullif", (self.convert(node.this, d), self.convert(node.expression, d)))
+        if isinstance(node, exp.Count):
+            arg = node.this
+            if isinstance(arg, exp.Star):
+                return Agg("count", None)
+            if isinstance(arg, exp.Distinct):
+                if len(arg.expressions) != 1:
+                    raise self.fail("count(distinct ...) takes one column", "Count one column")
+                return Agg("count_distinct", self.convert(arg.expressions[0], d))
+            if arg is None:
+                raise self.fail("count() needs an argument", "Write count(*) or count(column)")
+            return Agg("count", self.convert(arg, d))
+        simple_aggs = {exp.Sum: "sum", exp.Avg: "avg", exp.Min: "min", exp.Max: "max",
+                       exp.Median: "median", exp.CountIf: "count_if"}  # fmt: skip
+        for cls, fn in simple_aggs.items():
+            if type(node) is cls:
+                extra = [a for k, a in node.args.items() if k != "this" and a]
+                if extra or isinstance(node.this, exp.Distinct):
+                    raise self.fail(f"{fn}() takes exactly one argument", f"Write {fn}(column)")
+                return Agg(fn, self.convert(node.this, d))
+        if isinstance(node, exp.Anonymous):
+            name = str(node.this).lower()
+            args = node.expressions
+            if name == "count_distinct" and len(args) == 1:
+                return Agg("count_distinct", self.convert(args[0], d))
+            if name == "prev" and len(args) == 1:
+                inner = self.convert(args[0], d)
+                if not isinstance(inner, Ref):
+                    raise self.fail("prev() takes a metric reference", "Write prev({metric_id})")
+                return Prev(inner)
+            raise self.fail(f"unknown function {name!r}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
+        if isinstance(node, exp.Func):
+            name = node.sql_name().lower() if hasattr(node, "sql_name") else type(node).__name__
+            raise self.fail(f"unknown function {name!r}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
+        what = type(node).__name__
+        described = {
+            "Select": "a query", "Subquery": "a subquery", "Star": "`*` outside count(*)",
+            "Window": "a window function", "Filter": "an aggregate FILTER clause",
+            "Cast": "a cast", "Dot": "attribute access", "Mod": "the % operator",
+            "DPipe": "string concatenation", "Placeholder": "a placeholder",
+        }.get(what, f"unsupported syntax ({what})")  # fmt: skip
+        raise self.fail(f"uses {described}", "Use arithmetic, comparisons, case, and the allowed functions")
+
+    def _is_null(self, node: object, d: int) -> Node:
+        if not isinstance(node.expression, self.exp.Null):  # type: ignore[attr-defined]
+            raise self.fail("`is` only works with null", "Write `x is null` or `x = value`")
+        return self.convert(node.this, d)  # type: ignore[attr-defined]
+
+
+def _check_context(f: Formula) -> None:
+    """Enforce where columns, aggregates and references may appear."""
+
+    def visit(n: Node, in_agg: bool) -> None:
+        if isinstance(n, Agg):
+            if f.kind != "aggregate":
+                what = "a filter (`where:`)" if f.kind == "row" else "a derived metric"
+                raise _fail(f.text, f"uses the aggregate {n.func}() in {what}", _AGG_FIX[f.kind])
+            if in_agg:
+                raise _fail(f.text, f"nests aggregates ({n.func} inside another)", "Aggregate once")
+            if n.func == "count_if" and n.arg is not None and _is_plain_literal(n.arg):
+                raise _fail(f.text, "count_if() needs a condition", "Write count_if(column = value)")
+        if isinstance(n, Col) and f.kind == "aggregate" and not in_agg:
+            raise _fail(
+                f.text,
+                f"uses column {n.name!r} outside an aggregate",
+                f"Wrap it in an aggregate, e.g. sum({n.name}), or filter rows with `where:`",
+            )
+        if f.kind == "derived" and not _derived_ok(n):
+            raise _fail(
+                f.text,
+                f"uses {type(n).__name__.lower()} syntax in a derived metric",
+                "Combine metrics with + - * /, coalesce, nullif and prev(); put conditions in "
+                "an aggregate metric",
+            )
+        if isinstance(n, Col) and f.kind == "derived":
+            raise _fail(
+                f.text, f"uses column {n.name!r} in a derived metric", "Refer to metrics as {metric_id}"
+            )
+        for c in n.children():
+            visit(c, in_agg or isinstance(n, Agg))
+
+    visit(f.tree, False)
+    if f.kind == "aggregate" and not any(isinstance(n, Agg) for n in f.tree.walk()):
+        raise _fail(f.text, "has no aggregate", "Use sum(...), count(*), avg(...) etc.")
+    if f.kind == "derived" and not f.refs:
+        raise _fail(f.text, "refers to no metric", "Derived metrics combine metrics: {a} / {b}")
+
+
+_AGG_FIX = {
+    "row": "Filters apply to single rows; compare columns with values instead",
+    "derived": "Refer to metrics as {metric_id}; define the aggregate as its own metric",
+    "aggregate": "",
+}
+
+
+def _derived_ok(n: Node) -> bool:
+    if isinstance(n, BinOp):
+        return n.op in ("+", "-", "*", "/")
+    if isinstance(n, Unary):
+        return n.op == "neg"
+    if isinstance(n, Lit):
+        return not isinstance(n.value, str)
+    return isinstance(n, (Ref, Prev, Call, Col, Agg))
+
+
+def _is_plain_literal(n: Node) -> bool:
+    return isinstance(n, Lit)

@@ -1,0 +1,234 @@
+"""Typed definitions: metrics, KPIs, objectives, sources and plans (the YAML boundary).
+
+All models are frozen; derive changed copies with ``model_copy(update=...)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+_ID = r"^[a-z][a-z0-9_\-]*$"
+Id = Annotated[str, Field(pattern=_ID, max_length=80)]
+
+
+class Unit(str, enum.Enum):
+    count = "count"
+    currency = "currency"
+    percent = "percent"
+    ratio = "ratio"
+    duration = "duration"
+    score = "score"
+
+
+class Direction(str, enum.Enum):
+    higher_is_better = "higher_is_better"
+    lower_is_better = "lower_is_better"
+
+
+class Indicator(str, enum.Enum):
+    leading = "leading"
+    lagging = "lagging"
+
+
+class Role(str, enum.Enum):
+    kpi_candidate = "kpi_candidate"
+    operational_metric = "operational_metric"
+
+
+class Grain(str, enum.Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Metric(_Spec):
+    """Any measurable data point: an aggregate over a source, or derived from other metrics."""
+
+    id: Id
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    department: str | None = None
+    source: str | None = None
+    expr: str = Field(min_length=1, max_length=5000)
+    where: str | None = Field(default=None, max_length=5000)
+    unit: Unit = Unit.count
+    direction: Direction = Direction.higher_is_better
+    indicator: Indicator = Indicator.lagging
+    role: Role = Role.operational_metric
+    vanity: bool = False
+    objectives: tuple[str, ...] = ()
+    supporting: tuple[str, ...] = ()
+
+    @property
+    def derived(self) -> bool:
+        """True when the metric is computed from other metrics rather than from a source."""
+        return self.source is None
+
+
+class Objective(_Spec):
+    """What the organisation wants to achieve; KPIs say how well it is going."""
+
+    id: Id
+    statement: str = Field(min_length=1, max_length=500)
+    theme: str | None = None
+
+
+class Baseline(_Spec):
+    """The starting point: a given value, or computed from a historical window."""
+
+    value: float | None = None
+    from_: dt.date | None = Field(default=None, alias="from")
+    to: dt.date | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Baseline:
+        window = self.from_ is not None or self.to is not None
+        if self.value is None and not window:
+            raise ValueError("give either `value:` or a window `from:` and `to:`")
+        if self.value is not None and window:
+            raise ValueError("give either `value:` or `from:`/`to:`, not both")
+        if window and (self.from_ is None or self.to is None):
+            raise ValueError("a baseline window needs both `from:` and `to:` dates")
+        if window and self.from_ > self.to:  # type: ignore[operator]
+            raise ValueError("baseline `from:` must be on or before `to:`")
+        return self
+
+
+class TargetPoint(_Spec):
+    """One step of a target path: the value to reach by a date."""
+
+    by: dt.date
+    value: float
+
+
+class Target(_Spec):
+    """A value to reach by a deadline, optionally along a path (linear or a table)."""
+
+    value: float
+    by: dt.date | None = None
+    path: str | tuple[TargetPoint, ...] = "flat"
+
+    @model_validator(mode="after")
+    def _deadline(self) -> Target:
+        if self.by is None:
+            raise ValueError("a target needs a deadline: add `by: YYYY-MM-DD`")
+        if isinstance(self.path, str) and self.path not in ("flat", "linear"):
+            raise ValueError("`path:` must be `flat`, `linear` or a list of {by, value}")
+        return self
+
+
+class Thresholds(_Spec):
+    """Alert levels in the metric's own unit, read with its direction; and a change limit."""
+
+    warning: float | None = None
+    critical: float | None = None
+    change_pct: float | None = Field(default=None, gt=0)
+
+
+class KPI(_Spec):
+    """A metric elevated to measure progress toward an objective."""
+
+    metric: str
+    name: str | None = None
+    objective: str | None = None
+    owner: str | None = None
+    grain: Grain = Grain.month
+    baseline: Baseline | None = None
+    target: Target | None = None
+    thresholds: Thresholds | None = None
+    direction: Direction | None = None
+    supporting: tuple[str, ...] = ()
+
+
+class Source(_Spec):
+    """Where a canonical source's rows live and how its columns map to the canonical ones."""
+
+    path: str | None = None
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    sheet: str | None = None
+    format: str | None = None
+    time: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    dimensions: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Source:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path:` (a file) or `url:` (a database)")
+        if self.url is not None and (self.table is None) == (self.query is None):
+            raise ValueError("a database source needs exactly one of `table:` or `query:`")
+        if self.query is not None and not re.match(r"^\s*(select|with)\b", self.query, re.I):
+            raise ValueError("`query:` must be a read-only SELECT (or WITH ... SELECT)")
+        return self
+
+
+class Review(_Spec):
+    """How often the plan is reviewed and when it last was."""
+
+    every: Grain = Grain.quarter
+    last: dt.date | None = None
+
+
+class Plan(_Spec):
+    """A department's KPI plan: objectives, sources, own metrics and KPIs."""
+
+    name: str = Field(min_length=1, max_length=200)
+    department: str = Field(min_length=1, max_length=80)
+    objectives: tuple[Objective, ...] = ()
+    sources: dict[str, Source] = Field(default_factory=dict)
+    metrics: tuple[Metric, ...] = ()
+    kpis: tuple[KPI, ...] = ()
+    benchmarks: str | None = None
+    review: Review | None = None
+    _file: Path | None = PrivateAttr(default=None)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, Source]) -> dict[str, Source]:
+        for name in value:
+            if not re.match(_ID, name):
+                raise ValueError(f"source name {name!r} must be lower_snake_case")
+        return value
+
+    @property
+    def file(self) -> Path | None:
+        """The YAML file the plan was loaded from, if any."""
+        return self._file
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the plan resolve against."""
+        return self._file.parent if self._file else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path written in the plan against the plan's own folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def kpi(self, metric_id: str) -> KPI:
+        """The KPI measuring ``metric_id``."""
+        for k in self.kpis:
+            if k.metric == metric_id:
+                return k
+        raise KeyError(metric_id)
+
+
+def to_dict(model: BaseModel) -> dict[str, Any]:
+    """A plain, YAML-ready dict of a model without defaults."""
+    return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)

@@ -1,0 +1,225 @@
+"""Open a plan's sources as ibis tables with canonical column names, and check their schema.
+
+Files are queried in place by an embedded DuckDB (CSV, Parquet) or read once (Excel);
+DuckDB/SQLite files and database URLs are opened through their ibis backend, so queries
+run where the data is.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import catalog
+from .errors import DataError, SourceError
+from .model import Source
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import pandas as pd
+
+FILE_FORMATS = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
+    ".xlsx": "excel", ".xlsm": "excel", ".xls": "excel", ".duckdb": "duckdb", ".ddb": "duckdb",
+    ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Table:
+    """An opened source: an ibis table whose columns carry canonical names."""
+
+    name: str
+    expr: ir.Table
+    time: str
+    dimensions: tuple[str, ...]
+    label: str  # where it came from, safe to print (no password)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.expr.columns)
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+@functools.cache
+def duckdb_connection() -> Any:
+    """The process's embedded DuckDB (ibis backend) that queries files in place."""
+    import ibis
+
+    return ibis.duckdb.connect()
+
+
+def _expand_env(url: str, name: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        if var not in os.environ:
+            raise SourceError(
+                f"source {name!r}: the URL refers to ${{{var}}}, which is not set. "
+                f"Set the environment variable {var} (credentials never go into plans)."
+            )
+        return os.environ[var]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, url)
+
+
+def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
+    fmt = spec.format or FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise SourceError(
+            f"source {name!r}: cannot tell the format of {path.name}. "
+            f"Add `format:` (one of {', '.join(sorted(set(FILE_FORMATS.values())))})."
+        )
+    if not any(c in str(path) for c in "*?[") and not path.exists():
+        raise SourceError(
+            f"source {name!r}: file not found: {path}. Fix `path:` (relative paths resolve "
+            "against the plan's folder) or create the sample data with `kpinb sample-data`."
+        )
+    import ibis
+
+    con = duckdb_connection()
+    try:
+        if fmt == "csv":
+            return con.read_csv(str(path))
+        if fmt == "parquet":
+            return con.read_parquet(str(path))
+        if fmt == "excel":
+            import pandas as pd
+
+            df = pd.read_excel(path, sheet_name=spec.sheet or 0)
+            return ibis.memtable(df)
+        table = spec.table or name
+        if fmt == "duckdb":
+            return ibis.duckdb.connect(str(path), read_only=True).table(table)
+        if fmt == "sqlite":
+            return ibis.sqlite.connect(str(path)).table(table)
+    except SourceError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SourceError(f"source {name!r}: cannot read {path} as {fmt}: {first[:300]}") from None
+    raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
+
+
+def _read_url(name: str, spec: Source) -> ir.Table:
+    import ibis
+
+    url = _expand_env(spec.url or "", name)
+    try:
+        con = ibis.connect(url)
+    except Exception as e:
+        msg = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise SourceError(
+            f"source {name!r}: cannot connect to {redact(spec.url or '')}: {msg[:300]}. "
+            "Check the URL, that the server runs, and the credentials in the environment."
+        ) from None
+    try:
+        return con.table(spec.table) if spec.table else con.sql(spec.query)
+    except Exception as e:
+        msg = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        what = f"table {spec.table!r}" if spec.table else "the query"
+        raise SourceError(f"source {name!r}: cannot open {what} at {redact(spec.url or '')}: {msg[:300]}") from None
+
+
+def open_source(name: str, spec: Source | pd.DataFrame | str | Path, base_dir: Path | None = None) -> Table:
+    """Open one source and rename its columns to the canonical names the formulas use."""
+    import ibis
+    import pandas as pd
+
+    if isinstance(spec, (str, Path)):
+        spec = Source(path=str(spec))
+    if isinstance(spec, pd.DataFrame):
+        if spec.empty:
+            raise DataError(f"source {name!r}: the DataFrame has no rows. Pass data with rows.")
+        expr, label, spec = ibis.memtable(spec), f"DataFrame for {name!r}", Source(path="<dataframe>")
+    elif spec.url is not None:
+        expr, label = _read_url(name, spec), redact(spec.url)
+    else:
+        path = Path(spec.path or "").expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        expr, label = _read_file(name, path, spec), str(path)
+    canon = catalog.sources().get(name)
+    mapping = dict(spec.columns)
+    missing_user = [u for u in mapping.values() if u not in expr.columns]
+    if missing_user:
+        raise DataError(
+            f"source {name!r} ({label}): `columns:` maps to {missing_user[0]!r}, which the data "
+            f"does not have. Columns there: {', '.join(expr.columns[:40])}."
+        )
+    if mapping:
+        clash = [c for c in mapping if c in expr.columns and c not in mapping.values()]
+        if clash:
+            expr = expr.drop(*clash)
+        expr = expr.rename({canonical: user for canonical, user in mapping.items()})
+    if canon is not None:
+        time = canon.time
+        if spec.time and spec.time != time and spec.time not in mapping.values():
+            if spec.time not in expr.columns:
+                raise DataError(
+                    f"source {name!r} ({label}): `time: {spec.time}` is not a column. "
+                    f"Columns there: {', '.join(expr.columns[:40])}."
+                )
+            expr = expr.drop(time) if time in expr.columns else expr
+            expr = expr.rename({time: spec.time})
+        dims = spec.dimensions or tuple(d for d in canon.dimensions if d in expr.columns)
+    else:
+        time = spec.time or ""
+        dims = spec.dimensions or ()
+    return Table(name, expr, time, dims, label)
+
+
+_KIND = {
+    "number": ("is_numeric",), "integer": ("is_numeric",), "boolean": ("is_boolean",),
+    "date": ("is_temporal",), "timestamp": ("is_temporal",), "string": (),
+}  # fmt: skip
+
+
+def conform(table: Table, needed: dict[str, str | None]) -> Table:
+    """Check that ``needed`` columns exist with usable types; cast where it is safe.
+
+    ``needed`` maps a column to its expected canonical type (None: any type). Integer
+    0/1 columns are accepted as booleans, numbers as strings for dimensions.
+    """
+    expr = table.expr
+    schema = expr.schema()
+    where_ = f"source {table.name!r} ({table.label})"
+    for col, kind in needed.items():
+        if col not in schema:
+            import difflib
+
+            close = difflib.get_close_matches(col, list(schema.names), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"{where_}: missing column {col!r}.{hint} Add it to the data, or map your "
+                f"column to it with `columns: {{{col}: your_column}}` in the plan's source."
+            )
+        dtype = schema[col]
+        if kind is None or dtype.is_null():
+            continue
+        if kind == "boolean" and dtype.is_integer():
+            expr = expr.mutate(**{col: expr[col] != 0})
+            continue
+        if kind == "string" and not dtype.is_string():
+            expr = expr.mutate(**{col: expr[col].cast("string")})
+            continue
+        if kind in ("date", "timestamp") and dtype.is_string():
+            raise DataError(
+                f"{where_}: column {col!r} holds text, not dates. Store it as a date/timestamp "
+                "(ISO format YYYY-MM-DD in CSV is detected automatically) or fix the bad values."
+            )
+        checks = _KIND.get(kind, ())
+        if checks and not any(getattr(dtype, c)() for c in checks):
+            raise DataError(
+                f"{where_}: column {col!r} has type {dtype}, but the metric needs {kind}. "
+                "Convert the column (e.g. remove text such as 'n/a' from a numeric column) or "
+                "map another column."
+            )
+    return Table(table.name, expr, table.time, table.dimensions, table.label)
