@@ -29,7 +29,7 @@ __all__ = [
 # Heavy modules (ibis, duckdb, plotly, ipywidgets) load on first use, not on `import kpinb`.
 _LAZY = {
     "load_plan": ("kpinb.plan", "load_plan"),
-    "compute": ("kpinb.compute", "compute"),
+    "compute": ("kpinb.engine", "compute"),
     "catalog": ("kpinb.catalog", None),
 }
 

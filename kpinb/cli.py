@@ -20,7 +20,7 @@ def _sample_data(a: argparse.Namespace) -> int:
 
 
 def _compute(a: argparse.Namespace) -> int:
-    from .compute import compute
+    from .engine import compute
     from .plan import load_plan
 
     df = compute(

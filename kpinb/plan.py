@@ -162,7 +162,7 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
     for i, m in enumerate(plan.metrics):
         needed.setdefault(m.id, ("metrics", i, "source"))
     try:
-        from .compute import dependencies
+        from .engine import dependencies
 
         expanded = dependencies([m for m in needed if m in reg], reg)
     except (FormulaError, PlanError) as e:

@@ -43,7 +43,7 @@ def kpi_table(plan_path: Path, grain: str = "month") -> pd.DataFrame:
     """One row per KPI: latest complete value, previous value, change and target."""
     import pandas as pd
 
-    from . import compute as engine
+    from . import engine
     from .plan import load_plan, registry
 
     plan = load_plan(plan_path)
