@@ -10,7 +10,6 @@ aggregate tables. The result is tidy: one row per metric, period and dimension v
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,8 @@ def dependencies(ids: Iterable[str], registry: Mapping[str, Metric]) -> list[str
             raise PlanError(f"metrics refer to each other in a cycle: {' -> '.join((*path, mid))}. Break the cycle.")
         if mid not in registry:
             raise PlanError(
-                f"unknown metric {mid!r}" + (f" (used by {path[-1]!r})" if path else "")
+                f"unknown metric {mid!r}"
+                + (f" (used by {path[-1]!r})" if path else "")
                 + ". Use a catalog id or define it under `metrics:`."
             )
         state[mid] = 1
@@ -119,19 +119,10 @@ def compute(
         raise DataError(f"start {start} is after end {end}. Swap them.")
 
     order = dependencies(ids, reg)
-    by_source: dict[str, list[Metric]] = {}
-    for mid in order:
-        m = reg[mid]
-        if not m.derived:
-            by_source.setdefault(m.source or "", []).append(m)
+    by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
     for source, ms in by_source.items():
-        if source not in specs:
-            raise PlanError(
-                f"metric {ms[0].id!r} reads source {source!r}, which is not given. "
-                f"Declare `{source}:` under the plan's `sources:` or pass sources={{{source!r}: path}}."
-            )
-        table = open_source(source, specs[source], base_dir)
+        table = open_source(source, _spec(specs, source, ms), base_dir)
         frames.update(_aggregate(table, ms, g, by, start_ts, end_ts))
 
     if not frames:
@@ -152,6 +143,50 @@ def compute(
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     out.attrs.update(grain=g, by=tuple(by))
     return out
+
+
+def queries(
+    target: Plan | str | Metric | Sequence[str | Metric],
+    *,
+    metrics: Sequence[str] | None = None,
+    grain: str | Grain = "month",
+    by: Sequence[str] = (),
+    sources: Mapping[str, Source | pd.DataFrame | str] | None = None,
+) -> dict[str, str]:
+    """The SQL the engine sends, one query per source (arguments as for :func:`compute`).
+
+    >>> print(queries(plan)["orders"])  # doctest: +SKIP
+    """
+    import ibis
+
+    g = Grain(grain).value
+    by = [by] if isinstance(by, str) else list(by)
+    plan, reg, ids = _resolve(target, metrics)
+    specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
+    specs.update(sources or {})
+    out = {}
+    for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
+        table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None)
+        query, _ = _build(table, ms, g, by, None, None)
+        out[source] = ibis.to_sql(query)
+    return out
+
+
+def _base_by_source(order: list[str], reg: Mapping[str, Metric]) -> dict[str, list[Metric]]:
+    by_source: dict[str, list[Metric]] = {}
+    for mid in order:
+        if not reg[mid].derived:
+            by_source.setdefault(reg[mid].source or "", []).append(reg[mid])
+    return by_source
+
+
+def _spec(specs: Mapping[str, Any], source: str, ms: list[Metric]) -> Any:
+    if source not in specs:
+        raise PlanError(
+            f"metric {ms[0].id!r} reads source {source!r}, which is not given. "
+            f"Declare `{source}:` under the plan's `sources:` or pass sources={{{source!r}: path}}."
+        )
+    return specs[source]
 
 
 def _resolve(target: Any, metrics: Sequence[str] | None) -> tuple[Plan | None, dict[str, Metric], list[str]]:
@@ -183,10 +218,10 @@ def _plan_metric_ids(plan: Plan) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _aggregate(
+def _build(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
-) -> dict[str, pd.DataFrame]:
-    """One grouped query for all metrics of a source; returns metric id -> long frame."""
+) -> tuple[Any, list[tuple[Metric, Formula]]]:
+    """The grouped ibis query computing all metrics ``ms`` of one source."""
     import ibis
     import pandas as pd
 
@@ -227,30 +262,42 @@ def _aggregate(
     aggs: dict[str, Any] = {}
     for i, (m, f, w) in enumerate(parsed):
         wexpr = _compile(w.tree, t, None, m) if w else None
-        if f.ratio:
-            aggs[f"m{i}_num"] = _compile(f.ratio[0], t, wexpr, m)
-            aggs[f"m{i}_den"] = _compile(f.ratio[1], t, wexpr, m)
-        else:
-            aggs[f"m{i}_val"] = _compile(f.tree, t, wexpr, m)
-    for name, value in aggs.items():
-        if not (value.type().is_numeric() or value.type().is_boolean()):
-            m = parsed[int(name[1:].split("_")[0])][0]
-            raise FormulaError(
-                f"metric {m.id!r}: formula {m.expr!r} gives {value.type()}, not a number. "
-                "Aggregate numeric columns (sum, avg, count...)."
-            )
-    q = t.group_by([tcol.truncate(_IBIS_UNIT[grain]).name("period_start"), *by]).aggregate(**aggs)
+        parts = {"num": f.ratio[0], "den": f.ratio[1]} if f.ratio else {"val": f.tree}
+        for suffix, node in parts.items():
+            value = _compile(node, t, wexpr, m)
+            if not (value.type().is_numeric() or value.type().is_boolean()):
+                raise FormulaError(
+                    f"metric {m.id!r}: formula {m.expr!r} gives {value.type()}, not a number. "
+                    "Aggregate numeric columns (sum, avg, count...)."
+                )
+            aggs[f"m{i}_{suffix}"] = value
+    period = tcol.truncate(_IBIS_UNIT[grain]).name("period_start")
+    query = t.group_by([period, *by]).aggregate(**aggs)
+    return query, [(m, f) for m, f, _ in parsed]
+
+
+def _aggregate(
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
+) -> dict[str, pd.DataFrame]:
+    """Run one grouped query for all metrics of a source; returns metric id -> long frame."""
+    import pandas as pd
+
+    query, parsed = _build(table, ms, grain, by, start, end)
     try:
-        df = q.execute()
+        df = query.execute()
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(
             f"source {table.name!r} ({table.label}): the query failed: {msg[:300]}. "
-            "Check the column types of the data against the metric formulas."
+            "Check the column types of the data against the metric formulas, and that the "
+            "engine supports the functions used."
         ) from None
-    df["period_start"] = pd.to_datetime(df["period_start"]).dt.tz_localize(None).astype("datetime64[ns]")
+    stamps = pd.to_datetime(df["period_start"])
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_localize(None)
+    df["period_start"] = stamps.astype("datetime64[ns]")
     out = {}
-    for i, (m, f, _) in enumerate(parsed):
+    for i, (m, f) in enumerate(parsed):
         if f.ratio:
             num = df[f"m{i}_num"].astype("float64")
             den = df[f"m{i}_den"].astype("float64")
@@ -266,13 +313,16 @@ def _aggregate(
 
 def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
     field = "expr" if kind == "aggregate" else "where"
+    canon = catalog.sources().get(table.name)
+    # canonical columns absent from the data are reported by conform() with the mapping fix
+    known = set(table.columns) | (set(canon.columns) if canon else set())
     try:
-        return parse(text, kind=kind, columns=table.columns)
+        return parse(text, kind=kind, columns=known)
     except FormulaError as e:
-        raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r}: {e}") from None
+        raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r} ({table.label}): {e}") from None
 
 
-def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:  # noqa: C901
+def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
     """Translate a formula tree into an ibis expression over table ``t``."""
     import ibis
 

@@ -232,7 +232,7 @@ class _Converter:
     def fail(self, problem: str, fix: str) -> FormulaError:
         return _fail(self.text, problem, fix)
 
-    def convert(self, node: object, depth: int) -> Node:  # noqa: C901 - one branch per node type
+    def convert(self, node: object, depth: int) -> Node:
         exp = self.exp
         if depth > MAX_DEPTH:
             raise self.fail("is nested too deeply", "Simplify the expression")
@@ -295,9 +295,7 @@ class _Converter:
         if isinstance(node, exp.Case):
             if node.this is not None:
                 raise self.fail("uses `case x when ...`", "Write `case when x = ... then ... end`")
-            whens = tuple(
-                (self.convert(w.this, d), self.convert(w.args["true"], d)) for w in node.args["ifs"]
-            )
+            whens = tuple((self.convert(w.this, d), self.convert(w.args["true"], d)) for w in node.args["ifs"])
             default = node.args.get("default")
             return Case(whens, self.convert(default, d) if default is not None else None)
         if isinstance(node, exp.Coalesce):
@@ -375,13 +373,10 @@ def _check_context(f: Formula) -> None:
             raise _fail(
                 f.text,
                 f"uses {type(n).__name__.lower()} syntax in a derived metric",
-                "Combine metrics with + - * /, coalesce, nullif and prev(); put conditions in "
-                "an aggregate metric",
+                "Combine metrics with + - * /, coalesce, nullif and prev(); put conditions in an aggregate metric",
             )
         if isinstance(n, Col) and f.kind == "derived":
-            raise _fail(
-                f.text, f"uses column {n.name!r} in a derived metric", "Refer to metrics as {metric_id}"
-            )
+            raise _fail(f.text, f"uses column {n.name!r} in a derived metric", "Refer to metrics as {metric_id}")
         for c in n.children():
             visit(c, in_agg or isinstance(n, Agg))
 

@@ -17,7 +17,7 @@ _ID = r"^[a-z][a-z0-9_\-]*$"
 Id = Annotated[str, Field(pattern=_ID, max_length=80)]
 
 
-class Unit(str, enum.Enum):
+class Unit(enum.StrEnum):
     count = "count"
     currency = "currency"
     percent = "percent"
@@ -26,22 +26,22 @@ class Unit(str, enum.Enum):
     score = "score"
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     higher_is_better = "higher_is_better"
     lower_is_better = "lower_is_better"
 
 
-class Indicator(str, enum.Enum):
+class Indicator(enum.StrEnum):
     leading = "leading"
     lagging = "lagging"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     kpi_candidate = "kpi_candidate"
     operational_metric = "operational_metric"
 
 
-class Grain(str, enum.Enum):
+class Grain(enum.StrEnum):
     day = "day"
     week = "week"
     month = "month"

@@ -133,26 +133,32 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
                 yield *at("metrics", i, field), str(e)
                 continue
             for ref in sorted(f.refs - set(reg)):
-                yield *at("metrics", i, "expr"), _unknown(
-                    "metric", ref, reg, "Refer to a catalog id or a metric defined under `metrics:`."
+                yield (
+                    *at("metrics", i, "expr"),
+                    _unknown("metric", ref, reg, "Refer to a catalog id or a metric defined under `metrics:`."),
                 )
     seen: set[str] = set()
     for i, k in enumerate(plan.kpis):
         if k.metric not in reg:
-            yield *at("kpis", i, "metric"), _unknown(
-                "metric", k.metric, reg, "Use a catalog id (kpinb.catalog.search()) or define it under `metrics:`."
+            yield (
+                *at("kpis", i, "metric"),
+                _unknown(
+                    "metric", k.metric, reg, "Use a catalog id (kpinb.catalog.search()) or define it under `metrics:`."
+                ),
             )
         if k.metric in seen:
             yield *at("kpis", i, "metric"), f"metric {k.metric!r} is already a KPI above; list it once."
         seen.add(k.metric)
         if k.objective is not None and k.objective not in objective_ids:
-            yield *at("kpis", i, "objective"), _unknown(
-                "objective", k.objective, objective_ids, "Add it under `objectives:` or fix the id."
+            yield (
+                *at("kpis", i, "objective"),
+                _unknown("objective", k.objective, objective_ids, "Add it under `objectives:` or fix the id."),
             )
         for j, s in enumerate(k.supporting):
             if s not in reg:
-                yield *at("kpis", i, "supporting", j), _unknown(
-                    "metric", s, reg, "Use a catalog id or define it under `metrics:`."
+                yield (
+                    *at("kpis", i, "supporting", j),
+                    _unknown("metric", s, reg, "Use a catalog id or define it under `metrics:`."),
                 )
     # every metric the plan will compute must have its source declared
     needed: dict[str, tuple[Any, ...]] = {}
@@ -172,20 +178,29 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
         m = reg[mid]
         if m.source is not None and m.source not in plan.sources:
             loc = needed.get(mid, ("sources",))
-            yield *at(*loc), (
-                f"metric {mid!r} reads source {m.source!r}, which the plan does not declare. "
-                f"Add `{m.source}:` under `sources:` with the `path:` or `url:` of your data."
+            yield (
+                *at(*loc),
+                (
+                    f"metric {mid!r} reads source {m.source!r}, which the plan does not declare. "
+                    f"Add `{m.source}:` under `sources:` with the `path:` or `url:` of your data."
+                ),
             )
     canon = catalog.sources()
     for name, src in plan.sources.items():
         if name in canon:
             for c in src.columns:
                 if c not in canon[name].columns:
-                    yield *at("sources", name, "columns", c), _unknown(
-                        f"column of canonical source {name!r}:", c, canon[name].columns,
-                        "Map canonical column names (the keys) to your columns (the values).",
+                    yield (
+                        *at("sources", name, "columns", c),
+                        _unknown(
+                            f"column of canonical source {name!r}:",
+                            c,
+                            canon[name].columns,
+                            "Map canonical column names (the keys) to your columns (the values).",
+                        ),
                     )
         elif src.time is None:
-            yield *at("sources", name), (
-                f"source {name!r} is not a catalog source, so it needs `time:` naming its date column."
+            yield (
+                *at("sources", name),
+                (f"source {name!r} is not a catalog source, so it needs `time:` naming its date column."),
             )

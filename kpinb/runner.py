@@ -33,9 +33,7 @@ def department_plans(plans_dir: Path | None = None, departments: Sequence[str] |
         return list(found.values())
     unknown = [d for d in departments if d not in found]
     if unknown:
-        raise PlanError(
-            f"{folder}: no plan for department(s) {', '.join(unknown)}. Available: {', '.join(found)}."
-        )
+        raise PlanError(f"{folder}: no plan for department(s) {', '.join(unknown)}. Available: {', '.join(found)}.")
     return [found[d] for d in departments]
 
 

@@ -176,6 +176,21 @@ def open_source(name: str, spec: Source | pd.DataFrame | str | Path, base_dir: P
     return Table(name, expr, time, dims, label)
 
 
+def _text_to_timestamp(expr: ir.Table, col: str, where_: str) -> ir.Value:
+    """Dates stored as text (SQLite, some CSVs): cast them, refusing text that is not a date."""
+    try:
+        casted = expr[col].try_cast("timestamp")
+        bad = expr.filter(expr[col].notnull() & casted.isnull()).select(col).limit(1).execute()
+    except Exception:  # engines without try_cast: plain cast, errors surface at query time
+        return expr[col].cast("timestamp")
+    if len(bad):
+        raise DataError(
+            f"{where_}: column {col!r} holds text that is not a date, e.g. {str(bad.iloc[0, 0])[:40]!r}. "
+            "Store dates as ISO text (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) or as a date/timestamp type."
+        )
+    return casted
+
+
 _KIND = {
     "number": ("is_numeric",), "integer": ("is_numeric",), "boolean": ("is_boolean",),
     "date": ("is_temporal",), "timestamp": ("is_temporal",), "string": (),
@@ -211,10 +226,8 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
             expr = expr.mutate(**{col: expr[col].cast("string")})
             continue
         if kind in ("date", "timestamp") and dtype.is_string():
-            raise DataError(
-                f"{where_}: column {col!r} holds text, not dates. Store it as a date/timestamp "
-                "(ISO format YYYY-MM-DD in CSV is detected automatically) or fix the bad values."
-            )
+            expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_)})
+            continue
         checks = _KIND.get(kind, ())
         if checks and not any(getattr(dtype, c)() for c in checks):
             raise DataError(

@@ -71,7 +71,10 @@ def test_unknown_metric_suggests_catalog_ids(tmp_path):
 
 
 def test_unknown_source_is_named_with_fix(tmp_path):
-    text = GOOD.replace("  orders:\n    path: orders.parquet\n    columns: {revenue: amount_usd}\n", "  shop: {path: x.csv, time: day}\n")
+    text = GOOD.replace(
+        "  orders:\n    path: orders.parquet\n    columns: {revenue: amount_usd}\n",
+        "  shop: {path: x.csv, time: day}\n",
+    )
     msg, _ = error_of(tmp_path, text)
     assert "reads source 'orders', which the plan does not declare" in msg
     assert "Add `orders:` under `sources:`" in msg
@@ -95,7 +98,9 @@ def test_wrong_type_names_field_and_value(tmp_path):
 
 
 def test_unknown_field_and_missing_field(tmp_path):
-    msg, _ = error_of(tmp_path, GOOD.replace("owner: Head of Sales", "ownr: Head of Sales").replace("name: Sales 2025\n", ""))
+    msg, _ = error_of(
+        tmp_path, GOOD.replace("owner: Head of Sales", "ownr: Head of Sales").replace("name: Sales 2025\n", "")
+    )
     assert "kpis[0].ownr: unknown field 'ownr'; remove it or check its spelling." in msg
     assert "name: required field 'name' is missing; add it." in msg
 

@@ -61,9 +61,7 @@ def sources() -> dict[str, CanonicalSource]:
         bad = {c: t for c, t in cols.items() if t not in TYPES}
         if bad or spec["time"] not in cols:
             raise PlanError(f"{where(path, name)}bad column types {bad} or time column")
-        out[name] = CanonicalSource(
-            name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols
-        )
+        out[name] = CanonicalSource(name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols)
     return out
 
 
