@@ -140,18 +140,24 @@ def search(
     wanted = []
     if objective:
         wanted = [objective] if objective in themes() else match_themes(objective)
-    words = [w for w in (text or "").lower().split() if w]
+    statement = {w.strip(".,;:!?") for w in (objective or "").lower().split() if len(w) > 3}
+    phrase = (text or "").lower().strip()
+    words = phrase.split()
     ranked = []
     for m in _load().values():
         if department and m.department != department:
             continue
         if role and m.role.value != role:
             continue
-        hay = f"{m.id} {m.name} {m.description}".lower()
-        if words and not all(w in hay for w in words):
+        title = f"{m.id.replace('_', ' ')} {m.name}".lower()
+        if words and not all(w in f"{title} {m.description.lower()}" for w in words):
             continue
+        # name matches before description-only matches
+        text_rank = 0 if not words or phrase in title else 1 if all(w in title for w in words) else 2
         rank = min((wanted.index(o) for o in m.objectives if o in wanted), default=None)
         if objective and rank is None:
             continue
-        ranked.append(((rank or 0, m.role.value != "kpi_candidate", m.vanity, m.id), m))
+        overlap = sum(1 for w in statement if w in title)  # "grow revenue" favours revenue metrics
+        key = (text_rank, rank or 0, -overlap, m.role.value != "kpi_candidate", m.vanity, len(m.name), m.id)
+        ranked.append((key, m))
     return [m for _, m in sorted(ranked, key=lambda x: x[0])]
