@@ -32,11 +32,11 @@ report: sample
 	$(BIN)/kpinb report --all --out reports
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check kpinb tests benchmarks
+	$(BIN)/ruff check .
 
 test: $(VENV)/.installed-test
 	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
-	$(BIN)/ruff check kpinb tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 clean:
