@@ -37,7 +37,7 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test
 	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) reports $(SAMPLE) .pytest_cache

@@ -1,0 +1,285 @@
+"""Threshold alerts for a plan's KPIs, as data, JSON, a frame, or a chat webhook message.
+
+An alert is raised on the latest complete period (as :func:`kpinb.status.evaluate` judges it):
+
+- ``below`` / ``above`` — the value reached a threshold, read with the KPI's direction: for
+  higher-is-better a value at or below ``thresholds.warning`` is a warning, at or below
+  ``thresholds.critical`` critical (kind ``below``); for lower-is-better at or above (kind
+  ``above``). The threshold is the level reached.
+- ``change`` (warning) — ``thresholds.change_pct`` is a **percentage number** (``20`` means
+  20 %): the absolute period-over-period change, in percent of the previous value, is above it.
+- ``missing`` (warning) — the KPI has no value for the period.
+
+>>> alerts = evaluate(plan, compute(plan, grain="month"))  # doctest: +SKIP
+>>> send(alerts, os.environ["KPI_WEBHOOK_URL"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import logging
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import Any, Literal
+
+import pandas as pd
+
+from .compare import changes, latest_complete_period, period_label
+from .errors import KpinbError, PlanError
+from .model import Direction, Plan
+from .status import _checked_thresholds, _fmt, _metric, _num, _select, direction_of, threshold_level
+
+__all__ = ["ALERT_COLUMNS", "Alert", "DeliveryError", "evaluate", "send", "summary", "to_frame", "to_json"]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["below", "above", "change", "missing"]
+Severity = Literal["warning", "critical"]
+
+
+class DeliveryError(KpinbError, OSError):
+    """Alerts could not be delivered to a webhook (after the retries).
+
+    Attributes: ``attempts`` made and the last HTTP ``status`` (None when no response came).
+    """
+
+    def __init__(self, message: str, *, attempts: int, status: int | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.status = status
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert on one KPI and period.
+
+    ``value`` is None for a ``missing`` alert; ``threshold`` is the level reached (``below`` /
+    ``above``), the change limit in percent (``change``), or None (``missing``).
+    """
+
+    kpi: str
+    name: str
+    period_start: dt.date | None
+    value: float | None
+    threshold: float | None
+    kind: Kind
+    severity: Severity
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ISO date, no NaN."""
+        out = dict(zip([f.name for f in fields(self)], astuple(self), strict=True))
+        out["period_start"] = self.period_start.isoformat() if self.period_start else None
+        for k in ("value", "threshold"):
+            out[k] = None if out[k] is None or math.isnan(out[k]) else float(out[k])
+        return out
+
+
+ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
+"""Columns of :func:`to_frame`: ``kpi, name, period_start, value, threshold, kind, severity, message``."""
+
+
+def evaluate(
+    plan: Plan,
+    df: pd.DataFrame,
+    as_of: Any = None,
+    *,
+    include_partial: bool = False,
+    kpis: Sequence[str] | None = None,
+) -> list[Alert]:
+    """The alerts of the plan's KPIs on the latest complete period.
+
+    Parameters
+    ----------
+    plan : the plan (each KPI's ``thresholds`` and direction).
+    df : the engine's frame for the plan at the KPIs' grain, without ``by`` dimensions.
+    as_of, include_partial, kpis : which period and KPIs, as in :func:`kpinb.status.evaluate`.
+
+    Returns
+    -------
+    Alerts in the plan's KPI order; per KPI the threshold alert (the most severe level
+    reached) before the change alert. A KPI with no value gets one ``missing`` warning.
+
+    Examples
+    --------
+    >>> [a.message for a in evaluate(plan, compute(plan), as_of="2025-06-30")]  # doctest: +SKIP
+    """
+    grain, chosen = _select(plan, df, kpis)
+    judged = latest_complete_period(df, as_of, include_partial=include_partial)
+    ch = changes(df)
+    out: list[Alert] = []
+    for kpi in chosen:
+        direction = direction_of(kpi, plan)
+        th = _checked_thresholds(kpi, direction)
+        name = kpi.name or _metric(kpi, plan).name
+        at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
+        value = _num(at["value"].iloc[0]) if len(at) else math.nan
+        day = judged.date() if judged is not None else None
+        label = period_label(judged, grain) if judged is not None else "any period"
+        if math.isnan(value):
+            out.append(Alert(
+                kpi.metric, name, day, None, None, "missing", "warning",
+                f"{name} has no value for {label}. Check that its data source is up to date.",
+            ))  # fmt: skip
+            continue
+        level = threshold_level(value, th, direction)
+        if level is not None and th is not None:
+            limit = th.critical if level == "critical" else th.warning
+            higher = direction is Direction.higher_is_better
+            kind: Kind = "below" if higher else "above"
+            side = "at or below" if higher else "at or above"
+            better = "higher is better" if higher else "lower is better"
+            out.append(Alert(
+                kpi.metric, name, day, value, limit, kind, level,
+                f"{name} is {_fmt(value)} for {label}, {side} the {level} level {_fmt(limit)} ({better}).",
+            ))  # fmt: skip
+        limit_pct = kpi.thresholds.change_pct if kpi.thresholds is not None else None
+        change = _num(at["change_pct"].iloc[0])
+        if limit_pct is not None and not math.isnan(change) and abs(change) > limit_pct:
+            previous = _num(at["previous"].iloc[0])
+            out.append(Alert(
+                kpi.metric, name, day, value, float(limit_pct), "change", "warning",
+                f"{name} changed {change:+.1f}% for {label} (from {_fmt(previous)} to {_fmt(value)}), "
+                f"more than the {limit_pct:g}% limit.",
+            ))  # fmt: skip
+    return out
+
+
+def to_json(alerts: Sequence[Alert]) -> str:
+    """The alerts as a JSON array (fields in :data:`ALERT_COLUMNS` order, ISO dates, null for none).
+
+    >>> to_json([Alert("nps", "NPS", dt.date(2025, 6, 1), None, None, "missing", "warning", "No value.")])
+    '[{"kpi": "nps", "name": "NPS", "period_start": "2025-06-01", "value": null, "threshold": null, \
+"kind": "missing", "severity": "warning", "message": "No value."}]'
+    """
+    return json.dumps([a.to_dict() for a in alerts], ensure_ascii=False, allow_nan=False)
+
+
+def to_frame(alerts: Sequence[Alert]) -> pd.DataFrame:
+    """The alerts as a DataFrame with columns :data:`ALERT_COLUMNS` (``period_start`` as datetime)."""
+    out = pd.DataFrame([astuple(a) for a in alerts], columns=list(ALERT_COLUMNS))
+    out["period_start"] = pd.to_datetime(out["period_start"])
+    for c in ("value", "threshold"):
+        out[c] = pd.to_numeric(out[c]).astype("float64")
+    return out
+
+
+def summary(alerts: Sequence[Alert], title: str | None = None) -> str:
+    """A short text for a chat message: a count line, then one line per alert, critical first.
+
+    >>> print(summary([Alert("nps", "NPS", None, None, None, "missing", "warning", "No value.")]))
+    kpinb: 1 KPI alert (1 warning)
+    - [warning] No value.
+    """
+    n_crit = sum(a.severity == "critical" for a in alerts)
+    n_warn = len(alerts) - n_crit
+    counts = []
+    if n_crit:
+        counts.append(f"{n_crit} critical")
+    if n_warn:
+        counts.append(f"{n_warn} warning{'s' * (n_warn != 1)}")
+    head = f"{title or 'kpinb'}: {len(alerts)} KPI alert{'s' if len(alerts) != 1 else ''}"
+    head += f" ({', '.join(counts)})" if counts else ""
+    ordered = sorted(alerts, key=lambda a: a.severity != "critical")
+    return "\n".join([head, *(f"- [{a.severity}] {a.message}" for a in ordered)])
+
+
+def _safe_url(url: str) -> str:
+    """Scheme, host and port only: webhook paths, queries and user info carry secrets."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/..."
+
+
+def send(
+    alerts: Sequence[Alert],
+    url: str,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    *,
+    title: str | None = None,
+) -> int | None:
+    """POST the alerts to a chat incoming webhook as ``{"text": summary, "alerts": [...]}``.
+
+    Parameters
+    ----------
+    alerts : the alerts; with none, nothing is sent and None is returned.
+    url : the webhook URL (http or https). Only its scheme and host ever appear in messages
+        and logs: the path, query and user info of webhook URLs are secrets.
+    timeout : seconds to wait for each attempt.
+    retries : how many times to retry after the first attempt (so at most ``retries + 1``
+        requests), on connection errors, timeouts, HTTP 429 and 5xx; other HTTP errors fail at once.
+    backoff : seconds before the first retry, doubled before each next one.
+    title : the summary's first words (default ``kpinb``).
+
+    Returns
+    -------
+    The HTTP status of the accepted request, or None when there was nothing to send.
+
+    Raises DeliveryError (a KpinbError and OSError) when the alerts could not be delivered.
+
+    Examples
+    --------
+    >>> send(evaluate(plan, df), os.environ["KPI_WEBHOOK_URL"], title="Sales")  # doctest: +SKIP
+    200
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PlanError("the webhook URL must start with http:// or https:// and name a host. Check the URL.")
+    if retries < 0 or timeout <= 0 or backoff < 0:
+        raise PlanError("send() needs timeout > 0, retries >= 0 and backoff >= 0.")
+    if not alerts:
+        return None
+    safe = _safe_url(url)
+    body = json.dumps(
+        {"text": summary(alerts, title), "alerts": [a.to_dict() for a in alerts]},
+        ensure_ascii=False, allow_nan=False,
+    ).encode("utf-8")  # fmt: skip
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "kpinb"}
+    status: int | None = None
+    problem = ""
+    for attempt in range(1, retries + 2):
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            status = e.code
+            e.close()
+            problem = f"HTTP {status}"
+            if status != 429 and status < 500:
+                raise DeliveryError(
+                    f"webhook {safe} refused the alerts with HTTP {status}. Check the URL and the "
+                    "webhook's settings (this is not retried).",
+                    attempts=attempt,
+                    status=status,
+                ) from None
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            status = None
+            reason = getattr(e, "reason", None) or e
+            # a type name, not the text: error texts may quote the URL
+            problem = "timed out" if isinstance(reason, TimeoutError) else type(reason).__name__
+            problem = "URLError" if isinstance(reason, str) else problem
+        if attempt <= retries:
+            delay = backoff * 2 ** (attempt - 1)
+            log.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe, attempt, problem, delay)
+            time.sleep(delay)
+    raise DeliveryError(
+        f"could not deliver {len(alerts)} alert(s) to webhook {safe} after {retries + 1} attempt(s) "
+        f"(last: {problem}). Check that the service is reachable, or retry later.",
+        attempts=retries + 1,
+        status=status,
+    )

@@ -1,0 +1,271 @@
+"""Period-over-period and year-over-year change over the engine's tidy frame.
+
+Works on the output of :func:`kpinb.compute` (columns ``metric, period_start,
+<by...>, value, ...`` with ``attrs["grain"]`` and ``attrs["by"]``) at any grain. Rows are
+matched by date, not by position, so a missing period or row never shifts a comparison onto
+the wrong period.
+
+Relative changes are **percent numbers** (``12.5`` means +12.5 %), divided by the absolute
+previous value so that a move from -10 to -5 reads as an improvement of +50 %. A previous
+value of zero or a missing one gives a missing change, never an infinity.
+
+>>> df = compute(["monthly_sales_revenue"], sources={"orders": "orders.parquet"})  # doctest: +SKIP
+>>> changes(df)[["period_start", "value", "previous", "change_pct", "yoy_pct"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from .engine import period_start
+from .errors import DataError
+from .model import Grain
+
+__all__ = [
+    "CHANGE_COLUMNS",
+    "YEAR_AGO",
+    "changes",
+    "latest_complete_period",
+    "period_end",
+    "period_label",
+    "relative_change",
+    "vs_baseline",
+]
+
+CHANGE_COLUMNS = ("previous", "change_abs", "change_pct", "last_year", "yoy_abs", "yoy_pct")
+"""Columns :func:`changes` adds."""
+
+_STEP: dict[str, pd.DateOffset] = {
+    "day": pd.DateOffset(days=1),
+    "week": pd.DateOffset(weeks=1),
+    "month": pd.DateOffset(months=1),
+    "quarter": pd.DateOffset(months=3),
+    "year": pd.DateOffset(years=1),
+}
+YEAR_AGO: dict[str, pd.DateOffset] = {
+    "day": pd.DateOffset(days=364),
+    "week": pd.DateOffset(weeks=52),
+    "month": pd.DateOffset(years=1),
+    "quarter": pd.DateOffset(years=1),
+    "year": pd.DateOffset(years=1),
+}
+"""How far back "last year" is per grain. Days and weeks go back 364 days (52 weeks) so that a
+Monday is compared with a Monday; the calendar date therefore drifts by a day or two a year."""
+
+_BASE_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
+_ADDED_COLUMNS = (*CHANGE_COLUMNS, "baseline", "vs_baseline_abs", "vs_baseline_pct")
+
+
+def _layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, list[str]]:
+    """The frame's grain and dimension columns, checked; raises DataError naming the fix."""
+    missing = [c for c in ("metric", "period_start", "value") if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"the frame has no column(s) {', '.join(missing)}. Pass the tidy frame that "
+            "kpinb.compute() returns (metric, period_start, <by...>, value, ...)."
+        )
+    g = grain if grain is not None else df.attrs.get("grain")
+    if g is None:
+        raise DataError(
+            "the frame does not say its grain (df.attrs['grain'] is missing, e.g. after a pandas "
+            "operation that drops attrs). Pass grain='month' (or day, week, quarter, year)."
+        )
+    try:
+        g = Grain(g).value
+    except ValueError:
+        raise DataError(f"grain {g!r} is not one of day, week, month, quarter, year.") from None
+    by = df.attrs.get("by")
+    if by is None:
+        by = [c for c in df.columns if c not in _BASE_COLUMNS and c not in _ADDED_COLUMNS]
+    dims = [c for c in by if c in df.columns]
+    keys = ["metric", *dims, "period_start"]
+    dup = df.duplicated(keys)
+    if dup.any():
+        row = df.loc[dup, keys].iloc[0].to_dict()
+        raise DataError(
+            f"the frame has more than one row for {row}. Keep one row per metric, period and "
+            f"dimension values (dimensions: {', '.join(dims) or 'none'}); group the frame first "
+            "or set df.attrs['by'] to the dimension columns."
+        )
+    return g, dims
+
+
+def relative_change(new: float | None, old: float | None) -> float:
+    """Percent change from ``old`` to ``new``, divided by ``abs(old)``; NaN if old is 0 or missing.
+
+    >>> relative_change(110, 100), relative_change(-5, -10), relative_change(3, 0)
+    (10.0, 50.0, nan)
+    """
+    if new is None or old is None or _isnan(new) or _isnan(old) or old == 0:
+        return math.nan
+    return (float(new) - float(old)) / abs(float(old)) * 100.0
+
+
+def _isnan(x: Any) -> bool:
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pct(new: pd.Series, old: pd.Series) -> pd.Series:
+    old = old.where(old != 0)
+    return (new - old) / old.abs() * 100.0
+
+
+def changes(df: pd.DataFrame, grain: str | Grain | None = None) -> pd.DataFrame:
+    """Add period-over-period and year-over-year change to a tidy metric frame.
+
+    Parameters
+    ----------
+    df : the engine's tidy frame (one row per metric, period and dimension values).
+    grain : the frame's grain; defaults to ``df.attrs["grain"]``.
+
+    Returns
+    -------
+    A copy of ``df`` (same rows and order) with these columns added:
+
+    - ``previous``: the value of the immediately preceding period (same metric and dimensions);
+    - ``change_abs``: ``value - previous``;
+    - ``change_pct``: ``change_abs / abs(previous) * 100`` (percent; NaN if previous is 0 or NaN);
+    - ``last_year``: the value one year earlier, matched on ``period_start - 1 year`` (for day and
+      week grain 364 days, i.e. 52 weeks, keeping the weekday);
+    - ``yoy_abs``, ``yoy_pct``: the same change against ``last_year``.
+
+    A missing period (NaN value, or no row) gives NaN for its own changes and for the changes of
+    the period after it.
+
+    Examples
+    --------
+    >>> out = changes(compute(["orders_count"], sources={"orders": df}, grain="quarter"))  # doctest: +SKIP
+    >>> out.loc[out.period_start == "2025-01-01", ["previous", "change_pct"]]  # doctest: +SKIP
+    """
+    g, dims = _layout(df, grain)
+    keys = ["metric", *dims, "period_start"]
+    out = df.drop(columns=[c for c in CHANGE_COLUMNS if c in df.columns])
+    out["period_start"] = pd.to_datetime(out["period_start"])
+    base = out[[*keys, "value"]]
+    prev = base.assign(period_start=base["period_start"] + _STEP[g]).rename(columns={"value": "previous"})
+    ago = base.assign(period_start=base["period_start"] + YEAR_AGO[g]).rename(columns={"value": "last_year"})
+    attrs = dict(df.attrs)
+    index = out.index
+    out = out.merge(prev, on=keys, how="left", validate="many_to_one")
+    out = out.merge(ago, on=keys, how="left", validate="many_to_one")
+    out.index = index
+    out["change_abs"] = out["value"] - out["previous"]
+    out["change_pct"] = _pct(out["value"], out["previous"])
+    out["yoy_abs"] = out["value"] - out["last_year"]
+    out["yoy_pct"] = _pct(out["value"], out["last_year"])
+    out = out[[*[c for c in out.columns if c not in CHANGE_COLUMNS], *CHANGE_COLUMNS]]
+    out.attrs.update(attrs, grain=g, by=tuple(dims))
+    return out
+
+
+def vs_baseline(df: pd.DataFrame, baseline: float | Mapping[str, float | None] | None) -> pd.DataFrame:
+    """Add the change of every value against a baseline.
+
+    Parameters
+    ----------
+    df : the engine's tidy frame.
+    baseline : one number for every row, or metric id -> baseline (a metric not in the mapping,
+        or mapped to None, gets NaN), e.g. from :func:`kpinb.status.baseline_value`.
+
+    Returns
+    -------
+    A copy of ``df`` with ``baseline``, ``vs_baseline_abs`` (``value - baseline``) and
+    ``vs_baseline_pct`` (percent of ``abs(baseline)``; NaN when the baseline is 0 or missing).
+
+    Examples
+    --------
+    >>> vs_baseline(df, {"monthly_sales_revenue": 120_000})  # doctest: +SKIP
+    """
+    out = df.copy()
+    if isinstance(baseline, Mapping):
+        mapped = out["metric"].map(lambda m: baseline.get(m))
+        out["baseline"] = pd.to_numeric(mapped, errors="coerce").astype("float64")
+    else:
+        out["baseline"] = math.nan if baseline is None else float(baseline)
+    out["vs_baseline_abs"] = out["value"] - out["baseline"]
+    out["vs_baseline_pct"] = _pct(out["value"], out["baseline"])
+    out.attrs.update(df.attrs)
+    return out
+
+
+def period_end(start: Any, grain: str | Grain) -> pd.Timestamp:
+    """The last day of the period that starts on ``start``.
+
+    >>> period_end("2025-04-01", "quarter")
+    Timestamp('2025-06-30 00:00:00')
+    """
+    g = Grain(grain).value
+    return pd.Timestamp(start) + _STEP[g] - pd.Timedelta(days=1)
+
+
+def period_label(start: Any, grain: str | Grain) -> str:
+    """A short, unambiguous label: ``2025-06-02``, ``week of 2025-06-02``, ``2025-06``, ``2025-Q2``, ``2025``.
+
+    >>> period_label("2025-04-01", "quarter")
+    '2025-Q2'
+    """
+    g = Grain(grain).value
+    ts = pd.Timestamp(start)
+    if g == "day":
+        return f"{ts:%Y-%m-%d}"
+    if g == "week":
+        return f"week of {ts:%Y-%m-%d}"
+    if g == "month":
+        return f"{ts:%Y-%m}"
+    if g == "quarter":
+        return f"{ts.year}-Q{ts.quarter}"
+    return f"{ts.year}"
+
+
+def latest_complete_period(
+    df: pd.DataFrame,
+    as_of: Any = None,
+    *,
+    include_partial: bool = False,
+    today: dt.date | None = None,
+) -> pd.Timestamp | None:
+    """The start of the period to judge: the latest period complete on ``as_of``.
+
+    A period is complete on ``as_of`` when its last day is on or before ``as_of``.
+
+    - ``as_of=None`` (default): the last period with any value in the frame, unless that period
+      is still running today (its last day is after ``today``), then the one before it.
+    - ``as_of=date``: the latest period that ended on or before that date, whether or not the
+      frame has values for it (a missing value then shows as no data, which is the point).
+    - ``include_partial=True``: judge the period containing ``as_of`` (or the last period with
+      data) even if it has not ended yet.
+
+    Returns None when ``as_of`` is None and the frame has no value at all.
+
+    Examples
+    --------
+    >>> latest_complete_period(df, as_of="2025-07-15")  # month grain  # doctest: +SKIP
+    Timestamp('2025-06-01 00:00:00')
+    """
+    g, _ = _layout(df)
+    if as_of is None:
+        with_data = pd.to_datetime(df.loc[df["value"].notna(), "period_start"])
+        if with_data.empty:
+            return None
+        last = with_data.max()
+        if include_partial:
+            return pd.Timestamp(last)
+        today_ts = pd.Timestamp(today or dt.date.today())
+        as_of_ts = min(period_end(last, g), today_ts)
+    else:
+        try:
+            as_of_ts = pd.Timestamp(as_of).normalize()
+        except (TypeError, ValueError):
+            raise DataError(f"as_of={as_of!r} is not a date. Pass a date such as '2025-06-30'.") from None
+    start = period_start(as_of_ts, g)
+    if not include_partial and period_end(start, g) > as_of_ts:
+        start = start - _STEP[g]
+    return pd.Timestamp(start)
