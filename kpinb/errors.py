@@ -5,6 +5,8 @@ Every message names where the problem is (file, field or column) and how to fix 
 
 from __future__ import annotations
 
+import re
+
 
 class KpinbError(Exception):
     """Root of every error kpinb raises on purpose."""
@@ -38,3 +40,21 @@ def where(file: object | None = None, field: str | None = None, line: int | None
     if field:
         parts.append(field)
     return ": ".join(parts) + ": " if parts else ""
+
+
+# `scheme://user:password@`: the user may be empty and the password may hold unencoded
+# : / ? @, so the match runs to the last @ (hiding too much beats showing a password)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*):[^\s'\"]*@")
+# `password=...` in a URL query or a key=value connection string, also `sslpassword`, `pwd`, `token`
+_PARAM = re.compile(
+    r"(?i)((?:^|(?<=[?&;\s]))[\w.\-]*(?:password|passwd|pwd|secret|token)[\w.\-]*\s*=\s*)('[^']*'|[^&;\s'\"]+)"
+)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in database URLs and connection strings inside ``text``.
+
+    >>> redact("cannot connect to postgresql://me:S3cret@db:5432/shop?sslpassword=k3y")
+    'cannot connect to postgresql://me:***@db:5432/shop?sslpassword=***'
+    """
+    return _PARAM.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))

@@ -151,7 +151,9 @@ class Formula:
 
 
 _REF = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\}")
-_PLACEHOLDER = "__kpinb_ref_{}"
+# spaces keep a placeholder one token: `{a}{b}` must not become the single name `__kpinb_ref_0__kpinb_ref_1`
+_PLACEHOLDER = " __kpinb_ref_{} "
+_PLACEHOLDER_NAME = re.compile(r"__kpinb_ref_(\d+)")
 _ALLOWED_TEXT = "sum, count, count_distinct, count_if, avg, min, max, median, coalesce, nullif"
 
 
@@ -177,6 +179,8 @@ def parse(text: str, kind: Kind = "aggregate", columns: Iterable[str] | None = N
         raise _fail(str(text), "is empty", "Write an expression such as `sum(revenue)`")
     if len(text) > MAX_LENGTH:
         raise _fail(text, f"is longer than {MAX_LENGTH} characters", "Split it into metrics")
+    if "__kpinb_ref_" in text:
+        raise _fail(text, "uses the reserved name `__kpinb_ref_`", "Refer to metrics as {metric_id}")
     refs: list[str] = []
 
     def _sub(m: re.Match[str]) -> str:
@@ -230,6 +234,8 @@ class _Converter:
         self.text, self.refs, self.exp = text, refs, exp
 
     def fail(self, problem: str, fix: str) -> FormulaError:
+        # sqlglot's rendering of a node shows placeholders; show the user's {metric_id} instead
+        problem = _PLACEHOLDER_NAME.sub(lambda m: "{" + self.refs[int(m.group(1))] + "}", problem)
         return _fail(self.text, problem, fix)
 
     def convert(self, node: object, depth: int) -> Node:
@@ -259,8 +265,11 @@ class _Converter:
             if node.table or node.args.get("db") or node.args.get("catalog"):
                 raise self.fail(f"uses a qualified name {node.sql()!r}", "Use plain column names")
             name = node.name
-            if name.startswith("__kpinb_ref_"):
-                return Ref(self.refs[int(name.rsplit("_", 1)[1])])
+            ref = _PLACEHOLDER_NAME.fullmatch(name)
+            if ref:  # the text itself cannot hold the reserved name, so this is a {metric_id}
+                return Ref(self.refs[int(ref.group(1))])
+            if "__kpinb_ref_" in name:
+                raise self.fail(f"uses a metric reference inside the name {name.strip()!r}", "Write {metric_id} alone")
             if name.startswith("__"):
                 raise self.fail(f"uses a reserved name {name!r}", "Rename the column")
             return Col(name)
@@ -313,6 +322,8 @@ class _Converter:
                 return Agg("count_distinct", self.convert(arg.expressions[0], d))
             if arg is None:
                 raise self.fail("count() needs an argument", "Write count(*) or count(column)")
+            if node.expressions:
+                raise self.fail("count() takes one argument", "Write count(column) or count(*)")
             return Agg("count", self.convert(arg, d))
         simple_aggs = {exp.Sum: "sum", exp.Avg: "avg", exp.Min: "min", exp.Max: "max",
                        exp.Median: "median", exp.CountIf: "count_if"}  # fmt: skip
@@ -342,6 +353,7 @@ class _Converter:
             "Window": "a window function", "Filter": "an aggregate FILTER clause",
             "Cast": "a cast", "Dot": "attribute access", "Mod": "the % operator",
             "DPipe": "string concatenation", "Placeholder": "a placeholder",
+            "Alias": "two values side by side (a missing operator?)",
         }.get(what, f"unsupported syntax ({what})")  # fmt: skip
         raise self.fail(f"uses {described}", "Use arithmetic, comparisons, case, and the allowed functions")
 
@@ -363,6 +375,13 @@ def _check_context(f: Formula) -> None:
                 raise _fail(f.text, f"nests aggregates ({n.func} inside another)", "Aggregate once")
             if n.func == "count_if" and n.arg is not None and _is_plain_literal(n.arg):
                 raise _fail(f.text, "count_if() needs a condition", "Write count_if(column = value)")
+            if n.arg is not None and not any(isinstance(c, Col) for c in n.arg.walk()):
+                # the engine aggregates columns; a constant is the same on every row
+                raise _fail(
+                    f.text,
+                    f"{n.func}() aggregates a constant, not a column",
+                    "Aggregate a column, e.g. sum(revenue), or count rows with count(*)",
+                )
         if isinstance(n, Col) and f.kind == "aggregate" and not in_agg:
             raise _fail(
                 f.text,

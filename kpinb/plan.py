@@ -7,6 +7,8 @@ its own line as ``file:line: field: problem. Fix.``
 from __future__ import annotations
 
 import difflib
+import itertools
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _yaml, catalog
-from .errors import FormulaError, PlanError, where
+from .errors import FormulaError, PlanError, redact, where
 from .formula import parse
 from .model import Metric, Plan
+
+MAX_PROBLEMS = 50  # a plan with more problems is probably not a plan; list the first ones
 
 _FIXES = {
     "missing": "add it",
@@ -45,14 +49,23 @@ def load_plan(path: str | Path | Plan) -> Plan:
     if isinstance(path, Plan):
         return path
     file = Path(path)
+    limit = 4 * _yaml.MAX_CHARS  # UTF-8 takes at most 4 bytes a character
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as f:
+            raw = f.read(limit + 1)
     except FileNotFoundError:
         raise PlanError(f"{file}: no such plan file. Check the path.") from None
-    except UnicodeDecodeError:
-        raise PlanError(f"{file}: not UTF-8 text. Save the plan as UTF-8.") from None
     except OSError as e:
-        raise PlanError(f"{file}: cannot be read ({e.strerror}). Check the path.") from None
+        raise PlanError(f"{file}: cannot be read ({e.strerror or e}). Check the path.") from None
+    if len(raw) > limit:
+        raise PlanError(f"{file}: larger than {limit:,} bytes, too large for a plan. Check that this is the plan file.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise PlanError(
+            f"{where(file, line=line)}not UTF-8 text (byte {raw[e.start]:#04x}). Save the plan as UTF-8."
+        ) from None
     return parse_plan(text, file)
 
 
@@ -68,11 +81,37 @@ def parse_plan(text: str, file: str | Path = "<plan>") -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as e:
         raise PlanError(_format_validation(e, file, lines)) from None
-    problems = list(check_references(plan, lines))
+    # checking stops after MAX_PROBLEMS + 1: suggesting names for thousands of bad ids is slow
+    found = itertools.islice(check_references(plan, lines), MAX_PROBLEMS + 1)
+    problems = [f"{where(file, f, line)}{msg}" for f, line, msg in found]
     if problems:
-        raise PlanError("\n".join(f"{where(file, f, line)}{msg}" for f, line, msg in problems))
+        raise PlanError(_join(problems, file))
     plan._file = Path(file).resolve() if str(file) != "<plan>" else None
     return plan
+
+
+class _Shown(reprlib.Repr):
+    """Short reprs of users' values; passwords in URLs are hidden before strings are cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = 60
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = 4
+        self.maxlevel = 2
+
+    def repr_str(self, x: str, level: int) -> str:
+        return super().repr_str(redact(x), level)
+
+
+_shown = _Shown().repr
+
+
+def _join(problems: list[str], file: str | Path) -> str:
+    """One problem a line, at most MAX_PROBLEMS of them."""
+    if len(problems) <= MAX_PROBLEMS:
+        return "\n".join(problems)
+    more = f"{where(file)}... and more problems; fix the ones above first."
+    return "\n".join([*problems[:MAX_PROBLEMS], more])
 
 
 def _format_validation(e: ValidationError, file: str | Path, lines: dict) -> str:
@@ -81,16 +120,16 @@ def _format_validation(e: ValidationError, file: str | Path, lines: dict) -> str
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
         line = _yaml.line_of(lines, loc)
         msg = err["msg"].removeprefix("Value error, ")
+        name = loc[-1] if loc else ""
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}"
+            msg = f"unknown field {_shown(name)}"
         elif err["type"] == "missing":
-            msg = f"required field {loc[-1]!r} is missing"
+            msg = f"required field {name!r} is missing"
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
-            shown = repr(err["input"])
-            msg = f"{msg} (got {shown[:60]})"
+            msg = f"{msg} (got {_shown(err['input'])})"
         fix = _FIXES.get(err["type"])
         out.append(f"{where(file, _yaml.dotted(loc), line)}{msg}" + (f"; {fix}." if fix else "."))
-    return "\n".join(out)
+    return _join(out, file)
 
 
 def registry(plan: Plan | None = None) -> dict[str, Metric]:
@@ -116,9 +155,11 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
 
     reg = registry(plan)
     objective_ids = [o.id for o in plan.objectives]
+    seen_objectives: set[str] = set()
     for i, o in enumerate(plan.objectives):
-        if objective_ids.count(o.id) > 1 and objective_ids.index(o.id) != i:
+        if o.id in seen_objectives:
             yield *at("objectives", i, "id"), f"duplicate objective id {o.id!r}; ids must be unique."
+        seen_objectives.add(o.id)
     for i, m in enumerate(plan.metrics):
         kind = "derived" if m.derived else "aggregate"
         for field, text, k in (("expr", m.expr, kind), ("where", m.where, "row")):
@@ -149,7 +190,7 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
         if k.metric in seen:
             yield *at("kpis", i, "metric"), f"metric {k.metric!r} is already a KPI above; list it once."
         seen.add(k.metric)
-        if k.objective is not None and k.objective not in objective_ids:
+        if k.objective is not None and k.objective not in seen_objectives:
             yield (
                 *at("kpis", i, "objective"),
                 _unknown("objective", k.objective, objective_ids, "Add it under `objectives:` or fix the id."),

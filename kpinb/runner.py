@@ -1,26 +1,108 @@
-"""Batch runs over department plans.
+"""Batch runs: execute the template notebooks per department with papermill and export
+self-contained HTML reports, a manifest and an index.
 
-For now each run computes a plan and writes a static HTML summary; the templated notebook
-reports (papermill + nbconvert) build on this module.
+One process drives the whole batch: a thread pool of ``jobs`` workers, each running one
+notebook at a time in its own kernel (``papermill.execute_notebook``), so the Jupyter stack
+is imported once rather than once per notebook. A failing run never stops the others; its
+executed notebook is kept as ``<department>/<template>.failed.ipynb``.
+
+Layout of ``out_dir`` after a batch::
+
+    index.html                        every report with its KPI statuses
+    manifest.json                     per run: parameters, inputs, versions, timings, statuses
+    <department>/<template>.html      the report (code hidden unless show_code)
+    <department>/<template>.ipynb     the executed notebook
+    <department>/<template>.failed.ipynb
+
+Input fingerprints: the sha256 of each file a run reads (the plan, its file sources, its
+benchmark table); files over :data:`HASH_LIMIT` bytes get ``size`` + ``mtime`` only, and
+database sources their URL without credentials.
+
+>>> result = run_batch(["kpi_dashboard"], ["sales"], "2025-06-30", "reports")  # doctest: +SKIP
+>>> result.ok, result.index                                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import hashlib
 import html
-from collections.abc import Sequence
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Literal
 
 from ._io import write_atomic
-from .errors import PlanError
+from .errors import PlanError, RunError
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "ALL_TEMPLATES",
+    "HASH_LIMIT",
+    "REPORT_TEMPLATES",
+    "BatchResult",
+    "RunFailure",
+    "RunResult",
+    "RunSpec",
+    "department_plans",
+    "export_html",
+    "fingerprint",
+    "load_runs",
+    "run_alerts",
+    "run_batch",
+    "template_path",
+    "templates_dir",
+]
+
+ALL_TEMPLATES = ("objective_to_kpi", "kpi_dashboard", "benchmark_comparison", "kpi_review")
+"""The shipped templates."""
+
+REPORT_TEMPLATES = ("kpi_dashboard", "benchmark_comparison", "kpi_review")
+"""What ``kpinb run`` executes per department when no ``--template`` is named (the
+objective-to-KPI template is for choosing KPIs, not for recurring reports)."""
+
+HASH_LIMIT = 256 * 2**20
+"""Files larger than this (bytes) are fingerprinted by size and mtime instead of sha256."""
+
+PARAMETERS = ("plan", "department", "period_end", "grain", "data_dir", "output_dir")
+"""The parameters every template declares in its ``parameters`` cell."""
+
+_VERSIONED = ("kpinb", "pandas", "numpy", "pyarrow", "duckdb", "ibis-framework", "sqlglot", "pydantic", "plotly",
+              "statsmodels", "papermill", "nbclient", "nbconvert", "ipykernel", "jupyter_client")  # fmt: skip
+_PLOTLY_BASIC = "plotly-basic-4.1.1.min.js"
+_BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
+
+
+# --- where things are ---------------------------------------------------------------------------
+
+
+def templates_dir() -> Path:
+    """The shipped templates: ``kpinb/templates`` in a wheel (and via the symlink in a source
+    checkout), else the checkout's top-level ``templates/``."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "templates", here.parent / "templates"):
+        if (folder / "kpi_dashboard.ipynb").is_file():
+            return folder
+    raise RunError(f"the template notebooks are not installed (looked in {here / 'templates'}). Reinstall kpinb.")
 
 
 def shipped_plans_dir() -> Path:
     """The folder of the example plans shipped for the sample data."""
-    return Path(__file__).resolve().parent.parent / "templates" / "plans"
+    here = Path(__file__).resolve().parent
+    for folder in (here / "templates" / "plans", here.parent / "templates" / "plans"):
+        if folder.is_dir():
+            return folder
+    raise RunError(f"the example plans are not installed (looked in {here / 'templates' / 'plans'}). Reinstall kpinb.")
 
 
 def department_plans(plans_dir: Path | None = None, departments: Sequence[str] | None = None) -> list[Path]:
@@ -37,47 +119,750 @@ def department_plans(plans_dir: Path | None = None, departments: Sequence[str] |
     return [found[d] for d in departments]
 
 
-def kpi_table(plan_path: Path, grain: str = "month") -> pd.DataFrame:
-    """One row per KPI: latest complete value, previous value, change and target."""
+def template_path(template: str | Path) -> Path:
+    """A shipped template by name (``kpi_dashboard``) or a notebook path of your own."""
+    t = str(template)
+    if t.endswith(".ipynb") or "/" in t or os.sep in t:
+        path = Path(t).expanduser().resolve()
+        if not path.is_file():
+            raise RunError(f"template {t}: no such notebook. Check the path.")
+        return path
+    path = templates_dir() / f"{t}.ipynb"
+    if not path.is_file():
+        raise RunError(f"unknown template {t!r}. Shipped templates: {', '.join(ALL_TEMPLATES)}; or give a .ipynb path.")
+    return path
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One notebook to run: a template for a department's plan, with parameter overrides."""
+
+    template: str
+    department: str
+    plan: Path
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The template's file stem (``kpi_dashboard``), used for output file names."""
+        return Path(self.template).stem if self.template.endswith(".ipynb") else self.template
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """Why a run failed: the cell (0-based index, None outside a cell) and the error."""
+
+    ename: str
+    evalue: str
+    cell_index: int | None = None
+
+    def __str__(self) -> str:
+        where = f"cell {self.cell_index}: " if self.cell_index is not None else ""
+        return f"{where}{self.ename}: {self.evalue}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run (paths are absolute)."""
+
+    spec: RunSpec
+    status: Literal["ok", "failed"]
+    notebook: Path | None
+    report: Path | None
+    parameters: Mapping[str, Any]
+    duration_s: float
+    inputs: tuple[Mapping[str, Any], ...] = ()
+    kpis: tuple[Mapping[str, Any], ...] = ()
+    alerts: tuple[Mapping[str, Any], ...] | None = None
+    error: RunFailure | None = None
+    report_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of :func:`run_batch`."""
+
+    out_dir: Path
+    runs: tuple[RunResult, ...]
+    manifest: Path
+    index: Path
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every run succeeded."""
+        return all(r.status == "ok" for r in self.runs)
+
+    @property
+    def failed(self) -> tuple[RunResult, ...]:
+        """The runs that failed."""
+        return tuple(r for r in self.runs if r.status == "failed")
+
+    def summary(self) -> str:
+        """A few lines for a terminal: one per run, then the totals and the index path."""
+        lines = []
+        for r in self.runs:
+            counts = _status_counts(r.kpis)
+            shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) or "-"
+            if r.status == "ok":
+                lines.append(f"ok      {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {shown}")
+            else:
+                lines.append(f"FAILED  {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {r.error}")
+                lines.append(f"        kept: {r.notebook}")
+        n_fail = len(self.failed)
+        lines.append(
+            f"{len(self.runs) - n_fail} of {len(self.runs)} runs ok"
+            + (f", {n_fail} failed" if n_fail else "")
+            + f" in {self.duration_s:.1f}s; index: {self.index}"
+        )
+        return "\n".join(lines)
+
+
+def _status_counts(kpis: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k in kpis:
+        out[str(k.get("status"))] = out.get(str(k.get("status")), 0) + 1
+    return out
+
+
+def plan_runs(
+    templates: Sequence[str] | None = None,
+    departments: Sequence[str] | None = None,
+    plans_dir: Path | None = None,
+) -> list[RunSpec]:
+    """Every template for every department (None: :data:`REPORT_TEMPLATES`, all departments)."""
+    plans = department_plans(plans_dir, departments)
+    names = list(templates) if templates else list(REPORT_TEMPLATES)
+    for t in names:
+        template_path(t)  # unknown templates fail before anything runs
+    return [RunSpec(t, p.stem, p) for p in plans for t in names]
+
+
+def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
+    """Read a ``runs.yml`` file: ``runs:`` entries of ``template``, ``department`` (or
+    ``plan``: a plan file, relative to the runs file) and optional ``parameters``; an
+    optional top-level ``parameters:`` applies to every run (a run's own win).
+
+    .. code-block:: yaml
+
+        parameters: {period_end: 2025-06-30}
+        runs:
+          - {template: kpi_dashboard, department: sales}
+          - {template: kpi_review, department: [sales, marketing]}
+          - {template: kpi_dashboard, plan: plans/my_team.yml, parameters: {grain: quarter}}
+    """
+    import yaml
+
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{file}: no such runs file. Check the path.") from None
+    except yaml.YAMLError as e:
+        raise RunError(f"{file}: not valid YAML ({str(e).splitlines()[0]}). Fix the syntax.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
+        raise RunError(f"{file}: expected a mapping with a non-empty `runs:` list. See kpinb.runner.load_runs.")
+    unknown_top = set(data) - {"runs", "parameters"}
+    if unknown_top:
+        raise RunError(f"{file}: unknown key(s) {', '.join(sorted(unknown_top))}; use `runs:` and `parameters:`.")
+    common = data.get("parameters") or {}
+    if not isinstance(common, dict):
+        raise RunError(f"{file}: parameters: write a mapping (name: value).")
+    problems: list[str] = []
+    specs: list[RunSpec] = []
+    for i, entry in enumerate(data["runs"]):
+        at = f"{file}: runs[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{at}: write a mapping with `template:` and `department:`.")
+            continue
+        extra = set(entry) - {"template", "department", "plan", "parameters"}
+        if extra:
+            keys = ", ".join(sorted(extra))
+            problems.append(f"{at}: unknown key(s) {keys}; use template, department, plan, parameters.")
+        params = entry.get("parameters") or {}
+        if not isinstance(params, dict):
+            problems.append(f"{at}.parameters: write a mapping (name: value).")
+            params = {}
+        template = entry.get("template")
+        if not isinstance(template, str):
+            problems.append(f"{at}.template: required; one of {', '.join(ALL_TEMPLATES)} or a .ipynb path.")
+            continue
+        if template.endswith(".ipynb") and not Path(template).is_absolute():
+            template = str((file.parent / template).resolve())
+        try:
+            template_path(template)
+        except RunError as e:
+            problems.append(f"{at}.template: {e}")
+            continue
+        try:
+            if entry.get("plan"):
+                plan = Path(entry["plan"]).expanduser()
+                plan = plan if plan.is_absolute() else (file.parent / plan).resolve()
+                depts = [str(entry.get("department") or plan.stem)]
+                plans = [plan]
+            else:
+                dep = entry.get("department")
+                if dep is None:
+                    problems.append(f"{at}: give `department:` (a name, a list, or `all`) or `plan:`.")
+                    continue
+                depts = None if dep == "all" else [dep] if isinstance(dep, str) else [str(d) for d in dep]
+                plans = department_plans(plans_dir, depts)
+                depts = [p.stem for p in plans]
+        except PlanError as e:
+            problems.append(f"{at}: {e}")
+            continue
+        for d, p in zip(depts, plans, strict=True):
+            specs.append(RunSpec(template, d, p, {**common, **params}))
+    if problems:
+        raise RunError("\n".join(problems))
+    return specs
+
+
+# --- fingerprints and versions ------------------------------------------------------------------
+
+
+def fingerprint(path: str | Path, hash_limit: int = HASH_LIMIT) -> dict[str, Any]:
+    """``{path, size, mtime, sha256 | None, method}`` of a file (or the files of a folder/glob).
+
+    ``method`` is ``sha256`` up to ``hash_limit`` bytes, ``size+mtime`` above it (reading
+    gigabytes at every run would cost more than the report), ``missing`` when absent.
+    """
+    p = Path(path)
+    files = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else [p]
+    if len(files) == 1 and files[0].is_dir():
+        files = sorted(f for f in files[0].rglob("*") if f.is_file())
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return {"path": str(p), "method": "missing", "size": None, "mtime": None, "sha256": None}
+    size = sum(f.stat().st_size for f in files)
+    mtime = max(f.stat().st_mtime for f in files)
+    out: dict[str, Any] = {
+        "path": str(p), "size": size,
+        "mtime": dt.datetime.fromtimestamp(mtime, dt.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    if size > hash_limit:
+        return {**out, "method": "size+mtime", "sha256": None}
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return {**out, "method": "sha256", "sha256": h.hexdigest()}
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def plan_inputs(plan_file: Path, data_dir: str | Path | None, cache: dict[str, dict] | None = None) -> list[dict]:
+    """Fingerprints of what a run reads: the plan file, its file sources, its benchmark table."""
+    from .report import load_for_report
+
+    cache = {} if cache is None else cache
+
+    def fp(path: Path, role: str) -> dict[str, Any]:
+        key = str(path)
+        if key not in cache:
+            cache[key] = fingerprint(path)
+        return {"role": role, **cache[key]}
+
+    out = [fp(plan_file.resolve(), "plan")]
+    try:
+        plan = load_for_report(plan_file, data_dir)
+    except Exception as e:  # the notebook reports the plan's problems; the manifest notes them
+        return [*out, {"role": "error", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}]
+    for name, src in plan.sources.items():
+        if src.path:
+            out.append(fp(plan.resolve(src.path), f"source:{name}"))
+        else:
+            out.append({"role": f"source:{name}", "url": _redact(src.url or ""), "table": src.table,
+                        "method": "database (not fingerprinted)"})  # fmt: skip
+    if plan.benchmarks:
+        out.append(fp(plan.resolve(plan.benchmarks), "benchmarks"))
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    """Python and the versions of the packages a report depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# --- executing ----------------------------------------------------------------------------------
+
+
+_KERNEL_STARTUP = """\
+# Written by `kpinb run` for its batch kernels only. plotly's renderers import nbformat, whose
+# jsonschema would spend seconds building the RFC 3987 IRI grammar (rfc3987_syntax) that no
+# report uses; without it jsonschema merely skips the "iri" format check.
+import sys
+
+sys.modules.setdefault("rfc3987_syntax", None)
+"""
+
+
+def _kernel_manager_class(env: Mapping[str, str]) -> type:
+    """An AsyncKernelManager that starts kernels with ``env`` added to their environment."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = dict(env)
+
+    class ReportKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            if zmq.has("curve") and self._kernel_supports_curve_encryption():
+                # encrypt the kernel's local TCP channels when both sides can
+                kw.setdefault("transport_encryption", "auto")
+            await super().start_kernel(**kw)
+
+    return ReportKernelManager
+
+
+def _collect_summary(nb: Any) -> dict[str, Any] | None:
+    from .report import SUMMARY_MIMETYPE
+
+    found = None
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            data = out.get("data") or {}
+            if SUMMARY_MIMETYPE in data:
+                found = data[SUMMARY_MIMETYPE]
+    if isinstance(found, str):
+        found = json.loads(found)
+    return found
+
+
+def _failure(exc: BaseException) -> RunFailure:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return RunFailure(str(exc.ename), str(exc.evalue).strip()[:2000], exc.cell_index)
+    return RunFailure(type(exc).__name__, (str(exc).strip() or repr(exc))[:2000], None)
+
+
+def _execute_one(
+    spec: RunSpec,
+    out_dir: Path,
+    base_parameters: Mapping[str, Any],
+    show_code: bool,
+    km_class: type,
+    timeout: int | None,
+    inputs: list[dict],
+    vers: Mapping[str, Any],
+) -> RunResult:
+    import nbformat
+    import papermill
+
+    started = time.perf_counter()
+    run_dir = out_dir / spec.department
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final_nb = run_dir / f"{spec.name}.ipynb"
+    failed_nb = run_dir / f"{spec.name}.failed.ipynb"
+    report = run_dir / f"{spec.name}.html"
+    tmp_nb = run_dir / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
+    params = {
+        **base_parameters,
+        "plan": str(spec.plan.resolve()),
+        "department": spec.department,
+        "output_dir": str(run_dir),
+        **spec.parameters,
+    }
+    error: RunFailure | None = None
+    nb = None
+    try:
+        nb = papermill.execute_notebook(
+            str(template_path(spec.template)), str(tmp_nb), parameters=params, kernel_name="python3",
+            progress_bar=False, log_output=False, request_save_on_cell_execute=True, start_timeout=120,
+            execution_timeout=timeout, kernel_manager_class=km_class,
+            resources={"metadata": {"path": str(run_dir)}},
+        )  # fmt: skip
+    except Exception as e:  # one failing run never stops the batch
+        error = _failure(e)
+    size = None
+    if error is None:
+        try:
+            body = export_html(nb, show_code=show_code)
+            write_atomic(report, body)
+            size = len(body.encode("utf-8"))
+            os.replace(tmp_nb, final_nb)
+            failed_nb.unlink(missing_ok=True)
+        except Exception as e:
+            error = RunFailure(f"export: {type(e).__name__}", str(e)[:2000], None)
+    if error is not None:
+        if tmp_nb.exists():
+            os.replace(tmp_nb, failed_nb)
+        else:  # failed before the first save (e.g. the kernel did not start): keep the parameterised input
+            write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(spec.template)), as_version=4)))
+        # stale outputs of an earlier successful batch would look current
+        final_nb.unlink(missing_ok=True)
+        report.unlink(missing_ok=True)
+        if nb is None and failed_nb.exists():
+            try:
+                nb = nbformat.read(str(failed_nb), as_version=4)
+            except Exception:
+                nb = None
+    summary = _collect_summary(nb) if nb is not None else None
+    return RunResult(
+        spec=spec, status="ok" if error is None else "failed",
+        notebook=final_nb if error is None else failed_nb, report=report if error is None else None,
+        parameters=params, duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
+        kpis=tuple((summary or {}).get("kpis", [])),
+        alerts=tuple(summary["alerts"]) if summary and "alerts" in summary else None,
+        error=error, report_bytes=size,
+    )  # fmt: skip
+
+
+def run_batch(
+    templates: Sequence[str] | None = None,
+    departments: Sequence[str] | None = None,
+    period_end: str | dt.date | None = None,
+    out_dir: str | Path = "reports",
+    jobs: int = 2,
+    show_code: bool = False,
+    runs_file: str | Path | None = None,
+    *,
+    plans_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    grain: str = "month",
+    timeout: int | None = 600,
+    progress: bool | None = None,
+) -> BatchResult:
+    """Execute templates per department and export HTML reports, a manifest and an index.
+
+    Parameters
+    ----------
+    templates : template names or ``.ipynb`` paths; None: :data:`REPORT_TEMPLATES`.
+    departments : department names (plan file stems in ``plans_dir``); None: all.
+    period_end : the date the reports judge KPIs on (the latest period ended by then);
+        None: the latest complete period in the data.
+    out_dir : where reports, ``manifest.json`` and ``index.html`` go.
+    jobs : notebooks executed at once (one kernel each).
+    show_code : keep code cells in the HTML (hidden by default).
+    runs_file : a ``runs.yml`` listing the runs instead of ``templates`` x ``departments``
+        (see :func:`load_runs`).
+    plans_dir : the plans' folder; default the example plans shipped with kpinb.
+    data_dir : look the plans' data files up in this folder (see :func:`kpinb.report.with_data_dir`).
+    grain : the KPI grain reports judge.
+    timeout : seconds one cell may run.
+    progress : show a progress bar (None: only on a terminal).
+
+    Returns
+    -------
+    :class:`BatchResult`; check ``.ok`` (``kpinb run`` exits 1 when a run failed).
+    """
+    from tqdm.auto import tqdm
+
+    from .model import Grain
+    from .report import RENDERER_ENV, REPORT_RENDERER
+
+    started = time.perf_counter()
+    if jobs < 1:
+        raise RunError(f"jobs={jobs}: run at least one notebook at a time (--jobs 1 or more).")
+    try:
+        grain = Grain(grain).value
+    except ValueError:
+        raise RunError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
+    folder = Path(plans_dir).resolve() if plans_dir else None
+    specs = load_runs(runs_file, folder) if runs_file else plan_runs(templates, departments, folder)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    base = {
+        "period_end": None if period_end is None else str(period_end),
+        "grain": grain,
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+    }
+    vers = versions()
+    cache: dict[str, dict] = {}
+    inputs = {}
+    for s in specs:
+        dd = s.parameters.get("data_dir", base["data_dir"])
+        key = (str(s.plan), str(dd))
+        if key not in inputs:
+            inputs[key] = plan_inputs(s.plan, dd, cache)
+    for s in specs:
+        key = (str(s.plan), "template:" + s.template)
+        inputs[key] = [{"role": "template", **fingerprint(template_path(s.template))}]
+
+    scratch = Path(tempfile.mkdtemp(prefix="kpinb-run-"))
+    startup = scratch / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-kpinb-batch.py").write_text(_KERNEL_STARTUP, encoding="utf-8")
+    env = {
+        RENDERER_ENV: REPORT_RENDERER,
+        "IPYTHONDIR": str(scratch / "ipython"),  # no shared history database between parallel kernels
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    km_class = _kernel_manager_class(env)
+    results: dict[int, RunResult] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
+            futures = {
+                pool.submit(
+                    _execute_one, s, out, base, show_code, km_class, timeout,
+                    inputs[(str(s.plan), str(s.parameters.get("data_dir", base["data_dir"])))]
+                    + inputs[(str(s.plan), "template:" + s.template)],
+                    vers,
+                ): i
+                for i, s in enumerate(specs)
+            }  # fmt: skip
+            bar = tqdm(total=len(futures), desc="kpinb run", unit="report", disable=progress is False or None)
+            if progress is None:
+                bar.disable = not sys.stderr.isatty()
+            with bar:
+                for fut in as_completed(futures):
+                    r = fut.result()
+                    results[futures[fut]] = r
+                    bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
+                    bar.update()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    runs = tuple(results[i] for i in range(len(specs)))
+    duration = round(time.perf_counter() - started, 2)
+    manifest = write_atomic(out / "manifest.json", _manifest(runs, out, base, jobs, show_code, vers, duration))
+    index = write_atomic(out / "index.html", _index(runs, out, base))
+    return BatchResult(out, runs, manifest, index, duration)
+
+
+# --- HTML export --------------------------------------------------------------------------------
+
+_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
+{#- Offline, self-contained reports: no require.js, MathJax, mermaid or widget CDNs; plotly.js inline once. -#}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">
+body.jp-Notebook { max-width: 1200px; margin: 0 auto; }
+.kpinb-sub { color: #555; margin-top: -0.5em; }
+.jp-RenderedHTMLCommon table { font-size: 12px; }
+</style>
+{%- if resources.kpinb_plotly_js %}
+<script type="text/javascript">{{ resources.kpinb_plotly_js }}</script>
+{%- endif %}
+{%- endblock html_head_css -%}
+"""
+
+_TRACES_RE = re.compile(r'data-kpinb-traces="([^"]*)"')
+_plotly_lock = threading.Lock()
+_plotly_cache: dict[str, str] = {}
+
+
+def _plotly_js(bundle: Literal["basic", "full"]) -> str:
+    """plotly.js source for inlining (``</script`` neutralised); cached per process."""
+    with _plotly_lock:
+        if bundle not in _plotly_cache:
+            if bundle == "basic":
+                path = Path(__file__).resolve().parent / "static" / _PLOTLY_BASIC
+            else:
+                import plotly
+
+                path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+            text = path.read_text(encoding="utf-8")
+            _plotly_cache[bundle] = "window.PlotlyConfig = {MathJaxConfig: 'local'};\n" + text.replace(
+                "</script", "<\\/script"
+            )
+        return _plotly_cache[bundle]
+
+
+def _bundle_needed(nb: Any) -> Literal["none", "basic", "full"]:
+    """Which plotly.js the notebook's outputs need: none, the basic bundle, or the full one."""
+    need: Literal["none", "basic", "full"] = "none"
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            body = (out.get("data") or {}).get("text/html")
+            if not body:
+                continue
+            body = "".join(body) if isinstance(body, list) else str(body)
+            if "Plotly.newPlot" not in body:
+                continue
+            markers = _TRACES_RE.findall(body)
+            traces = {t for m in markers for t in m.split()}
+            if not markers or traces - _BASIC_TRACES:
+                return "full"
+            need = "basic"
+    return need
+
+
+def export_html(nb: Any, show_code: bool = False) -> str:
+    """Export an executed notebook to one self-contained HTML page.
+
+    Code cells are hidden unless ``show_code``; prompts are hidden; plotly.js is inlined once
+    (the small basic bundle when every figure uses scatter, bar or pie traces, else plotly's
+    full bundle) and no script, style or font is loaded from the network.
+    """
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    from .report import SUMMARY_MIMETYPE
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[jinja2.DictLoader({"kpinb_report.html.j2": _TEMPLATE})],
+        template_file="kpinb_report.html.j2",
+        exclude_input=not show_code,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    nb = copy.deepcopy(nb)
+    for cell in nb.get("cells", []):
+        if cell.get("outputs"):  # the machine-readable summary is for the manifest, not the page
+            cell["outputs"] = [o for o in cell["outputs"] if SUMMARY_MIMETYPE not in (o.get("data") or {})]
+    bundle = _bundle_needed(nb)
+    resources = {"kpinb_plotly_js": _plotly_js(bundle) if bundle != "none" else ""}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
+# --- manifest and index -------------------------------------------------------------------------
+
+
+def _rel(path: Path | None, out: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.relative_to(out).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _manifest(
+    runs: Sequence[RunResult], out: Path, base: Mapping[str, Any], jobs: int, show_code: bool,
+    vers: Mapping[str, Any], duration: float,
+) -> str:  # fmt: skip
+    def jsonable(x: Any) -> Any:
+        if isinstance(x, (dt.date, dt.datetime)):
+            return x.isoformat()
+        if isinstance(x, Path):
+            return str(x)
+        return x
+
+    doc = {
+        "kpinb_manifest": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "out_dir": str(out),
+        "parameters": dict(base),
+        "jobs": jobs,
+        "show_code": show_code,
+        "duration_s": duration,
+        "ok": all(r.status == "ok" for r in runs),
+        "runs": [
+            {
+                "template": r.spec.name, "department": r.spec.department, "status": r.status,
+                "parameters": {k: jsonable(v) for k, v in r.parameters.items()},
+                "notebook": _rel(r.notebook, out), "report": _rel(r.report, out), "report_bytes": r.report_bytes,
+                "duration_s": r.duration_s,
+                "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue,
+                                                       "cell_index": r.error.cell_index},
+                "kpis": list(r.kpis), "alerts": None if r.alerts is None else list(r.alerts),
+                "inputs": list(r.inputs), "versions": dict(vers),
+            }
+            for r in runs
+        ],
+    }  # fmt: skip
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+_STATUS_STYLE = {
+    "on_track": ("#1e7e34", "on track"),
+    "at_risk": ("#b26a00", "at risk"),
+    "off_track": ("#c62828", "off track"),
+    "no_data": ("#6c757d", "no data"),
+}
+
+
+def _index(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str:
+    e = html.escape
+    rows = []
+    for r in sorted(runs, key=lambda r: (r.spec.department, r.spec.name)):
+        if r.status == "ok" and r.report is not None:
+            href = urllib.parse.quote(_rel(r.report, out) or "")
+            link = f'<a href="{e(href)}">{e(r.spec.name)}</a>'
+            state = '<span class="ok">ok</span>'
+        else:
+            href = urllib.parse.quote(_rel(r.notebook, out) or "")
+            link = f'{e(r.spec.name)} (<a href="{e(href)}">failed notebook</a>)'
+            state = f'<span class="failed">failed</span><div class="err">{e(str(r.error))}</div>'
+        chips = []
+        for k in r.kpis:
+            colour, label = _STATUS_STYLE.get(str(k.get("status")), ("#6c757d", str(k.get("status"))))
+            chips.append(
+                f'<span class="chip" style="border-color:{colour}" title="{e(str(k.get("reason", "")))}">'
+                f'<b style="color:{colour}">{e(label)}</b> {e(str(k.get("name", k.get("metric", ""))))}</span>'
+            )
+        rows.append(
+            f"<tr><td>{e(r.spec.department)}</td><td>{link}</td><td>{state}</td>"
+            f"<td>{''.join(chips) or '–'}</td><td class='num'>{r.duration_s:.1f}s</td></tr>"
+        )
+    n_fail = sum(r.status != "ok" for r in runs)
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    period = base.get("period_end") or "latest complete period"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>KPI reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .4em .6em; text-align: left; vertical-align: top; }}
+.num {{ text-align: right; white-space: nowrap; }}
+.chip {{ display: inline-block; border: 1px solid; border-radius: 1em; padding: 0 .6em; margin: .1em; font-size: 90%; }}
+.ok {{ color: #1e7e34; }} .failed {{ color: #c62828; font-weight: bold; }} .err {{ font-size: 85%; color: #555; }}
+</style></head>
+<body><h1>KPI reports</h1>
+<p>{len(runs)} reports, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
+generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
+<table><thead><tr><th>department</th><th>report</th><th>run</th><th>KPI status</th><th>time</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""
+
+
+# --- alerts without notebooks -------------------------------------------------------------------
+
+
+def run_alerts(
+    plan: str | Path, period_end: str | None = None, data_dir: str | Path | None = None, as_json: bool = False
+) -> tuple[str, int]:
+    """Evaluate a plan's threshold alerts without notebooks (for schedulers).
+
+    Every KPI is judged at its own grain on the latest period ended by ``period_end``.
+    Returns the text to print (JSON array, or a short summary) and the exit code:
+    ``1`` when at least one alert is critical, else ``0`` (warnings do not fail a job).
+    """
     import pandas as pd
 
-    from . import engine
-    from .plan import load_plan, registry
+    from . import alerts as alerts_mod
+    from .engine import compute
+    from .report import load_for_report
 
-    plan = load_plan(plan_path)
-    reg = registry(plan)
-    ids = [k.metric for k in plan.kpis]
-    df = engine.compute(plan, metrics=ids, grain=grain)
-    rows = []
-    for k in plan.kpis:
-        series = df[df["metric"] == k.metric].dropna(subset=["value"]).sort_values("period_start")
-        last = series.iloc[-1] if len(series) else None
-        prev = series.iloc[-2] if len(series) > 1 else None
-        change = (
-            (last["value"] - prev["value"]) / abs(prev["value"])
-            if last is not None and prev is not None and prev["value"]
-            else float("nan")
-        )
-        rows.append({
-            "kpi": k.name or reg[k.metric].name,
-            "owner": k.owner or "",
-            "period": last["period_start"].date() if last is not None else None,
-            "value": last["value"] if last is not None else float("nan"),
-            "previous": prev["value"] if prev is not None else float("nan"),
-            "change": change,
-            "target": k.target.value if k.target else float("nan"),
-            "deadline": k.target.by if k.target else None,
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def summary_report(plan_path: Path, out_dir: Path, grain: str = "month") -> tuple[Path, pd.DataFrame]:
-    """Compute a plan's KPIs and write ``<out_dir>/<plan>.html`` (escaped, no scripts)."""
-    table = kpi_table(plan_path, grain)
-    title = html.escape(f"KPI summary: {plan_path.stem}")
-    body = table.to_html(index=False, escape=True, na_rep="–", float_format="{:,.4g}".format)
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body><h1>{title}</h1>{body}</body></html>"
-    )
-    return write_atomic(Path(out_dir) / f"{plan_path.stem}.html", page), table
+    p = load_for_report(plan, data_dir)
+    end = pd.Timestamp(period_end).normalize() if period_end else None
+    found: list[Any] = []
+    by_grain: dict[str, list[str]] = {}
+    for k in p.kpis:
+        by_grain.setdefault(k.grain.value, []).append(k.metric)
+    for g, ids in by_grain.items():
+        frame = compute(p, metrics=ids, grain=g, end=end)
+        found.extend(alerts_mod.evaluate(p, frame, as_of=end, kpis=ids))
+    order = {k.metric: i for i, k in enumerate(p.kpis)}
+    found.sort(key=lambda a: order.get(a.kpi, 0))
+    text = alerts_mod.to_json(found) if as_json else alerts_mod.summary(found, title=p.name)
+    return text, int(any(a.severity == "critical" for a in found))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +47,9 @@ class Table:
 
 
 def redact(url: str) -> str:
-    """Hide a password in a database URL."""
-    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+    """Hide a password in a database URL (``user:password@`` or a ``password=`` parameter)."""
+    url = re.sub(r"(//[^:/@]+):[^/]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&;]password=)[^&;]*", r"\1***", url)
 
 
 @functools.cache
@@ -57,7 +60,16 @@ def duckdb_connection() -> Any:
     return ibis.duckdb.connect()
 
 
-def _expand_env(url: str, name: str) -> str:
+def _expand_env(url: str, name: str) -> tuple[str, tuple[str, ...]]:
+    """The URL with ``${VAR}`` replaced from the environment, and the values put in.
+
+    Values in the ``user:password@`` part are percent-encoded, so a password may contain
+    ``@``, ``/`` or ``:``. The values are returned so error messages can blank them out.
+    """
+    userinfo = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/@]*@)?", url)
+    userinfo_end = userinfo.end(1) if userinfo and userinfo.group(1) else -1
+    values: list[str] = []
+
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
         if var not in os.environ:
@@ -65,9 +77,48 @@ def _expand_env(url: str, name: str) -> str:
                 f"source {name!r}: the URL refers to ${{{var}}}, which is not set. "
                 f"Set the environment variable {var} (credentials never go into plans)."
             )
-        return os.environ[var]
+        value = os.environ[var]
+        values.append(value)
+        return urllib.parse.quote(value, safe="") if m.start() < userinfo_end else value
 
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, url)
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, url), tuple(values)
+
+
+_CONNECTIONS: dict[str, Any] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _connect(url: str) -> Any:
+    """The process's ibis backend for a database URL: one connection per URL, reused by
+    every source and metric (connecting costs a round trip and a login)."""
+    import ibis
+
+    with _CONNECTIONS_LOCK:
+        con = _CONNECTIONS.get(url)
+        if con is None:
+            con = _CONNECTIONS[url] = ibis.connect(url)
+        return con
+
+
+def close_connections() -> None:
+    """Close the cached database connections (e.g. after the server restarted)."""
+    with _CONNECTIONS_LOCK:
+        cons = list(_CONNECTIONS.values())
+        _CONNECTIONS.clear()
+    for con in cons:
+        try:
+            con.disconnect()
+        except Exception:  # a connection that is already gone
+            pass
+
+
+def _clean(e: BaseException, secrets: tuple[str, ...]) -> str:
+    """The first line of an error, safe to show: no password from the URL or environment."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            msg = msg.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return redact(msg)[:300]
 
 
 def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
@@ -109,28 +160,39 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
 
 
 def _read_url(name: str, spec: Source) -> ir.Table:
-    import ibis
-
-    url = _expand_env(spec.url or "", name)
+    url, values = _expand_env(spec.url or "", name)
+    # libpq reads PGPASSWORD when the URL has none; keep it out of messages too
+    secrets = (*values, os.environ.get("PGPASSWORD", ""))
+    password = urllib.parse.urlsplit(url).password
+    if password:
+        secrets = (*secrets, password, urllib.parse.unquote_plus(password))
     try:
-        con = ibis.connect(url)
+        con = _connect(url)
     except Exception as e:
-        msg = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise SourceError(
-            f"source {name!r}: cannot connect to {redact(spec.url or '')}: {msg[:300]}. "
+            f"source {name!r}: cannot connect to {redact(spec.url or '')}: {_clean(e, secrets)}. "
             "Check the URL, that the server runs, and the credentials in the environment."
         ) from None
     try:
         return con.table(spec.table) if spec.table else con.sql(spec.query)
     except Exception as e:
-        msg = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         what = f"table {spec.table!r}" if spec.table else "the query"
-        raise SourceError(f"source {name!r}: cannot open {what} at {redact(spec.url or '')}: {msg[:300]}") from None
+        raise SourceError(
+            f"source {name!r}: cannot open {what} at {redact(spec.url or '')}: {_clean(e, secrets)}. "
+            "Check the name (and schema) of the table, and that the user may read it."
+        ) from None
 
 
-def open_source(name: str, spec: Source | pd.DataFrame | str | Path, base_dir: Path | None = None) -> Table:
-    """Open one source and rename its columns to the canonical names the formulas use."""
+def open_source(
+    name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None
+) -> Table:
+    """Open one source and rename its columns to the canonical names the formulas use.
+
+    ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
+    say): the metrics then run on that backend.
+    """
     import ibis
+    import ibis.expr.types as ir
     import pandas as pd
 
     if isinstance(spec, (str, Path)):
@@ -139,6 +201,12 @@ def open_source(name: str, spec: Source | pd.DataFrame | str | Path, base_dir: P
         if spec.empty:
             raise DataError(f"source {name!r}: the DataFrame has no rows. Pass data with rows.")
         expr, label, spec = ibis.memtable(spec), f"DataFrame for {name!r}", Source(path="<dataframe>")
+    elif isinstance(spec, ir.Table):
+        try:
+            backend = spec._find_backend(use_default=True).name
+        except Exception:  # an expression over several backends fails later, at execution
+            backend = "ibis"
+        expr, label, spec = spec, f"{backend} table for {name!r}", Source(path="<ibis table>")
     elif spec.url is not None:
         expr, label = _read_url(name, spec), redact(spec.url)
     else:
