@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from .errors import KpinbError
@@ -39,14 +40,42 @@ def _compute(a: argparse.Namespace) -> int:
 
 
 def _report(a: argparse.Namespace) -> int:
-    from .runner import department_plans, summary_report
+    # `kpinb report` predates `kpinb run`; it now runs the report templates the same way.
+    from .runner import run_batch
 
-    plans = department_plans(a.plans_dir, None if a.all else a.department)
-    for plan_path in plans:
-        path, table = summary_report(plan_path, a.out, grain=a.grain)
-        with _pandas_wide():
-            print(f"\n== {plan_path.stem} -> {path}\n{table.to_string(index=False)}")
-    return 0
+    result = run_batch(None, None if a.all else a.department, None, a.out, plans_dir=a.plans_dir, grain=a.grain)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _run(a: argparse.Namespace) -> int:
+    from .runner import run_batch
+
+    result = run_batch(
+        a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
+        runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
+    )  # fmt: skip
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _alerts(a: argparse.Namespace) -> int:
+    from .runner import run_alerts
+
+    text, code = run_alerts(a.plan, period_end=a.period_end, data_dir=a.data_dir, as_json=a.json)
+    print(text)
+    return code
+
+
+def _check(a: argparse.Namespace) -> int:
+    from .lint import check, format_issues
+
+    issues, code = check(a.plan, today=a.today)
+    if issues:
+        print(format_issues(issues))
+    counts = {lv: sum(i.level == lv for i in issues) for lv in ("error", "warning", "info")}
+    print(f"{a.plan}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
+    return code
 
 
 def _catalog(a: argparse.Namespace) -> int:
@@ -101,6 +130,53 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("reports"))
     r.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
     r.set_defaults(func=_report)
+
+    rn = sub.add_parser(
+        "run",
+        help="execute template notebooks per department (papermill) and export offline HTML reports",
+        description="Exit status: 0 when every run succeeded, 1 when one failed (its notebook is kept as "
+        "<out>/<department>/<template>.failed.ipynb), 2 on a usage error.",
+    )
+    which = rn.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every department with a plan")
+    which.add_argument("--department", nargs="+", help="department names (plan file names without .yml)")
+    which.add_argument("--runs", type=Path, help="a runs.yml listing template, department and parameters per run")
+    rn.add_argument("--template", nargs="+", help="template names or .ipynb paths (default: kpi_dashboard "
+                    "benchmark_comparison kpi_review)")  # fmt: skip
+    rn.add_argument("--period-end", help="judge KPIs on the latest period ended by this date (YYYY-MM-DD)")
+    rn.add_argument("--out", type=Path, default=Path("reports"))
+    rn.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default 2)")
+    rn.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
+    rn.add_argument("--plans-dir", type=Path, default=None, help="default: the shipped example plans")
+    rn.add_argument("--data-dir", type=Path, default=None, help="look the plans' data files up in this folder")
+    rn.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
+    rn.add_argument("--timeout", type=int, default=600, help="seconds one notebook cell may run")
+    rn.set_defaults(func=_run)
+
+    al = sub.add_parser(
+        "alerts",
+        help="evaluate a plan's threshold alerts without notebooks (for schedulers)",
+        description="Exit status: 0 when no alert is critical (none, or warnings only), 1 when at least one "
+        "alert is critical, 2 on an error (bad plan, missing data).",
+    )
+    al.add_argument("--plan", type=Path, required=True)
+    al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
+    al.add_argument("--period-end", help="judge the latest period ended by this date (YYYY-MM-DD)")
+    al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
+    al.set_defaults(func=_alerts)
+
+    ck = sub.add_parser(
+        "check",
+        help="check a plan: SMART criteria, common KPI mistakes and the quality of its data",
+        description="Exit status: 0 when there is no error (warnings and infos allowed), 1 when at least "
+        "one issue is an error, 2 when the plan file cannot be read.",
+    )
+    ck.add_argument("plan", type=Path)
+    ck.add_argument(
+        "--today", type=date.fromisoformat, default=None,
+        help="judge deadlines and reviews as of this date (YYYY-MM-DD; default: today)",
+    )  # fmt: skip
+    ck.set_defaults(func=_check)
 
     k = sub.add_parser("catalog", help="search the metric catalog")
     k.add_argument("--department")
