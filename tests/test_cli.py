@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 KPINB = [sys.executable, "-m", "kpinb.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +56,19 @@ def test_user_error_is_one_line_and_exit_code_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.startswith("kpinb: error: ") and "not_a_metric" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("plan", sorted((ROOT / "templates" / "plans").glob("*.yml")), ids=lambda p: p.stem)
+def test_check_passes_on_every_shipped_plan_with_the_sample_data(plan, sample_data):
+    from datetime import date
+
+    from kpinb.lint import check, format_issues
+
+    issues, code = check(plan, today=date(2025, 12, 31))
+    assert code == 0, format_issues(issues)
+
+
+def test_check_fails_on_the_bad_plan():
+    out = run("check", ROOT / "tests" / "plans" / "bad_plan.yml", "--today", "2026-01-15")
+    assert out.returncode == 1
+    assert "3 error(s)" in out.stdout
