@@ -8,6 +8,7 @@ fails quickly with a :class:`~kpinb.errors.PlanError` instead of hanging or exha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -220,9 +221,18 @@ def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
+_PLAIN = re.compile(r"[\w\-]+")
+
+
 def dotted(loc: Loc) -> str:
-    """Render a field path as ``kpis[0].target.by``."""
+    """Render a field path as ``kpis[0].target.by``; odd keys are quoted (``sources['a b']``)."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN.fullmatch(str(part)):  # spaces, dots, line breaks: keep the message one line
+            text = str(part)
+            out += f"[{(text if len(text) <= 40 else text[:37] + '...')!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out

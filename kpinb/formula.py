@@ -162,6 +162,12 @@ def _fail(text: str, problem: str, fix: str) -> FormulaError:
     return FormulaError(f"formula {short!r}: {problem}. {fix}")
 
 
+def _name(name: object, limit: int = 60) -> str:
+    """A name or number from the formula (or the data), quoted and cut short for a message."""
+    text = str(name)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def parse(text: str, kind: Kind = "aggregate", columns: Iterable[str] | None = None) -> Formula:
     """Parse and check a formula.
 
@@ -220,11 +226,11 @@ def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> 
     for name in sorted(formula.columns):
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
-            hint = f"Did you mean {close[0]!r}? " if close else ""
-            avail = ", ".join(sorted(known)[:30])
+            hint = f"Did you mean {_name(close[0])}? " if close else ""
+            avail = ", ".join(str(c)[:40] for c in sorted(known)[:30])
             raise _fail(
                 formula.text,
-                f"unknown column {name!r}{where}",
+                f"unknown column {_name(name)}{where}",
                 f"{hint}Use one of: {avail}; or map your column in the source's `columns:`",
             )
 
@@ -251,11 +257,11 @@ class _Converter:
             try:
                 value = float(node.this) if any(c in node.this for c in ".eE") else int(node.this)
             except ValueError:
-                raise self.fail(f"bad number {node.this!r}", "Write a plain number") from None
+                raise self.fail(f"bad number {_name(node.this)}", "Write a plain number") from None
             if isinstance(value, float) and not (abs(value) < 1e300):
-                raise self.fail(f"number {node.this} is out of range", "Use a smaller number")
+                raise self.fail(f"number {_name(node.this)} is out of range", "Use a smaller number")
             if isinstance(value, int) and abs(value) > 2**62:
-                raise self.fail(f"number {node.this} is out of range", "Use a smaller number")
+                raise self.fail(f"number {_name(node.this)} is out of range", "Use a smaller number")
             return Lit(value)
         if isinstance(node, exp.Boolean):
             return Lit(bool(node.this))
@@ -263,15 +269,16 @@ class _Converter:
             return Lit(None)
         if isinstance(node, exp.Column):
             if node.table or node.args.get("db") or node.args.get("catalog"):
-                raise self.fail(f"uses a qualified name {node.sql()!r}", "Use plain column names")
+                raise self.fail(f"uses a qualified name {_name(node.sql())}", "Use plain column names")
             name = node.name
             ref = _PLACEHOLDER_NAME.fullmatch(name)
             if ref:  # the text itself cannot hold the reserved name, so this is a {metric_id}
                 return Ref(self.refs[int(ref.group(1))])
             if "__kpinb_ref_" in name:
-                raise self.fail(f"uses a metric reference inside the name {name.strip()!r}", "Write {metric_id} alone")
+                inside = _name(name.strip())
+                raise self.fail(f"uses a metric reference inside the name {inside}", "Write {metric_id} alone")
             if name.startswith("__"):
-                raise self.fail(f"uses a reserved name {name!r}", "Rename the column")
+                raise self.fail(f"uses a reserved name {_name(name)}", "Rename the column")
             return Col(name)
         if isinstance(node, exp.Neg):
             return Unary("neg", self.convert(node.this, d))
@@ -343,10 +350,10 @@ class _Converter:
                 if not isinstance(inner, Ref):
                     raise self.fail("prev() takes a metric reference", "Write prev({metric_id})")
                 return Prev(inner)
-            raise self.fail(f"unknown function {name!r}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
+            raise self.fail(f"unknown function {_name(name)}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
         if isinstance(node, exp.Func):
             name = node.sql_name().lower() if hasattr(node, "sql_name") else type(node).__name__
-            raise self.fail(f"unknown function {name!r}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
+            raise self.fail(f"unknown function {_name(name)}", f"Allowed functions: {_ALLOWED_TEXT}, prev")
         what = type(node).__name__
         described = {
             "Select": "a query", "Subquery": "a subquery", "Star": "`*` outside count(*)",
@@ -385,8 +392,8 @@ def _check_context(f: Formula) -> None:
         if isinstance(n, Col) and f.kind == "aggregate" and not in_agg:
             raise _fail(
                 f.text,
-                f"uses column {n.name!r} outside an aggregate",
-                f"Wrap it in an aggregate, e.g. sum({n.name}), or filter rows with `where:`",
+                f"uses column {_name(n.name)} outside an aggregate",
+                f"Wrap it in an aggregate, e.g. sum({_name(n.name)[1:-1]}), or filter rows with `where:`",
             )
         if f.kind == "derived" and not _derived_ok(n):
             raise _fail(
@@ -395,7 +402,7 @@ def _check_context(f: Formula) -> None:
                 "Combine metrics with + - * /, coalesce, nullif and prev(); put conditions in an aggregate metric",
             )
         if isinstance(n, Col) and f.kind == "derived":
-            raise _fail(f.text, f"uses column {n.name!r} in a derived metric", "Refer to metrics as {metric_id}")
+            raise _fail(f.text, f"uses column {_name(n.name)} in a derived metric", "Refer to metrics as {metric_id}")
         for c in n.children():
             visit(c, in_agg or isinstance(n, Agg))
 
