@@ -81,7 +81,7 @@ def compute(
     by: Sequence[str] = (),
     start: Any = None,
     end: Any = None,
-    sources: Mapping[str, Source | pd.DataFrame | str] | None = None,
+    sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
 ) -> pd.DataFrame:
     """Compute metrics per period (and dimension) into a tidy DataFrame.
 
@@ -93,8 +93,9 @@ def compute(
     grain: ``day``, ``week``, ``month``, ``quarter`` or ``year``.
     by: dimension columns to break every metric down by.
     start, end: inclusive date range; periods without data in it appear with missing values.
-    sources: canonical source name -> file path, :class:`Source` or DataFrame; overrides
-        the plan's sources.
+    sources: canonical source name -> file path, :class:`Source`, DataFrame or an ibis
+        table (on any ibis backend, e.g. a Spark table: the query then runs there);
+        overrides the plan's sources.
 
     Returns
     -------
@@ -151,7 +152,7 @@ def queries(
     metrics: Sequence[str] | None = None,
     grain: str | Grain = "month",
     by: Sequence[str] = (),
-    sources: Mapping[str, Source | pd.DataFrame | str] | None = None,
+    sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
 ) -> dict[str, str]:
     """The SQL the engine sends, one query per source (arguments as for :func:`compute`).
 
@@ -339,7 +340,7 @@ def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
         typ = arg.type()
         if node.func in ("sum", "avg", "median"):
             if typ.is_boolean():
-                arg = arg.cast("int64")
+                arg = _as_num(arg)
             elif not typ.is_numeric():
                 raise FormulaError(
                     f"metric {m.id!r}: {node.func}() needs numbers, but its argument is {typ}. "
@@ -354,6 +355,10 @@ def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
         if node.func == "sum":
             # SQL's sum of no rows is NULL; a period with rows but none matching is 0.
             return ibis.coalesce(arg.sum(where=where), 0)
+        if node.func == "median" and where is not None:
+            # Filter the argument (medians skip nulls), not the aggregate: Spark applies a
+            # filter to every input of percentile(x, 0.5), and 0.5 must stay a constant.
+            return ibis.cases((where, arg)).median()
         return getattr(arg, node.func)(where=where)
     if isinstance(node, Lit):
         return ibis.null() if node.value is None else ibis.literal(node.value)
@@ -400,7 +405,12 @@ def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
 
 
 def _as_num(x: Any) -> Any:
-    return x.cast("int64") if x.type().is_boolean() else x
+    # CASE, not CAST: PostgreSQL has no boolean -> bigint cast; a null stays null
+    if not x.type().is_boolean():
+        return x
+    import ibis
+
+    return ibis.cases((x, ibis.literal(1, "int64")), (~x, ibis.literal(0, "int64")))
 
 
 def _as_bool(x: Any, m: Metric) -> Any:

@@ -43,8 +43,9 @@ def where(file: object | None = None, field: str | None = None, line: int | None
 
 
 # `scheme://user:password@`: the user may be empty and the password may hold unencoded
-# : / ? @, so the match runs to the last @ (hiding too much beats showing a password)
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*):[^\s'\"]*@")
+# : / ? @, so the match runs to the last @ (hiding too much beats showing a password).
+# A `${VAR}` reference is no secret and tells the reader which variable to set.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*):(?!\$\{\w+\}@)[^\s'\"]*@")
 # `password=...` in a URL query or a key=value connection string, also `sslpassword`, `pwd`, `token`
 _PARAM = re.compile(
     r"(?i)((?:^|(?<=[?&;\s]))[\w.\-]*(?:password|passwd|pwd|secret|token)[\w.\-]*\s*=\s*)('[^']*'|[^&;\s'\"]+)"

@@ -7,6 +7,7 @@ run where the data is.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -48,7 +49,8 @@ class Table:
 
 def redact(url: str) -> str:
     """Hide a password in a database URL (``user:password@`` or a ``password=`` parameter)."""
-    url = re.sub(r"(//[^:/@]+):[^/]*@", r"\1:***@", url)
+    # a ${VAR} reference is no secret and tells the reader which variable to set
+    url = re.sub(r"(//[^:/@]+):(?!\$\{\w+\}@)[^/]*@", r"\1:***@", url)
     return re.sub(r"(?i)([?&;]password=)[^&;]*", r"\1***", url)
 
 
@@ -106,10 +108,8 @@ def close_connections() -> None:
         cons = list(_CONNECTIONS.values())
         _CONNECTIONS.clear()
     for con in cons:
-        try:
+        with contextlib.suppress(Exception):  # a connection that is already gone
             con.disconnect()
-        except Exception:  # a connection that is already gone
-            pass
 
 
 def _clean(e: BaseException, secrets: tuple[str, ...]) -> str:
@@ -159,6 +159,37 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
     raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
 
 
+def _check_read_only(name: str, query: str, dialect: Any) -> None:
+    """Refuse a `query:` that is more than one SELECT.
+
+    The backend runs the text inside statements of its own (PostgreSQL: CREATE TEMP VIEW),
+    so ``SELECT ...; DROP TABLE x`` would run the DROP, and writes hidden in a WITH or
+    SELECT INTO must not reach the database either.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
+    except sqlglot.errors.SqlglotError:  # SQL sqlglot does not know: at least one statement only
+        statements = None
+    writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into,
+              exp.Command, exp.TruncateTable, exp.Copy)  # fmt: skip
+    if statements is None:
+        bad = ";" in query.strip().rstrip(";")
+    else:
+        bad = (
+            len(statements) != 1
+            or not isinstance(statements[0], exp.Query)
+            or any(isinstance(node, writes) for node in statements[0].walk())
+        )
+    if bad:
+        raise SourceError(
+            f"source {name!r}: `query:` must be a single read-only SELECT (no `;`, no INSERT, "
+            "UPDATE, DELETE, CREATE, DROP or SELECT INTO). Give one SELECT, or a `table:`."
+        )
+
+
 def _read_url(name: str, spec: Source) -> ir.Table:
     url, values = _expand_env(spec.url or "", name)
     # libpq reads PGPASSWORD when the URL has none; keep it out of messages too
@@ -173,9 +204,23 @@ def _read_url(name: str, spec: Source) -> ir.Table:
             f"source {name!r}: cannot connect to {redact(spec.url or '')}: {_clean(e, secrets)}. "
             "Check the URL, that the server runs, and the credentials in the environment."
         ) from None
+    if spec.query is not None:
+        _check_read_only(name, spec.query, getattr(con, "dialect", None))
     try:
         return con.table(spec.table) if spec.table else con.sql(spec.query)
     except Exception as e:
+        from ibis.common.exceptions import TableNotFound
+
+        if isinstance(e, TableNotFound):
+            try:
+                names = con.list_tables()
+                there = f"Tables there: {', '.join(names[:30])}." if names else "It has no tables."
+            except Exception:
+                there = ""
+            raise SourceError(
+                f"source {name!r}: no table {spec.table!r} at {redact(spec.url or '')}. {there} "
+                "Fix `table:` (add the schema to the URL path, e.g. /dbname/schema, for another schema)."
+            ) from None
         what = f"table {spec.table!r}" if spec.table else "the query"
         raise SourceError(
             f"source {name!r}: cannot open {what} at {redact(spec.url or '')}: {_clean(e, secrets)}. "
@@ -183,9 +228,7 @@ def _read_url(name: str, spec: Source) -> ir.Table:
         ) from None
 
 
-def open_source(
-    name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None
-) -> Table:
+def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None) -> Table:
     """Open one source and rename its columns to the canonical names the formulas use.
 
     ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
