@@ -1,0 +1,657 @@
+"""Plotly figures of engine results: trend, breakdown, benchmark position, drivers, sparkline.
+
+Every function takes a result frame (the engine's tidy frame, or a frame from
+:mod:`kpinb.benchmark` / :mod:`kpinb.drivers`) and returns a plain :class:`plotly.graph_objects.Figure`.
+Only ``scatter`` and ``bar`` traces are used, so a report may embed a partial plotly.js bundle
+(``plotly.js-basic-dist-min``). No hover template carries text from the data: hover labels are
+built by plotly from numbers, dates and category names, which plotly escapes.
+
+>>> fig = trend(kpinb.compute(plan), "monthly_sales_revenue", target=1_500_000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from .forecast import Forecast
+
+__all__ = [
+    "benchmark_position",
+    "breakdown",
+    "drivers",
+    "empty_figure",
+    "figure_html",
+    "metric_label",
+    "plotly_js",
+    "sparkline",
+    "trend",
+]
+
+PALETTE = ("#1a73e8", "#e37400", "#188038", "#a142f4", "#d93025", "#12b5cb", "#f538a0", "#5f6368")
+_GOOD, _BAD, _NEUTRAL, _BAND = "#1b7f3b", "#b3261e", "#80868b", "rgba(26,115,232,0.15)"
+_BASE = ("metric", "period_start", "value", "numerator", "denominator")
+_GRID = {"gridcolor": "#ebf0f8", "linecolor": "#ebf0f8", "zerolinecolor": "#dfe3ea", "automargin": True}
+# A small template of our own: a named template such as "plotly_white" costs ~0.1 s per figure to
+# validate and copy, which a dashboard redrawing four figures per filter change would feel.
+TEMPLATE = {
+    "layout": {
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": list(PALETTE),
+        "font": {"color": "#2a3f5f"},
+        "xaxis": _GRID,
+        "yaxis": _GRID,
+        "hoverlabel": {"align": "left"},
+    }
+}
+
+
+def _go() -> Any:
+    import plotly.graph_objects as go
+
+    return go
+
+
+def _meta(metric: str, name: str | None, unit: str | None) -> tuple[str, str]:
+    """The metric's display name and unit, from the arguments or else the catalog."""
+    if name is not None and unit is not None:
+        return name, unit
+    from . import catalog
+
+    m = catalog.metrics().get(metric)
+    return (
+        name if name is not None else (m.name if m is not None else metric),
+        unit if unit is not None else (m.unit.value if m is not None else "count"),
+    )
+
+
+def _axis(unit: str) -> dict[str, Any]:
+    """Tick and hover formats for a value axis in ``unit``."""
+    u = str(getattr(unit, "value", unit))
+    if u == "percent":
+        return {"tickformat": ".2~%", "hoverformat": ".2%"}
+    if u in ("currency", "count"):
+        return {"tickformat": "~s", "hoverformat": ",.2f"}
+    return {"hoverformat": ",.2f"}
+
+
+@functools.cache
+def _template() -> Any:
+    return _go().layout.Template(TEMPLATE)
+
+
+def _figure(title: str, height: int = 320, **kw: Any) -> go.Figure:
+    """An empty figure with the common layout (built in one go: plotly validates on every update)."""
+    layout = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
+        "template": _template(),
+        "height": height,
+        "margin": {"l": 56, "r": 16, "t": 44, "b": 36},
+        "legend": {"orientation": "h", "y": -0.18, "x": 0},
+        "font": {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12},
+        "annotations": [],
+        "shapes": [],
+        **kw,
+    }
+    return _go().Figure(layout=layout)
+
+
+def _empty(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(
+        text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"color": _NEUTRAL, "size": 13}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def empty_figure(title: str, message: str) -> go.Figure:
+    """A figure with a title and a centred message instead of data ("No data for this selection")."""
+    return _empty(_figure(title), message)
+
+
+def _dims(df: pd.DataFrame) -> list[str]:
+    from pandas.api.types import is_numeric_dtype
+
+    by = df.attrs.get("by")
+    if by is None:
+        by = [c for c in df.columns if c not in _BASE and not is_numeric_dtype(df[c])]
+    return [c for c in by if c in df.columns]
+
+
+def _period_text(when: Any, grain: str | None) -> str:
+    import pandas as pd
+
+    if grain:
+        from .compare import period_label
+
+        return period_label(when, grain)
+    return f"{pd.Timestamp(when):%Y-%m-%d}"
+
+
+def trend(
+    df: pd.DataFrame,
+    metric: str,
+    *,
+    target: float | pd.Series | None = None,
+    forecast: Forecast | pd.DataFrame | None = None,
+    title: str | None = None,
+    name: str | None = None,
+    unit: str | None = None,
+) -> go.Figure:
+    """The metric's value per period: one line (one per dimension member when broken down).
+
+    Parameters
+    ----------
+    df : the engine's tidy frame.
+    metric : the metric id to draw.
+    target : a number (a flat dashed line) or a Series indexed by date (a step path).
+    forecast : a :class:`kpinb.forecast.Forecast` or a frame ``period_start, mean, lower, upper``:
+        drawn as a dashed line with its interval as a band.
+    title : the figure title; default the metric's name.
+    name, unit : display name and unit; default from the catalog.
+
+    Examples
+    --------
+    >>> fig = trend(df, "bounce_rate", target=0.42)  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    go = _go()
+    label, u = _meta(metric, name, unit)
+    fig = _figure(title if title is not None else label, hovermode="x unified")
+    rows = df[df["metric"] == metric].sort_values("period_start")
+    if rows["value"].notna().sum() == 0:
+        return _empty(fig, "No data for this selection")
+    dims = _dims(df)
+    groups = list(rows.groupby(dims, sort=True, dropna=False)) if dims else [((label,), rows)]
+    for i, (key, g) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        fig.add_trace(
+            go.Scatter(
+                x=g["period_start"],
+                y=g["value"],
+                mode="lines+markers",
+                name=" · ".join(str(k) for k in key),
+                line={"color": PALETTE[i % len(PALETTE)], "width": 2},
+                marker={"size": 4},
+            )
+        )
+    x_first, x_last = rows["period_start"].min(), rows["period_start"].max()
+    points = getattr(forecast, "points", forecast)
+    if points is not None and len(points):
+        pts = points.sort_values("period_start")
+        last = rows.dropna(subset=["value"]).iloc[-1] if not dims else None
+        xs, ms = list(pts["period_start"]), list(pts["mean"])
+        if last is not None and pd.Timestamp(last["period_start"]) < pd.Timestamp(xs[0]):
+            xs, ms = [last["period_start"], *xs], [last["value"], *ms]
+        fig.add_trace(
+            go.Scatter(
+                x=pts["period_start"],
+                y=pts["upper"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                name="upper",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=pts["period_start"],
+                y=pts["lower"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=_BAND,
+                name="forecast range",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=xs, y=ms, mode="lines", name="forecast", line={"color": PALETTE[0], "dash": "dot", "width": 2})
+        )
+        x_last = max(x_last, pts["period_start"].max())
+    if target is not None:
+        if isinstance(target, pd.Series):
+            s = target.dropna().sort_index()
+            tx, ty, shape = list(s.index), list(s.to_numpy(dtype="float64")), "hv"
+        elif math.isfinite(float(target)):
+            tx, ty, shape = [x_first, x_last], [float(target)] * 2, "linear"
+        else:
+            tx, ty, shape = [], [], "linear"
+        if tx:
+            fig.add_trace(
+                go.Scatter(
+                    x=tx,
+                    y=ty,
+                    mode="lines",
+                    name="target",
+                    line={"color": _GOOD, "dash": "dash", "width": 1.5, "shape": shape},
+                )
+            )
+    fig.update_yaxes(**_axis(u), rangemode="tozero" if u in ("count", "currency") else "normal")
+    return fig
+
+
+def breakdown(
+    df: pd.DataFrame,
+    metric: str,
+    dimension: str,
+    period: Any = None,
+    *,
+    title: str | None = None,
+    name: str | None = None,
+    unit: str | None = None,
+) -> go.Figure:
+    """One horizontal bar per member of ``dimension`` in one period, largest on top.
+
+    Parameters
+    ----------
+    df : the engine's tidy frame computed with ``by`` including ``dimension``.
+    metric : the metric id.
+    dimension : the dimension column.
+    period : any date in the period to show; default the latest period where a member has a value.
+    title, name, unit : as for :func:`trend`.
+    """
+    import pandas as pd
+
+    go = _go()
+    label, u = _meta(metric, name, unit)
+    rows = df[df["metric"] == metric]
+    grain = df.attrs.get("grain")
+    if dimension not in df.columns:
+        fig = _figure(title or f"{label} by {dimension}")
+        return _empty(fig, f"Not broken down by {dimension}")
+    if period is None:
+        have = rows.loc[rows["value"].notna(), "period_start"]
+        when = have.max() if len(have) else None
+    else:
+        from .engine import period_start
+
+        when = period_start(period, grain) if grain else pd.Timestamp(period)
+    heading = title or f"{label} by {dimension}" + (f", {_period_text(when, grain)}" if when is not None else "")
+    fig = _figure(heading)
+    if when is None:
+        return _empty(fig, "No data for this selection")
+    here = rows[rows["period_start"] == when]
+    here = here.groupby(dimension, dropna=False, sort=False)["value"].sum(min_count=1).dropna().sort_values()
+    if here.empty:
+        return _empty(fig, "No data for this selection")
+    from .cards import format_value
+
+    fig.add_trace(
+        go.Bar(
+            x=here.to_numpy(),
+            y=[str(m) for m in here.index],
+            orientation="h",
+            marker={"color": PALETTE[0]},
+            text=[format_value(v, u) for v in here.to_numpy()],
+            textposition="auto",
+            name=label,
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(**_axis(u))
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(height=max(220, 60 + 28 * len(here)))
+    return fig
+
+
+def benchmark_position(frame: pd.DataFrame, *, title: str | None = None, unit: str | None = None) -> go.Figure:
+    """Where a value stands against a benchmark.
+
+    Reads any of the frames of :mod:`kpinb.benchmark`:
+
+    - :func:`~kpinb.benchmark.external` (``p25, p50, p75``): per metric, the interquartile range
+      as a bar, the median as a tick and the value as a diamond;
+    - :func:`~kpinb.benchmark.peers` (``rank`` and a dimension column): one bar per member, the
+      best in green, with the median (or the given overall) as a dotted line;
+    - :func:`~kpinb.benchmark.history` (``last_year_value, best_value``): the value next to the
+      same period last year and the best period before it.
+    """
+    cols = set(frame.columns)
+    fig = _figure(title or "Benchmark position")
+    if frame.empty:
+        return _empty(fig, "No benchmark for this selection")
+    if {"p25", "p50", "p75", "value"} <= cols:
+        return _external(fig, frame, unit)
+    if {"rank", "value"} <= cols:
+        return _peers(fig, frame, unit)
+    if {"last_year_value", "best_value", "value"} <= cols:
+        return _history(fig, frame, unit)
+    raise ValueError(
+        "benchmark_position() needs a frame from kpinb.benchmark.external(), peers() or history(); "
+        f"this one has columns {', '.join(map(str, frame.columns))}."
+    )
+
+
+def _unit_of(frame: pd.DataFrame, unit: str | None) -> str:
+    if unit is not None:
+        return unit
+    if "unit" in frame.columns and frame["unit"].notna().any():
+        return str(frame["unit"].dropna().iloc[0])
+    if "metric" in frame.columns and len(frame):
+        return _meta(str(frame["metric"].iloc[0]), None, None)[1]
+    return "count"
+
+
+def _external(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
+    """Metrics of different units share one axis: their position (0-100) in the benchmark's distribution."""
+    go = _go()
+    from .cards import format_value
+
+    names = [_meta(str(m), None, None)[0] for m in frame["metric"]]
+    given = frame["unit"] if "unit" in frame.columns else [None] * len(frame)
+    units = [
+        unit or (str(u) if isinstance(u, str) and u else _meta(str(m), None, None)[1])
+        for m, u in zip(frame["metric"], given, strict=True)
+    ]
+    fig.add_trace(
+        go.Bar(
+            y=names,
+            x=[50] * len(frame),
+            base=[25] * len(frame),
+            orientation="h",
+            marker={"color": "rgba(128,134,139,0.25)"},
+            name="p25–p75",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            y=names,
+            x=[50] * len(frame),
+            mode="markers",
+            name="median (p50)",
+            hoverinfo="skip",
+            marker={"symbol": "line-ns-open", "size": 22, "color": "#3c4043", "line": {"width": 3}},
+        )
+    )
+    colors, texts = [], []
+    for r, u in zip(frame.itertuples(index=False), units, strict=True):
+        better = getattr(r, "better_than_pct", math.nan)
+        colors.append(_GOOD if better is not None and better >= 50 else _BAD)
+        texts.append(f"{format_value(r.value, u)} (median {format_value(r.p50, u)})")
+    fig.add_trace(
+        go.Scatter(
+            y=names,
+            x=frame["percentile"],
+            mode="markers+text",
+            name="value",
+            text=texts,
+            textposition="top center",
+            hoverinfo="x+y",
+            marker={"symbol": "diamond", "size": 13, "color": colors},
+        )
+    )
+    fig.update_xaxes(
+        range=[-3, 103],
+        title_text="position in the benchmark range (percentile by value)",
+        tickvals=[0, 25, 50, 75, 100],
+    )
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(height=max(200, 120 + 48 * len(frame)), barmode="overlay")
+    return fig
+
+
+def _peers(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
+    go = _go()
+    known = {
+        "metric",
+        "period_start",
+        "value",
+        "rank",
+        "n_peers",
+        "percentile",
+        "best",
+        "median",
+        "overall",
+        "overall_kind",
+        "gap_to_best",
+        "gap_to_median",
+        "gap_to_overall",
+    }
+    dims = [c for c in frame.columns if c not in known]
+    dim = dims[0] if dims else None
+    u = _unit_of(frame, unit)
+    rows = frame.dropna(subset=["value"]).sort_values("value")
+    if rows.empty or dim is None:
+        return _empty(fig, "No peers to compare")
+    best = rows["rank"].astype("float64") == 1
+    fig.add_trace(
+        go.Bar(
+            x=rows["value"],
+            y=[str(m) for m in rows[dim]],
+            orientation="h",
+            showlegend=False,
+            marker={"color": [_GOOD if b else PALETTE[0] for b in best]},
+            name="value",
+        )
+    )
+    ref_col = "overall" if "overall" in rows.columns and rows["overall"].notna().any() else "median"
+    if ref_col in rows.columns and rows[ref_col].notna().any():
+        ref = float(rows[ref_col].dropna().iloc[0])
+        kind = str(rows["overall_kind"].iloc[0]) if "overall_kind" in rows.columns else ref_col
+        label = "overall" if kind == "given" else "median of members"
+        fig.add_shape(type="line", x0=ref, x1=ref, y0=0, y1=1, yref="paper", line={"dash": "dot", "color": "#3c4043"})
+        fig.add_annotation(
+            x=ref,
+            y=1,
+            yref="paper",
+            text=label,
+            showarrow=False,
+            yanchor="bottom",
+            font={"size": 11, "color": "#3c4043"},
+        )
+    title = fig.layout.title.text
+    if title == "Benchmark position":
+        fig.update_layout(title_text=f"{_meta(str(rows['metric'].iloc[0]), None, None)[0]}: {dim} vs peers")
+    fig.update_xaxes(**_axis(u))
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(height=max(220, 70 + 28 * len(rows)))
+    return fig
+
+
+def _history(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
+    go = _go()
+    u = _unit_of(frame, unit)
+    names = [_meta(str(m), None, None)[0] for m in frame["metric"]]
+    for i, (col, label) in enumerate(
+        (("best_value", "best before"), ("last_year_value", "last year"), ("value", "latest"))
+    ):
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=frame[col],
+                orientation="h",
+                name=label,
+                marker={"color": (_NEUTRAL, "#bdc1c6", PALETTE[0])[i]},
+            )
+        )
+    fig.update_xaxes(**_axis(u))
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(barmode="group", height=max(220, 100 + 60 * len(frame)))
+    return fig
+
+
+def drivers(
+    frame: pd.DataFrame,
+    *,
+    direction: str | None = None,
+    title: str | None = None,
+    unit: str | None = None,
+) -> go.Figure:
+    """Bars of the effects that add up to a metric's change (a frame of :mod:`kpinb.drivers`).
+
+    Each bar is one driver (``driver``, with ``component`` such as ``rate``/``mix`` when there
+    is more than one kind), sorted by effect; green when the effect moves the metric the good
+    way for ``direction`` (default the catalog's, else higher is better), red otherwise. The
+    title names the periods and the total change from the frame's ``attrs``.
+    """
+    import pandas as pd
+
+    go = _go()
+    metric = frame.attrs.get("metric") or (str(frame["metric"].iloc[0]) if "metric" in frame and len(frame) else "")
+    label, u = _meta(metric, None, unit) if metric else ("metric", unit or "count")
+    if direction is None and metric:
+        from . import catalog
+
+        m = catalog.metrics().get(metric)
+        direction = m.direction.value if m is not None else None
+    higher = not str(getattr(direction, "value", direction) or "higher").startswith("lower")
+
+    pa, pb, change = frame.attrs.get("period_a"), frame.attrs.get("period_b"), frame.attrs.get("change")
+    if title is None:
+        title = f"What moved {label}"
+        if pa is not None and pb is not None:
+            title += f": {pd.Timestamp(pa):%Y-%m-%d} → {pd.Timestamp(pb):%Y-%m-%d}"
+        if change is not None and math.isfinite(float(change)):
+            title += f" ({_signed(float(change), u)})"
+    fig = _figure(title)
+    if frame.empty or "effect" not in frame.columns or frame["effect"].notna().sum() == 0:
+        note = ""
+        if "note" in frame.columns and frame["note"].astype(str).str.len().gt(0).any():
+            note = str(frame.loc[frame["note"].astype(str).str.len() > 0, "note"].iloc[0])
+        return _empty(fig, note[:120] or "No change to explain")
+    rows = frame.dropna(subset=["effect"]).copy()
+    kinds = rows["component"].nunique() if "component" in rows.columns else 1
+    labels = [
+        f"{d} · {c}" if kinds > 1 else str(d)
+        for d, c in zip(
+            rows["driver"], rows["component"] if "component" in rows.columns else rows["driver"], strict=True
+        )
+    ]
+    rows["_label"] = labels
+    rows = rows.sort_values("effect")
+    good = [(e >= 0) == higher for e in rows["effect"]]
+    fig.add_trace(
+        go.Bar(
+            x=rows["effect"],
+            y=rows["_label"],
+            orientation="h",
+            marker={"color": [_GOOD if g else _BAD for g in good]},
+            text=[_signed(e, u) for e in rows["effect"]],
+            textposition="auto",
+            cliponaxis=False,  # a short bar's label outside it stays readable
+            showlegend=False,
+            name="effect",
+        )
+    )
+    fig.add_shape(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper", line={"color": "#3c4043", "width": 1})
+    fig.update_xaxes(**({"tickformat": ".2%", "hoverformat": ".3%"} if u == "percent" else _axis(u)), zeroline=False)
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(height=max(220, 70 + 26 * len(rows)))
+    return fig
+
+
+def _signed(x: float, unit: str) -> str:
+    """A change with its sign: ``+1.2 pp`` for percent metrics (stored as fractions), else ``−1.23M``."""
+    from .cards import format_value
+
+    sign = "+" if x >= 0 else "−"
+    if str(unit) == "percent":
+        return f"{sign}{abs(x) * 100:.2f} pp"
+    return sign + format_value(abs(x), unit)
+
+
+def sparkline(series: pd.Series, *, color: str = PALETTE[0], height: int = 60) -> go.Figure:
+    """A tiny line chart without axes: the series and a dot on its last value."""
+    import pandas as pd
+
+    go = _go()
+    s = pd.Series(series).astype("float64")
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=list(s.index),
+            y=s.to_numpy(),
+            mode="lines",
+            line={"color": color, "width": 1.6},
+            hoverinfo="x+y",
+            showlegend=False,
+        )
+    )
+    valid = s.dropna()
+    if len(valid):
+        fig.add_trace(
+            go.Scatter(
+                x=[valid.index[-1]],
+                y=[valid.iloc[-1]],
+                mode="markers",
+                marker={"color": color, "size": 6},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        template=_template(),
+        height=height,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        showlegend=False,
+    )
+    return fig
+
+
+#: The partial plotly.js bundle shipped in kpinb/static (see its README) and the trace types it draws.
+PLOTLY_BASIC = Path(__file__).resolve().parent / "static" / "plotly-basic-4.1.1.min.js"
+BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
+
+
+def _basic_usable() -> bool:
+    """The shipped basic bundle matches the plotly.js version the installed plotly writes figures for."""
+    from plotly.offline import get_plotlyjs_version
+
+    return PLOTLY_BASIC.is_file() and PLOTLY_BASIC.name == f"plotly-basic-{get_plotlyjs_version()}.min.js"
+
+
+@functools.cache
+def _plotly_js_text(bundle: Literal["basic", "full"]) -> str:
+    if bundle == "basic":
+        text = PLOTLY_BASIC.read_text(encoding="utf-8")
+    else:
+        from plotly.offline import get_plotlyjs
+
+        text = get_plotlyjs()
+    return text.replace("</script", "<\\/script")  # it goes inside a <script> element
+
+
+def plotly_js(figures: Iterable[go.Figure] = ()) -> str:
+    """plotly.js source to inline once in a ``<script>`` element of an offline page.
+
+    The small basic bundle (scatter, bar, pie; ~1.2 MB) when every figure's traces are of
+    those types, else the full one from the installed plotly package (~4.8 MB). No CDN.
+    """
+    types = {str(t.type or "scatter") for fig in figures for t in fig.data}
+    return _plotly_js_text("basic" if types <= BASIC_TRACES and _basic_usable() else "full")
+
+
+def figure_html(fig: go.Figure, include_plotlyjs: bool | str = False, div_id: str | None = None) -> str:
+    """A figure as an HTML fragment (``<div>`` + script) for a self-contained report.
+
+    ``include_plotlyjs=True`` inlines plotly.js from the installed plotly package (no CDN); pass
+    it for the first figure of a page only.
+    """
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=include_plotlyjs,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
+
+
+def metric_label(metric: str, registry: Mapping[str, Any] | None = None) -> str:
+    """The display name of a metric id (from ``registry``, else the catalog, else the id)."""
+    if registry is not None and metric in registry:
+        return str(registry[metric].name)
+    return _meta(metric, None, "count")[0]

@@ -1,0 +1,300 @@
+"""Rich notebook display of plans, KPI statuses and alerts (HTML tables, every text escaped).
+
+Wrap a result to display it, or register the formatters once so that a bare ``plan`` or
+``alert`` at the end of a cell renders as HTML:
+
+>>> PlanView(kpinb.load_plan("templates/plans/sales.yml"))          # doctest: +SKIP
+>>> StatusTable(kpinb.status.evaluate(plan, df))                     # doctest: +SKIP
+>>> AlertTable(kpinb.alerts.evaluate(plan, df))                      # doctest: +SKIP
+>>> kpinb.display.register()   # Plan and Alert objects render as HTML from now on  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .cards import STATUS_STYLE, _display_unit, format_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .alerts import Alert
+    from .model import Metric, Plan
+
+__all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "register", "status_html"]
+
+_FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:13px;color:#202124"
+_TABLE = "border-collapse:collapse;margin:4px 0 10px;min-width:60%"
+_TH = "text-align:left;padding:4px 8px;border-bottom:2px solid #dadce0;background:#f8f9fa;font-weight:600"
+_TD = "text-align:left;padding:4px 8px;border-bottom:1px solid #eceff1;vertical-align:top"
+_SEVERITY = {"critical": ("#b3261e", "#fdeceb"), "warning": ("#9a5b00", "#fff3df")}
+
+
+def _esc(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return html.escape(str(getattr(x, "value", x)), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str) -> str:
+    """An HTML table; ``rows`` cells are already-escaped HTML."""
+    head = "".join(f'<th style="{_TH}">{_esc(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f'<td style="{_TD}">{c}</td>' for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}" style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _pill(text: str, color: str, background: str) -> str:
+    return (
+        f'<span style="white-space:nowrap;font-weight:600;color:{color};background:{background};'
+        f'border-radius:10px;padding:1px 8px">● {_esc(text)}</span>'
+    )
+
+
+def _date(x: Any) -> str:
+    if x is None:
+        return ""
+    import pandas as pd
+
+    try:
+        t = pd.Timestamp(x)
+    except (TypeError, ValueError):
+        return _esc(x)
+    return "" if t is pd.NaT else f"{t:%Y-%m-%d}"
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def plan_html(plan: Plan) -> str:
+    """A plan as HTML: objectives, KPIs (baseline, target, thresholds, owner), sources and review.
+
+    Database URLs show without their password; every text from the plan is escaped.
+    """
+    from .plan import registry
+    from .sources import redact
+
+    reg = registry(plan)
+    objectives = {o.id: o.statement for o in plan.objectives}
+    parts = [
+        f'<div class="kpinb-plan" style="{_FONT}">',
+        f'<div style="font-size:16px;font-weight:700">{_esc(plan.name)}</div>',
+        f'<div style="color:#5f6368;margin-bottom:6px">department: {_esc(plan.department)}'
+        + (f" · file: {_esc(plan.file)}" if plan.file else "")
+        + "</div>",
+    ]
+    if plan.objectives:
+        items = "".join(f"<li><code>{_esc(o.id)}</code> {_esc(o.statement)}</li>" for o in plan.objectives)
+        parts.append(f'<div style="font-weight:600">Objectives</div><ul style="margin:2px 0 8px">{items}</ul>')
+    rows = []
+    for k in plan.kpis:
+        m: Metric | None = reg.get(k.metric)
+        unit = _display_unit(m, None)
+        name = k.name or (m.name if m is not None else k.metric)
+        if k.baseline is None:
+            baseline = ""
+        elif k.baseline.value is not None:
+            baseline = _esc(format_value(k.baseline.value, unit))
+        else:
+            baseline = f"mean {_date(k.baseline.from_)} – {_date(k.baseline.to)}"
+        target = ""
+        if k.target is not None:
+            target = _esc(format_value(k.target.value, unit)) + (f" by {_date(k.target.by)}" if k.target.by else "")
+        th = k.thresholds
+        thresholds = ""
+        if th is not None:
+            bits = [
+                f"{lvl} {format_value(v, unit)}"
+                for lvl, v in (("warning", th.warning), ("critical", th.critical))
+                if v is not None
+            ]
+            if th.change_pct is not None:
+                bits.append(f"change > {th.change_pct:g}%")
+            thresholds = _esc(", ".join(bits))
+        support = ", ".join(_esc(reg[s].name if s in reg else s) for s in k.supporting)
+        objective = k.objective or ""
+        rows.append(
+            [
+                f"<b>{_esc(name)}</b><br><code style='color:#5f6368'>{_esc(k.metric)}</code>",
+                _esc(objective)
+                + (
+                    f"<br><span style='color:#5f6368'>{_esc(objectives[objective])}</span>"
+                    if objective in objectives
+                    else ""
+                ),
+                _esc(k.owner) or '<span style="color:#b3261e">no owner</span>',
+                _esc(k.grain),
+                baseline,
+                target or '<span style="color:#b3261e">no target</span>',
+                thresholds,
+                support,
+            ]
+        )
+    parts.append('<div style="font-weight:600">KPIs</div>')
+    parts.append(
+        _table(
+            ["KPI", "objective", "owner", "grain", "baseline", "target", "thresholds", "supporting"],
+            rows,
+            "kpinb-plan-kpis",
+        )
+        if rows
+        else '<div style="color:#b3261e">No KPIs yet.</div>'
+    )
+    if plan.sources:
+        srows = []
+        for name, s in plan.sources.items():
+            where = _esc(s.path) if s.path else _esc(redact(s.url or "")) + (f" · {_esc(s.table)}" if s.table else "")
+            mapped = ", ".join(f"{_esc(c)} ← {_esc(u)}" for c, u in s.columns.items())
+            srows.append(
+                [f"<code>{_esc(name)}</code>", where, _esc(s.time), _esc(", ".join(s.dimensions or ())), mapped]
+            )
+        parts.append('<div style="font-weight:600">Sources</div>')
+        parts.append(_table(["source", "location", "time", "dimensions", "columns"], srows, "kpinb-plan-sources"))
+    extra = []
+    if plan.benchmarks:
+        extra.append(f"benchmarks: {_esc(plan.benchmarks)}")
+    if plan.review is not None:
+        extra.append(
+            f"review every {_esc(plan.review.every)}"
+            + (f", last {_date(plan.review.last)}" if plan.review.last else "")
+        )
+    if extra:
+        parts.append(f'<div style="color:#5f6368">{" · ".join(extra)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# --- statuses -----------------------------------------------------------------------------------
+
+
+def status_html(status: pd.DataFrame, registry: Mapping[str, Metric] | None = None) -> str:
+    """The frame of :func:`kpinb.status.evaluate` as a table with a coloured status per KPI."""
+    rows = []
+    for r in status.to_dict("records"):
+        m = registry.get(str(r.get("metric"))) if registry else None
+        unit = _display_unit(m, r.get("unit"))
+        st = str(r.get("status") or "no_data")
+        label, color, background = STATUS_STYLE.get(st, (st.replace("_", " "), "#5f6368", "#f1f3f4"))
+        prog = r.get("progress")
+        prog_text = f"{prog:.0%}" if isinstance(prog, (int, float)) and math.isfinite(prog) else ""
+        change = r.get("change_pct")
+        change_text = f"{change:+.1f}%" if isinstance(change, (int, float)) and math.isfinite(change) else ""
+        rows.append(
+            [
+                f"<b>{_esc(r.get('name') or r.get('metric'))}</b>",
+                _esc(r.get("owner")),
+                _date(r.get("period_start")),
+                _esc(format_value(r.get("value"), unit)),
+                _esc(change_text),
+                _esc(format_value(r.get("target_now"), unit)),
+                _esc(prog_text),
+                _pill(label, color, background),
+                _esc(r.get("reason")),
+            ]
+        )
+    headers = ["KPI", "owner", "period", "value", "change", "target now", "progress", "status", "reason"]
+    return f'<div class="kpinb-status" style="{_FONT}">{_table(headers, rows, "kpinb-status-table")}</div>'
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def alerts_html(alerts: Sequence[Alert] | pd.DataFrame) -> str:
+    """Alerts (a list of :class:`kpinb.alerts.Alert` or their frame) as a table, critical first."""
+    records = (
+        alerts.to_dict("records")
+        if hasattr(alerts, "to_dict") and hasattr(alerts, "columns")
+        else [
+            {
+                "kpi": a.kpi,
+                "name": a.name,
+                "period_start": a.period_start,
+                "value": a.value,
+                "threshold": a.threshold,
+                "kind": a.kind,
+                "severity": a.severity,
+                "message": a.message,
+            }
+            for a in alerts  # type: ignore[union-attr]
+        ]
+    )
+    if not records:
+        return f'<div class="kpinb-alerts" style="{_FONT};color:#1b7f3b">No alerts.</div>'
+    records.sort(key=lambda r: 0 if r.get("severity") == "critical" else 1)
+    rows = []
+    for r in records:
+        sev = str(r.get("severity") or "warning")
+        color, background = _SEVERITY.get(sev, ("#5f6368", "#f1f3f4"))
+        value = r.get("value")
+        threshold = r.get("threshold")
+        rows.append(
+            [
+                _pill(sev, color, background),
+                f"<b>{_esc(r.get('name') or r.get('kpi'))}</b>",
+                _date(r.get("period_start")),
+                _esc(r.get("kind")),
+                _esc(f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else ""),
+                _esc(f"{threshold:.4g}" if isinstance(threshold, (int, float)) and math.isfinite(threshold) else ""),
+                _esc(r.get("message")),
+            ]
+        )
+    headers = ["severity", "KPI", "period", "kind", "value", "threshold", "message"]
+    return f'<div class="kpinb-alerts" style="{_FONT}">{_table(headers, rows, "kpinb-alerts-table")}</div>'
+
+
+# --- wrappers and registration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PlanView:
+    """Displays a plan as HTML in a notebook (:func:`plan_html`)."""
+
+    plan: Plan
+
+    def _repr_html_(self) -> str:
+        return plan_html(self.plan)
+
+
+@dataclass(frozen=True, eq=False)
+class StatusTable:
+    """Displays KPI statuses as a coloured table (:func:`status_html`)."""
+
+    status: pd.DataFrame
+    registry: Mapping[str, Metric] | None = None
+
+    def _repr_html_(self) -> str:
+        return status_html(self.status, self.registry)
+
+
+@dataclass(frozen=True, eq=False)
+class AlertTable:
+    """Displays alerts as a table, critical first (:func:`alerts_html`)."""
+
+    alerts: Sequence[Alert] | pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        return alerts_html(self.alerts)
+
+
+def register(ipython: Any = None) -> bool:
+    """Make :class:`~kpinb.model.Plan` and :class:`~kpinb.alerts.Alert` objects display as HTML.
+
+    Registers ``text/html`` formatters with the running IPython (or ``ipython``); returns False
+    when there is none (plain Python), True otherwise. Safe to call more than once.
+    """
+    if ipython is None:
+        mod = sys.modules.get("IPython")
+        ipython = mod.get_ipython() if mod is not None else None  # type: ignore[attr-defined]
+    if ipython is None:
+        return False
+    from .alerts import Alert
+    from .model import Plan
+
+    formatter = ipython.display_formatter.formatters["text/html"]
+    formatter.for_type(Plan, plan_html)
+    formatter.for_type(Alert, lambda a: alerts_html([a]))
+    return True

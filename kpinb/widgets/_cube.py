@@ -1,0 +1,300 @@
+"""Cached aggregates of a plan for interactive filtering (the dashboard's data layer).
+
+What is cached, per grain:
+
+- **additive metrics** — sums and counts (``sum``, ``count``, ``count_if``, and ``+``/``-``/
+  scaling by a number of those) and ratios of two such parts — are computed by the engine
+  **once per source**, broken down by *all* of the source's dimensions (the finest breakdown any
+  filter needs). A filter or a breakdown is then a pandas selection and group-by sum of
+  ``value`` (sums) or of ``numerator`` and ``denominator`` (ratios, divided afterwards), which is
+  exact: every row falls in exactly one dimension combination.
+- **other metrics** — ``count_distinct``, ``avg``, ``median``, ``min``, ``max``, ratios with
+  such parts and derived metrics — do not add up over members, so the engine computes them
+  broken down by exactly the dimensions that are filtered or broken down by (those their
+  sources have). Each such breakdown is cached, so choosing another member of the same
+  dimensions, or going back to a selection seen before, costs no query.
+
+A filter on a dimension a metric's source does not have leaves that metric unfiltered; the
+result's ``attrs["unfiltered"]`` lists those (metric -> dimensions).
+
+>>> cube = Cube(kpinb.load_plan("templates/plans/web.yml"))  # doctest: +SKIP
+>>> cube.frame("month", {"region": "Europe"})                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..formula import Agg, BinOp, Lit, Node, Unary, parse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..model import Metric, Plan
+
+Kind = Literal["sum", "ratio", "exact"]
+_ADDITIVE_AGGS = ("sum", "count", "count_if")
+_EXTENSIVE_AGGS = ("sum", "count", "count_if", "count_distinct")
+_VALUES = ["value", "numerator", "denominator"]
+
+
+def _additive(node: Node) -> bool:
+    """True when the aggregate expression adds up over disjoint groups of rows."""
+    if isinstance(node, Agg):
+        return node.func in _ADDITIVE_AGGS
+    if isinstance(node, Unary) and node.op == "neg":
+        return _additive(node.arg)
+    if isinstance(node, BinOp):
+        if node.op in "+-":
+            return _additive(node.left) and _additive(node.right)
+        if node.op == "*":
+            return (isinstance(node.left, Lit) and _additive(node.right)) or (
+                isinstance(node.right, Lit) and _additive(node.left)
+            )
+        if node.op == "/":
+            return isinstance(node.right, Lit) and _additive(node.left)
+    return False
+
+
+def kind_of(metric: Metric) -> Kind:
+    """``sum`` (members add up), ``ratio`` (numerator and denominator add up) or ``exact``."""
+    if metric.derived:
+        return "exact"
+    f = parse(metric.expr, kind="aggregate")
+    if f.ratio is not None:
+        num, den = f.ratio
+        return "ratio" if _additive(num) and _additive(den) else "exact"
+    return "sum" if _additive(f.tree) else "exact"
+
+
+def is_extensive(metric: Metric) -> bool:
+    """True for totals (sums, counts, distinct counts), whose value shrinks with a filter.
+
+    A target for such a KPI is a target for the whole: a filtered value is not judged against
+    it. Rates, averages and ratios (intensive) keep their meaning for a segment.
+    """
+    if str(getattr(metric.unit, "value", metric.unit)) in ("percent", "ratio", "score", "duration"):
+        return False
+    f = parse(metric.expr, kind="derived" if metric.derived else "aggregate")
+    if f.ratio is not None:
+        return False
+    if metric.derived:
+        return True
+
+    def walk(node: Node) -> bool:
+        if isinstance(node, Agg):
+            return node.func in _EXTENSIVE_AGGS
+        if isinstance(node, Unary) and node.op == "neg":
+            return walk(node.arg)
+        if isinstance(node, BinOp) and node.op in "+-":
+            return walk(node.left) and walk(node.right)
+        if isinstance(node, BinOp) and node.op == "*":
+            return walk(node.right) if isinstance(node.left, Lit) else walk(node.left)
+        return False
+
+    return walk(f.tree)
+
+
+class Cube:
+    """The plan's metrics at any grain, filtered by dimension members, from cached aggregates.
+
+    Parameters
+    ----------
+    plan : the plan; its KPIs and their supporting metrics are available.
+    metrics : restrict to these metric ids (default: the plan's KPIs and supporting metrics).
+
+    Attributes
+    ----------
+    calls : every engine call made, as ``(grain, by, metric ids)``, in order — what was not
+        served from the cache.
+    """
+
+    def __init__(self, plan: Plan, metrics: Sequence[str] | None = None) -> None:
+        from ..catalog import sources as canonical
+        from ..engine import dependencies
+        from ..plan import registry
+
+        self.plan = plan
+        self.registry: dict[str, Metric] = registry(plan)
+        if metrics is None:
+            ids: list[str] = []
+            for k in plan.kpis:
+                ids.extend([k.metric, *k.supporting])
+            metrics = list(dict.fromkeys(ids))
+        self.metrics = list(metrics)
+        self.kinds: dict[str, Kind] = {}
+        self.sources_of: dict[str, set[str]] = {}
+        for mid in self.metrics:
+            closure = dependencies([mid], self.registry)
+            self.sources_of[mid] = {s for d in closure if (s := self.registry[d].source) is not None}
+            self.kinds[mid] = kind_of(self.registry[mid])
+        canon = canonical()
+        self.source_dims: dict[str, tuple[str, ...]] = {}
+        for name in sorted(set().union(*self.sources_of.values()) if self.sources_of else set()):
+            spec = plan.sources.get(name)
+            dims = spec.dimensions if spec is not None and spec.dimensions is not None else None
+            if dims is None:
+                dims = canon[name].dimensions if name in canon else ()
+            self.source_dims[name] = tuple(dims)
+        self.dims_of: dict[str, tuple[str, ...]] = {}
+        for mid, srcs in self.sources_of.items():
+            common = [
+                d
+                for d in _union(self.source_dims[s] for s in sorted(srcs))
+                if all(d in self.source_dims[s] for s in srcs)
+            ]
+            self.dims_of[mid] = tuple(common)
+        self.calls: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self._additive: dict[tuple[str, str], pd.DataFrame] = {}
+        self._exact: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
+        self._members: dict[str, list[str]] | None = None
+
+    # --- what there is --------------------------------------------------------------------------
+
+    @property
+    def dimensions(self) -> list[str]:
+        """Every dimension of the metrics' sources, in the order the plan's sources name them."""
+        return _union(self.source_dims.values())
+
+    def members(self) -> dict[str, list[str]]:
+        """Dimension -> its members (sorted, without missing values), read from the sources."""
+        if self._members is None:
+            from ..sources import open_source
+
+            found: dict[str, set[str]] = {d: set() for d in self.dimensions}
+            for name, dims in self.source_dims.items():
+                if not dims:
+                    continue
+                table = open_source(name, self.plan.sources[name], self.plan.base_dir)
+                have = [d for d in dims if d in table.columns]
+                for d in have:
+                    values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]
+                    found[d].update(str(v) for v in values if v is not None and v == v)
+            self._members = {d: sorted(v) for d, v in found.items()}
+        return self._members
+
+    # --- the frame ------------------------------------------------------------------------------
+
+    def frame(
+        self,
+        grain: str,
+        filters: Mapping[str, str | None] | None = None,
+        by: Sequence[str] = (),
+        metrics: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The metrics at ``grain``, keeping only rows of the filtered members, by ``by``.
+
+        Parameters
+        ----------
+        grain : day, week, month, quarter or year.
+        filters : dimension -> member (None or ``""`` means all members).
+        by : dimensions to break down by (a metric whose sources lack one is not broken down by
+            it and gets missing values in that column).
+        metrics : metric ids (default all of the cube's).
+
+        Returns
+        -------
+        The engine's tidy frame (``metric, period_start, <by...>, value, numerator,
+        denominator``) with ``attrs`` ``grain``, ``by`` and ``unfiltered`` (metric -> filter
+        dimensions its sources do not have).
+        """
+        import pandas as pd
+
+        active = {d: str(v) for d, v in (filters or {}).items() if v not in (None, "")}
+        by = list(dict.fromkeys(by))
+        ids = list(metrics) if metrics is not None else self.metrics
+        unknown = [m for m in ids if m not in self.kinds]
+        if unknown:
+            raise KeyError(f"metric(s) {', '.join(unknown)} are not in this dashboard's plan")
+        parts: list[pd.DataFrame] = []
+        unfiltered: dict[str, list[str]] = {}
+        for mid in ids:
+            missing = [d for d in active if d not in self.dims_of[mid]]
+            if missing:
+                unfiltered[mid] = missing
+        additive = [m for m in ids if self.kinds[m] != "exact"]
+        for source in sorted({next(iter(self.sources_of[m])) for m in additive}):
+            ms = [m for m in additive if next(iter(self.sources_of[m])) == source]
+            parts.append(self._from_additive(grain, source, ms, active, by))
+        exact = [m for m in ids if self.kinds[m] == "exact"]
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for mid in exact:
+            dims = tuple(d for d in self.dims_of[mid] if d in active or d in by)
+            groups.setdefault(dims, []).append(mid)
+        for dims, ms in groups.items():
+            parts.append(self._from_exact(grain, dims, ms, active, by))
+        columns = ["metric", "period_start", *by, *_VALUES]
+        if parts:
+            kept = [p.reindex(columns=columns) for p in parts if len(p)] or [parts[0].reindex(columns=columns)]
+            out = pd.concat(kept, ignore_index=True)
+        else:
+            out = pd.DataFrame(columns=columns)
+        order = {m: i for i, m in enumerate(ids)}
+        out = out.sort_values(
+            ["metric", *by, "period_start"],
+            key=lambda s: s.map(order) if s.name == "metric" else s,
+            kind="stable",
+            na_position="last",
+        ).reset_index(drop=True)
+        out.attrs.update(grain=grain, by=tuple(by), unfiltered=unfiltered)
+        return out
+
+    def _from_additive(
+        self, grain: str, source: str, ms: list[str], active: dict[str, str], by: list[str]
+    ) -> pd.DataFrame:
+        base = self._additive.get((grain, source))
+        if base is None:
+            every = [m for m in self.metrics if self.kinds[m] != "exact" and self.sources_of[m] == {source}]
+            base = self._compute(every, grain, self.source_dims[source])
+            self._additive[(grain, source)] = base
+        dims = self.source_dims[source]
+        rows = base[base["metric"].isin(ms)]
+        for d, v in active.items():
+            if d in dims:
+                rows = rows[rows[d] == v]
+        keys = ["metric", "period_start", *[d for d in by if d in dims]]
+        summed = rows.groupby(keys, sort=False, dropna=False)[_VALUES].sum(min_count=1).reset_index()
+        ratio = summed["metric"].map(lambda m: self.kinds[m] == "ratio").astype(bool)
+        den = summed["denominator"]
+        summed.loc[ratio, "value"] = summed.loc[ratio, "numerator"] / den[ratio].where(den[ratio] != 0)
+        summed.loc[~ratio, ["numerator", "denominator"]] = math.nan
+        return summed
+
+    def _from_exact(
+        self, grain: str, dims: tuple[str, ...], ms: list[str], active: dict[str, str], by: list[str]
+    ) -> pd.DataFrame:
+        key = (grain, dims)
+        cached = self._exact.get(key)
+        if cached is None or not set(ms) <= set(cached["metric"].unique()):
+            every = [m for m in self.metrics if self.kinds[m] == "exact" and set(dims) <= set(self.dims_of[m])]
+            cached = self._compute(every, grain, dims)
+            self._exact[key] = cached
+        rows = cached[cached["metric"].isin(ms)]
+        for d, v in active.items():
+            if d in dims:
+                rows = rows[rows[d] == v]
+        return rows.drop(columns=[d for d in dims if d not in by])
+
+    def _compute(self, ids: list[str], grain: str, by: Iterable[str]) -> pd.DataFrame:
+        from ..engine import compute
+
+        by = tuple(by)
+        self.calls.append((grain, by, tuple(ids)))
+        df = compute(self.plan, metrics=ids, grain=grain, by=list(by))
+        for d in by:  # members are compared as text (dropdown values)
+            df[d] = df[d].astype("str")
+        return df
+
+
+def _union(groups: Iterable[Iterable[str]]) -> list[str]:
+    out: dict[str, None] = {}
+    for g in groups:
+        out.update(dict.fromkeys(g))
+    return list(out)
+
+
+def filter_label(filters: Mapping[str, Any]) -> str:
+    """``region = Europe, channel = paid`` (empty when nothing is filtered)."""
+    return ", ".join(f"{d} = {v}" for d, v in filters.items() if v not in (None, ""))

@@ -1,0 +1,542 @@
+"""The KPI dashboard: cards on top, supporting charts below, filters that update both in place.
+
+>>> Dashboard("templates/plans/web.yml")          # in a notebook  # doctest: +SKIP
+>>> Dashboard(plan).to_html("reports/web.html")   # a static, offline copy  # doctest: +SKIP
+
+Data comes from a :class:`~kpinb.widgets._cube.Cube`: additive metrics are computed once per
+grain by every dimension and filtered in pandas; the others are recomputed by the engine per
+set of filtered dimensions and cached (see that module).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import charts
+from .._io import write_atomic
+from ..cards import _display_unit, kpi_cards
+from ..errors import KpinbError
+from ..model import Grain, Plan
+from ._cube import Cube, filter_label, is_extensive
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+__all__ = ["Dashboard"]
+
+GRAINS = ("week", "month", "quarter", "year")
+FIGURES = ("trend", "breakdown", "benchmark", "drivers")
+
+
+def _esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _classed(widget: Any, *classes: str) -> Any:
+    for c in classes:
+        widget.add_class(c)
+    return widget
+
+
+def _figure_widget(fig: go.Figure | dict[str, Any]) -> Any:
+    """A plotly FigureWidget (needs anywidget), or None when it cannot be made."""
+    try:
+        import plotly.graph_objects as go
+
+        return go.FigureWidget(fig)
+    except ImportError:
+        return None
+
+
+def _swap(target: Any, fig: go.Figure, layout: dict[str, Any] | None = None) -> None:
+    """Replace a FigureWidget's traces and layout (``fig``'s, or ``layout``) in place: one widget, no re-render."""
+    old, new = target.layout.to_plotly_json(), layout if layout is not None else fig.layout.to_plotly_json()
+    stale: dict[str, Any] = {}
+    for key, value in old.items():
+        if key == "template":
+            continue
+        if key not in new:
+            stale[key] = None
+        elif isinstance(value, dict) and isinstance(new[key], dict):
+            stale.update({f"{key}.{sub}": None for sub in value if sub not in new[key]})
+    with target.batch_update():
+        if stale:
+            target.plotly_relayout(stale)
+    target.data = ()
+    target.add_traces(list(fig.data))
+    target.layout = new
+
+
+class Dashboard(widgets.VBox):
+    """KPI cards on top and supporting charts below, with filters, for one plan.
+
+    Parameters
+    ----------
+    plan : a :class:`~kpinb.model.Plan` or the path of a plan file.
+    grain : the charts' grain (``week``, ``month``, ``quarter``, ``year``); the cards always show
+        each KPI at its own grain, where its target and thresholds apply.
+    focus : the metric the charts show first (default the first KPI).
+    figure_widgets : draw with plotly ``FigureWidget`` (updated in place; needs anywidget) —
+        False re-renders plain figures in ``Output`` widgets.
+    figure_width : pixel width of each chart in the notebook (they wrap to the cell's width);
+        the static :meth:`to_html` copy sizes them to the page instead.
+
+    Attributes
+    ----------
+    cube : the cached aggregates (``cube.calls`` lists the engine queries made).
+    status : the cards' KPI statuses (the frame of :func:`kpinb.status.evaluate`, adjusted for filters).
+    figures : the current plain plotly figures by name (trend, breakdown, benchmark, drivers).
+    views : the widgets showing them (a ``FigureWidget`` each, updated in place; or ``Output``).
+    last_update_seconds : how long the last filter change took, from the value change to cards
+        and figures updated.
+
+    Filters: a month range, the charts' grain, one dropdown per dimension of the plan's sources
+    (``All`` + members), and the metric and dimension the charts focus on. A filter on a
+    dimension a metric's source lacks leaves that metric unfiltered (the note under the cards
+    says so). A filtered total (revenue of one region) is not judged against the whole KPI's
+    target: its card shows ``Not judged``; rates and averages keep their status.
+    """
+
+    def __init__(
+        self,
+        plan: Plan | str | Path,
+        grain: str = "month",
+        *,
+        focus: str | None = None,
+        figure_widgets: bool = True,
+        figure_width: int = 480,
+    ) -> None:
+        from ..plan import load_plan
+
+        super().__init__()
+        self.add_class("kpinb-dashboard")
+        self.plan = load_plan(plan)
+        if not self.plan.kpis:
+            raise KpinbError(f"plan {self.plan.name!r} has no KPIs to show. Add some under `kpis:`.")
+        self.cube = Cube(self.plan)
+        self.registry = self.cube.registry
+        self.status: pd.DataFrame | None = None
+        self.figures: dict[str, go.Figure] = {}
+        self.last_update_seconds = math.nan
+        self.figure_width = figure_width
+        self.timings: list[float] = []
+        self._benchmarks: pd.DataFrame | None = None
+        self._muted = False
+
+        totals = self.cube.frame("month", metrics=[k.metric for k in self.plan.kpis])
+        months = sorted(totals.loc[totals["value"].notna(), "period_start"].unique())
+        if not months:
+            months = sorted(totals["period_start"].unique())
+        options = [(f"{m:%Y-%m}", m) for m in (_ts(x) for x in months)]
+        self.range = _classed(
+            widgets.SelectionRangeSlider(
+                options=options,
+                index=(0, len(options) - 1),
+                description="Months",
+                continuous_update=False,
+                layout=widgets.Layout(width="420px"),
+            ),
+            "kpinb-filter-range",
+        )
+        if Grain(grain).value not in GRAINS:
+            raise KpinbError(f"grain {grain!r}: the dashboard shows {', '.join(GRAINS)}.")
+        self.grain = _classed(
+            widgets.Dropdown(
+                options=list(GRAINS),
+                value=Grain(grain).value,
+                description="Grain",
+                layout=widgets.Layout(width="200px"),
+            ),
+            "kpinb-filter-grain",
+        )
+        members = self.cube.members()
+        self.dimension_filters: dict[str, widgets.Dropdown] = {}
+        for d in self.cube.dimensions:
+            self.dimension_filters[d] = _classed(
+                widgets.Dropdown(
+                    options=[("All", ""), *((m, m) for m in members.get(d, []))],
+                    value="",
+                    description=d.replace("_", " "),
+                    layout=widgets.Layout(width="240px"),
+                ),
+                f"kpinb-filter-{d}",
+            )
+        focus_ids = list(dict.fromkeys([k.metric for k in self.plan.kpis] + self.cube.metrics))
+        self.focus = _classed(
+            widgets.Dropdown(
+                options=[(self._name(m), m) for m in focus_ids],
+                value=focus or focus_ids[0],
+                description="Chart",
+                layout=widgets.Layout(width="340px"),
+            ),
+            "kpinb-focus",
+        )
+        self.breakdown = _classed(
+            widgets.Dropdown(options=[], description="By", layout=widgets.Layout(width="240px")), "kpinb-breakdown"
+        )
+        self._set_breakdown_options()
+
+        self.header = widgets.HTML(
+            f'<div style="font-size:18px;font-weight:700">{_esc(self.plan.name)}</div>'
+            f'<div style="color:#5f6368">department: {_esc(self.plan.department)}</div>'
+        )
+        self.cards = _classed(widgets.HTML(), "kpinb-cards-widget")
+        self.notes = _classed(widgets.HTML(), "kpinb-dashboard-notes")
+        started = time.perf_counter()
+        notes = self._compute()
+        # each FigureWidget starts with its figure: no update is sent before the browser has drawn it
+        self.views: dict[str, Any] = {}
+        for name in FIGURES:
+            slot = _figure_widget(self._sized(self.figures[name])) if figure_widgets else None
+            if slot is None:
+                slot = widgets.Output()
+                self._output(slot, name, self.figures[name])
+            self.views[name] = _classed(slot, f"kpinb-fig-{name}")
+        filters = widgets.HBox(
+            [self.range, self.grain, *self.dimension_filters.values()], layout=widgets.Layout(flex_flow="row wrap")
+        )
+        # fixed-width charts that wrap: plotly cannot measure a grid cell before it is laid out
+        grid = widgets.Box(
+            [self.views[n] for n in FIGURES],
+            layout=widgets.Layout(flex_flow="row wrap", width="100%"),
+        )
+        self.children = [
+            self.header,
+            _classed(filters, "kpinb-filters"),
+            self.cards,
+            self.notes,
+            widgets.HTML('<div style="font-weight:600;margin-top:8px">Supporting metrics</div>'),
+            widgets.HBox([self.focus, self.breakdown]),
+            grid,
+        ]
+        for w in (self.range, self.grain, *self.dimension_filters.values(), self.breakdown):
+            w.observe(self._changed, names="value")
+        self.focus.observe(self._focus_changed, names="value")
+        self.notes.value = notes
+        self.last_update_seconds = time.perf_counter() - started
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _name(self, mid: str) -> str:
+        k = next((k for k in self.plan.kpis if k.metric == mid), None)
+        if k is not None and k.name:
+            return k.name
+        m = self.registry.get(mid)
+        return m.name if m is not None else mid
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """The active dimension filters: dimension -> member."""
+        return {d: w.value for d, w in self.dimension_filters.items() if w.value}
+
+    @property
+    def months(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The first day of the first month and the last day of the last month selected."""
+        import pandas as pd
+
+        first, last = self.range.value
+        return _ts(first), _ts(last) + pd.offsets.MonthEnd(0)
+
+    def _set_breakdown_options(self) -> None:
+        dims = list(self.cube.dims_of.get(self.focus.value, ()))
+        current = self.breakdown.value
+        self._muted = True
+        try:
+            self.breakdown.options = dims
+            unfiltered = [d for d in dims if d not in self.filters]
+            keep = current in dims and (current in unfiltered or not unfiltered)
+            self.breakdown.value = current if keep else (unfiltered or dims or [None])[0]
+        finally:
+            self._muted = False
+
+    def _changed(self, change: Any = None) -> None:
+        if self._muted:
+            return
+        owner = getattr(change, "owner", None) if not isinstance(change, dict) else change.get("owner")
+        if owner in self.dimension_filters.values() and self.breakdown.value in self.filters:
+            self._set_breakdown_options()  # breaking down by a filtered dimension would show one bar
+        self.refresh()
+
+    def _focus_changed(self, _: Any = None) -> None:
+        self._set_breakdown_options()
+        self.refresh()
+
+    # --- refresh --------------------------------------------------------------------------------
+
+    def refresh(self) -> float:
+        """Recompute cards and figures for the current filters; returns the seconds it took."""
+        started = time.perf_counter()
+        notes = self._compute()
+        for name, fig in self.figures.items():
+            self._draw(name, fig)
+        self.notes.value = notes
+        self.last_update_seconds = time.perf_counter() - started
+        self.timings.append(self.last_update_seconds)
+        return self.last_update_seconds
+
+    def _compute(self) -> str:
+        """Statuses, the cards' HTML and the figures for the current filters; returns the notes' HTML."""
+        filters = self.filters
+        start, end = self.months
+        notes: list[str] = []
+        self.status, cards_html = self._cards(filters, end, notes)
+        self.cards.value = cards_html
+        self.figures = self._figures(filters, start, end, notes)
+        return "".join(f'<div style="color:#5f6368;font-size:12px">{_esc(n)}</div>' for n in notes)
+
+    def _sized(self, fig: go.Figure) -> dict[str, Any]:
+        """The figure as a dict, at the dashboard's chart width."""
+        out = fig.to_plotly_json()
+        out["layout"] = {**out["layout"], "width": self.figure_width}
+        return out
+
+    def _output(self, slot: widgets.Output, name: str, fig: go.Figure) -> None:
+        # the plotly mimetype, rendered by JupyterLab's plotly extension; no IPython display call,
+        # which would print the figure outside a notebook
+        bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/plain": f"<figure {name}>"}
+        slot.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+    def _draw(self, name: str, fig: go.Figure) -> None:
+        slot = self.views[name]
+        if isinstance(slot, widgets.Output):
+            self._output(slot, name, fig)
+        else:
+            _swap(slot, fig, self._sized(fig)["layout"])
+
+    def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
+        import pandas as pd
+
+        from ..status import STATUS_COLUMNS, evaluate
+
+        label = filter_label(filters)
+        grains: dict[str, list[str]] = {}
+        for k in self.plan.kpis:
+            grains.setdefault(k.grain.value, []).append(k.metric)
+        statuses, blocks = [], []
+        for g, ids in grains.items():
+            frame = self.cube.frame(g, filters, metrics=ids)
+            unfiltered = frame.attrs.get("unfiltered", {})
+            frame = frame[frame["period_start"] <= end].reset_index(drop=True)
+            frame.attrs.update(grain=g, by=())
+            status = self._evaluate(evaluate, frame, ids, STATUS_COLUMNS)
+            for i, row in status.iterrows():
+                mid = row["metric"]
+                applied = [d for d in filters if d not in unfiltered.get(mid, [])]
+                if unfiltered.get(mid):
+                    notes.append(
+                        f"{self._name(mid)} is not filtered by {', '.join(unfiltered[mid])}: "
+                        "its data has no such column."
+                    )
+                if not applied:
+                    continue
+                shown = ", ".join(f"{d} = {filters[d]}" for d in applied)
+                if is_extensive(self.registry[mid]) and row["status"] != "no_data":
+                    status.loc[i, ["status", "rule"]] = ["not_judged", "filtered"]
+                    status.loc[i, ["progress", "gap"]] = [math.nan, math.nan]
+                    status.loc[i, "reason"] = (
+                        f"Showing {shown} only; the target and thresholds are for the whole KPI, so this part of it "
+                        "is not judged against them."
+                    )
+                else:
+                    status.loc[i, "reason"] = f"{shown}: {row['reason']}"
+            statuses.append(status)
+            block = kpi_cards(status, frame, self.registry)
+            if len(grains) > 1:
+                block = f'<div style="font-weight:600;margin:6px 0 2px">per {_esc(g)}</div>{block}'
+            blocks.append(block)
+        if label:
+            notes.insert(0, f"Filtered: {label}.")
+        out = pd.concat(statuses, ignore_index=True) if statuses else pd.DataFrame(columns=list(STATUS_COLUMNS))
+        return out, "".join(blocks)
+
+    def _evaluate(
+        self, evaluate: Callable[..., pd.DataFrame], frame: pd.DataFrame, ids: list[str], columns: tuple[str, ...]
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        try:
+            return evaluate(self.plan, frame, kpis=ids)
+        except KpinbError:
+            pass
+        rows = []
+        for mid in ids:  # one KPI's problem (a baseline window without data...) must not blank the others
+            try:
+                rows.append(evaluate(self.plan, frame, kpis=[mid]))
+            except KpinbError as e:
+                m = self.registry[mid]
+                rows.append(
+                    pd.DataFrame(
+                        [
+                            {
+                                "metric": mid,
+                                "name": self._name(mid),
+                                "owner": self.plan.kpi(mid).owner,
+                                "status": "no_data",
+                                "rule": "no_data",
+                                "reason": str(e).splitlines()[0],
+                                "unit": m.unit.value,
+                                "direction": m.direction.value,
+                            }
+                        ],
+                        columns=list(columns),
+                    )
+                )
+        return pd.concat(rows, ignore_index=True)
+
+    def _figures(
+        self, filters: Mapping[str, str], start: pd.Timestamp, end: pd.Timestamp, notes: list[str]
+    ) -> dict[str, go.Figure]:
+        from ..engine import period_start
+
+        g = self.grain.value
+        mid = self.focus.value
+        dim = self.breakdown.value
+        m = self.registry[mid]
+        name, unit = self._name(mid), _display_unit(m, None)
+        first = period_start(start, g)
+
+        def cut(df: pd.DataFrame) -> pd.DataFrame:
+            out = df[(df["period_start"] >= first) & (df["period_start"] <= end)].reset_index(drop=True)
+            out.attrs.update(df.attrs)
+            return out
+
+        total = cut(self.cube.frame(g, filters, metrics=[mid]))
+        total.attrs.update(by=())
+        target, forecast = self._target_and_forecast(mid, total, g, filters)
+        figs = {"trend": charts.trend(total, mid, target=target, forecast=forecast, name=name, unit=unit)}
+        if dim:
+            by = cut(self.cube.frame(g, filters, by=[dim], metrics=[mid]))
+            by.attrs.update(by=(dim,))
+            figs["breakdown"] = charts.breakdown(by, mid, dim, name=name, unit=unit)
+        else:
+            by = None
+            figs["breakdown"] = charts.empty_figure(
+                f"{name} by dimension", "Its data has no dimension to break down by"
+            )
+        figs["benchmark"] = self._benchmark_figure(mid, total, by, dim, unit)
+        figs["drivers"] = self._drivers_figure(mid, total, by, unit)
+        return figs
+
+    def _target_and_forecast(
+        self, mid: str, total: pd.DataFrame, grain: str, filters: Mapping[str, str]
+    ) -> tuple[Any, Any]:
+        import pandas as pd
+
+        kpi = next((k for k in self.plan.kpis if k.metric == mid), None)
+        if kpi is None or kpi.target is None or kpi.grain.value != grain:
+            return None, None
+        if filters and is_extensive(self.registry[mid]) and set(filters) & set(self.cube.dims_of[mid]):
+            return None, None  # a whole-KPI target next to one segment would mislead
+        target: Any = float(kpi.target.value)
+        values = total[total["metric"] == mid].set_index("period_start")["value"].astype("float64").sort_index()
+        fc = None
+        history = values.dropna()
+        if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
+            from ..forecast import forecast
+
+            try:
+                fc = forecast(history, grain, until=kpi.target.by)
+            except (KpinbError, ValueError, ArithmeticError):
+                fc = None
+        return target, fc
+
+    def _benchmark_figure(
+        self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, dim: str | None, unit: str
+    ) -> go.Figure:
+        from .. import benchmark
+
+        if self.plan.benchmarks and not self.filters:
+            try:
+                if self._benchmarks is None:
+                    self._benchmarks = benchmark.load_benchmarks(self.plan.resolve(self.plan.benchmarks))
+                ext = benchmark.external(total, self._benchmarks, directions=self.plan)
+                if len(ext):
+                    return charts.benchmark_position(ext, title=f"{self._name(mid)} against the benchmark", unit=unit)
+            except KpinbError:
+                pass
+        if by is not None and dim is not None and by["value"].notna().any():
+            try:
+                frame = benchmark.peers(by, dim, overall=total, directions=self.plan)
+                return charts.benchmark_position(frame, title=f"{self._name(mid)}: {dim} against each other", unit=unit)
+            except KpinbError:
+                pass
+        return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or peers for this selection")
+
+    def _drivers_figure(self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, unit: str) -> go.Figure:
+        from .. import drivers
+
+        have = sorted(total.loc[total["value"].notna(), "period_start"].unique())
+        title = f"What moved {self._name(mid)}"
+        if len(have) < 2:
+            return charts.empty_figure(title, "Needs two periods with data")
+        pa, pb = have[-2], have[-1]
+        direction = self.registry[mid].direction.value
+        frame = None
+        if by is not None:
+            try:
+                frame = drivers.dimension_contributions(by, mid, pa, pb, plan=self.plan)
+            except KpinbError:
+                frame = None
+        if frame is None and self.cube.kinds.get(mid) != "sum" and total["numerator"].notna().any():
+            try:
+                frame = drivers.ratio_effects(total, mid, pa, pb)
+            except KpinbError:
+                frame = None
+        if frame is None:
+            return charts.empty_figure(
+                title, "Its change cannot be split: an average or distinct count does not add up"
+            )
+        return charts.drivers(frame, direction=direction, unit=unit)
+
+    # --- static export --------------------------------------------------------------------------
+
+    def to_html(self, path: str | Path, *, title: str | None = None) -> Path:
+        """Write the dashboard as it is now to one self-contained HTML file (atomically).
+
+        plotly.js is inlined once (the basic bundle shipped in ``kpinb/static`` when the charts
+        only use its trace types, else the installed plotly package's), never loaded from a CDN,
+        so the file opens offline; cards and notes are plain HTML with every text escaped.
+        """
+        start, end = self.months
+        heading = title or self.plan.name
+        label = filter_label(self.filters) or "none"
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_esc(heading)}</title>",
+            "<style>body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:16px;color:#202124}"
+            ".kpinb-figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px}"
+            ".kpinb-figs>div{min-width:0}</style>",
+            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
+            f"<script>{charts.plotly_js(self.figures.values())}</script>",
+            "</head><body>",
+            f"<h1 style='font-size:20px;margin:0'>{_esc(heading)}</h1>",
+            f"<div style='color:#5f6368'>department {_esc(self.plan.department)} · months {start:%Y-%m} to "
+            f"{end:%Y-%m} · charts per {_esc(self.grain.value)} · filters: {_esc(label)} · generated "
+            f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
+            self.cards.value,
+            self.notes.value,
+            f"<h2 style='font-size:15px'>Supporting metrics: {_esc(self._name(self.focus.value))}</h2>",
+            '<div class="kpinb-figs">',
+        ]
+        for name in FIGURES:
+            parts.append(f'<div class="kpinb-fig-{name}">{charts.figure_html(self.figures[name])}</div>')
+        parts.append("</div></body></html>")
+        return write_atomic(path, "\n".join(parts))
+
+
+def _ts(x: Any) -> pd.Timestamp:
+    import pandas as pd
+
+    return pd.Timestamp(x)

@@ -1,0 +1,434 @@
+"""The wizard and the dashboard, driven headlessly: widget values set and buttons clicked in Python.
+
+Numbers on the cards are checked against pandas computations written here from the sample
+data (not through kpinb's engine).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import kpinb
+from kpinb.cards import format_value
+from kpinb.plan import load_plan
+from kpinb.sample_data import generate
+
+EVIL = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+TODAY = dt.date(2026, 1, 15)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small synthetic sample data (2023-2025), generated once for this module."""
+    out = tmp_path_factory.mktemp("sample")
+    generate(out, rows=20_000, seed=7)
+    return out
+
+
+@pytest.fixture
+def data_dir(sample: Path, tmp_path: Path) -> Path:
+    """A data folder beside the plans folder holding only the web sessions."""
+    out = tmp_path / "data"
+    out.mkdir()
+    shutil.copy(sample / "web_sessions.parquet", out)
+    return out
+
+
+def sessions(data: Path) -> pd.DataFrame:
+    df = pd.read_parquet(data / "web_sessions.parquet")
+    df["month"] = df["session_start"].dt.to_period("M").dt.start_time
+    return df
+
+
+def find(widget, cls: str) -> list:
+    """Widgets below ``widget`` carrying the CSS class ``cls``, as a browser would find them."""
+    out = [widget] if cls in getattr(widget, "_dom_classes", ()) else []
+    for child in getattr(widget, "children", ()):
+        out.extend(find(child, cls))
+    return out
+
+
+def one(widget, cls: str):
+    (hit,) = find(widget, cls)
+    return hit
+
+
+# --- import laziness -------------------------------------------------------------------------------
+
+
+def test_importing_kpinb_and_kpinb_widgets_loads_no_widget_or_plot_library():
+    code = (
+        "import sys, kpinb, kpinb.widgets\n"
+        "heavy = [m for m in ('ipywidgets', 'plotly', 'anywidget', 'pandas', 'ibis') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "kpinb.widgets.KpiWizard\n"
+        "assert 'ipywidgets' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the wizard ------------------------------------------------------------------------------------
+
+
+def fill(wizard, metric: str, **values: str) -> None:
+    for key, value in values.items():
+        one(wizard, f"kpinb-kpi-{metric}-{key}").value = value
+
+
+def test_wizard_end_to_end_writes_the_plan(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    path = plans / "web.yml"
+    path.write_text("name: an older plan\n")
+    old = path.open()  # a reader of the old file while Save replaces it
+    wizard = KpiWizard(plans_dir=plans, sources=str(data_dir), today=TODAY)
+    nxt, save = one(wizard, "kpinb-wizard-next"), one(wizard, "kpinb-wizard-save")
+    assert wizard.step == 1 and save.layout.display == "none"
+
+    nxt.click()  # nothing entered yet: stays, says what is missing
+    assert wizard.step == 1 and "State the objective" in wizard.message.value and "department" in wizard.message.value
+    one(wizard, "kpinb-wizard-statement").value = "Turn more visits into sign-ups and purchases"
+    one(wizard, "kpinb-wizard-department").value = "web"
+    one(wizard, "kpinb-wizard-name").value = "Website KPIs"
+    nxt.click()
+    assert wizard.step == 2
+    assert wizard.candidates[0].id == "conversion_rate"  # matches the objective: ranked first
+    assert "matches your objective" in str(find(wizard, "kpinb-wizard-step-2")[0].children)
+    assert "Vanity metric" in str(wizard.children)  # page views carries the warning
+    nxt.click()
+    assert wizard.step == 2 and "Tick at least one KPI" in wizard.message.value
+    one(wizard, "kpinb-kpi-conversion_rate").value = True
+    one(wizard, "kpinb-kpi-bounce_rate").value = True
+    assert 'data-count="2"' in one(wizard, "kpinb-wizard-counter").value
+    nxt.click()
+    assert wizard.step == 3
+
+    web = sessions(data_dir)
+    year = web[(web["month"] >= "2025-01-01") & (web["month"] <= "2025-12-01")]
+    monthly = year.groupby("month").agg(conv=("converted", "mean"), bounce=("bounced", "mean"))
+    conv, bounce = monthly["conv"].mean(), monthly["bounce"].mean()  # mean of the last 12 complete months
+    assert one(wizard, "kpinb-kpi-conversion_rate-baseline").value == f"{conv * 100:.5g}%"
+    assert one(wizard, "kpinb-kpi-bounce_rate-baseline").value == f"{bounce * 100:.5g}%"
+    assert one(wizard, "kpinb-kpi-bounce_rate-deadline").value == dt.date(2026, 12, 31)
+    fill(wizard, "conversion_rate", target="3.2%", owner="Web Product Owner", warning="2.8%", critical="2.5%")
+    fill(wizard, "bounce_rate", target="42", owner="Web Product Owner", warning="0.46", critical="50%")
+
+    # Back and Next keep everything entered
+    one(wizard, "kpinb-wizard-back").click()
+    one(wizard, "kpinb-wizard-back").click()
+    assert wizard.step == 1 and one(wizard, "kpinb-wizard-statement").value.startswith("Turn more visits")
+    nxt.click()
+    nxt.click()
+    assert wizard.step == 3 and one(wizard, "kpinb-kpi-conversion_rate-target").value == "3.2%"
+
+    nxt.click()
+    assert wizard.step == 4 and save.layout.display is None and nxt.layout.display == "none"
+    rules = {i.rule for i in wizard.issues}
+    assert "indicator_balance" in rules  # two leading indicators, no lagging one
+    assert "SMART review" in one(wizard, "kpinb-wizard-review").value
+    save.click()
+
+    # atomic: the new file was renamed over the old one, which a reader still sees whole; no temp file left
+    assert old.read() == "name: an older plan\n" and os.fstat(old.fileno()).st_ino != path.stat().st_ino
+    old.close()
+    assert sorted(p.name for p in plans.iterdir()) == ["web.yml"]
+    b1 = f"{float(f'{conv * 100:.5g}') / 100:.12g}"
+    b2 = f"{float(f'{bounce * 100:.5g}') / 100:.12g}"
+    assert (
+        path.read_text()
+        == f"""\
+# KPI plan written by the kpinb wizard. Edit freely; `kpinb check` reviews it.
+name: Website KPIs
+department: web
+objectives:
+  - id: turn-more-visits-into-sign
+    statement: Turn more visits into sign-ups and purchases
+sources:
+  web_sessions:
+    path: ../data/web_sessions.parquet
+kpis:
+  - metric: conversion_rate
+    objective: turn-more-visits-into-sign
+    owner: Web Product Owner
+    grain: month
+    baseline: {{value: {b1}}}
+    target: {{value: 0.032, by: 2026-12-31}}
+    thresholds: {{warning: 0.028, critical: 0.025}}
+    supporting: [bounce_rate, average_session_duration, website_traffic]
+  - metric: bounce_rate
+    objective: turn-more-visits-into-sign
+    owner: Web Product Owner
+    grain: month
+    baseline: {{value: {b2}}}
+    target: {{value: 0.42, by: 2026-12-31}}
+    thresholds: {{warning: 0.46, critical: 0.5}}
+review: {{every: quarter, last: 2026-01-15}}
+"""
+    )
+    plan = kpinb.load_plan(path)
+    assert wizard.plan == plan and wizard.path == path
+    assert [k.metric for k in plan.kpis] == ["conversion_rate", "bounce_rate"]
+    conversion, bounce_kpi = plan.kpis
+    assert conversion.baseline.value == pytest.approx(conv, rel=1e-4)
+    assert bounce_kpi.baseline.value == pytest.approx(bounce, rel=1e-4)
+    assert (conversion.target.value, conversion.target.by) == (pytest.approx(0.032), dt.date(2026, 12, 31))
+    assert (bounce_kpi.target.value, bounce_kpi.target.by) == (pytest.approx(0.42), dt.date(2026, 12, 31))
+    assert conversion.owner == bounce_kpi.owner == "Web Product Owner"
+    assert (conversion.thresholds.warning, conversion.thresholds.critical) == (
+        pytest.approx(0.028),
+        pytest.approx(0.025),
+    )
+    assert (bounce_kpi.thresholds.warning, bounce_kpi.thresholds.critical) == (pytest.approx(0.46), pytest.approx(0.5))
+    assert plan.objectives[0].statement == "Turn more visits into sign-ups and purchases"
+    assert plan.resolve(plan.sources["web_sessions"].path).samefile(data_dir / "web_sessions.parquet")
+    assert "kpinb-wizard-saved" in wizard.message.value
+
+
+def test_wizard_counter_warns_above_seven(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(department="web", plans_dir=tmp_path, sources=str(data_dir), today=TODAY)
+    wizard.statement.value = "Keep visitors engaged"
+    wizard.next()
+    for box in wizard.checkboxes.values():
+        box.value = True
+    counter = wizard.counter.value
+    assert f'data-count="{len(wizard.checkboxes)}"' in counter and len(wizard.checkboxes) > 7
+    assert "More than 7 KPIs" in counter and "color:#b3261e" in counter
+    assert wizard.checkboxes["page_views"].value and "A vanity metric is chosen as a KPI" in counter
+    wizard.checkboxes["page_views"].value = False
+    assert "A vanity metric" not in wizard.counter.value
+
+
+def test_wizard_without_data_writes_placeholder_sources_and_rejects_bad_numbers(tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(department="sales", plans_dir=tmp_path, today=TODAY)
+    wizard.statement.value = "Grow revenue 20% in 2026"
+    wizard.next()
+    wizard.checkboxes["monthly_sales_revenue"].value = True
+    wizard.next()
+    assert wizard.fields["monthly_sales_revenue"]["baseline"].value == ""  # nothing connected, nothing computed
+    wizard.fields["monthly_sales_revenue"]["target"].value = "lots"
+    wizard.next()
+    assert wizard.step == 3 and "&#x27;lots&#x27; is not a number" in wizard.message.value
+    wizard.fields["monthly_sales_revenue"]["target"].value = "1.5M"
+    wizard.next()
+    path = wizard.save()
+    text = path.read_text()
+    assert "# not connected yet" in text and "path: data/orders.parquet" in text
+    assert "target: {value: 1500000, by: 2026-12-31}" in text
+    plan = load_plan(path)
+    assert set(plan.sources) == {"orders"} and plan.kpis[0].supporting
+
+
+def test_wizard_escapes_user_text_and_keeps_it_exactly_in_the_yaml(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(department="web", plans_dir=tmp_path, sources=str(data_dir), today=TODAY)
+    wizard.statement.value = f"Convert: {EVIL} # not a comment"
+    wizard.name.value = EVIL
+    wizard.next()
+    wizard.checkboxes["conversion_rate"].value = True
+    wizard.next()
+    wizard.fields["conversion_rate"]["owner"].value = f"{EVIL}: 'quoted' \"twice\""
+    wizard.fields["conversion_rate"]["target"].value = "nope"
+    wizard.next()
+    assert ESCAPED in wizard.message.value or "nope" in wizard.message.value
+    wizard.fields["conversion_rate"]["target"].value = "3%"
+    wizard.next()
+    review = wizard.review.value
+    assert "<script" not in review and ESCAPED in review
+    wizard.save()
+    assert "<script" not in wizard.message.value
+    plan = load_plan(wizard.path)
+    assert plan.name == EVIL and plan.objectives[0].statement == f"Convert: {EVIL} # not a comment"
+    assert plan.kpis[0].owner == f"{EVIL}: 'quoted' \"twice\""
+
+
+@pytest.mark.parametrize("as_object", [False, True], ids=["plan file", "Plan"])
+def test_wizard_reuses_a_plans_sources(tmp_path: Path, data_dir: Path, as_object: bool):
+    from kpinb.widgets import KpiWizard
+
+    other = tmp_path / "other.yml"
+    other.write_text(
+        "name: Other\ndepartment: web\nsources:\n  web_sessions:\n    path: data/web_sessions.parquet\nkpis: []\n"
+    )
+    source = load_plan(other) if as_object else str(other)
+    wizard = KpiWizard(department="web", plans_dir=tmp_path / "plans", sources=source, today=TODAY)
+    wizard.statement.value = "Turn more visits into sign-ups"
+    wizard.next()
+    wizard.checkboxes["conversion_rate"].value = True
+    wizard.next()
+    assert wizard.fields["conversion_rate"]["baseline"].value.endswith("%")
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+
+PLAN = """\
+name: {name}
+department: web
+objectives:
+  - id: convert
+    statement: Turn more visits into sign-ups
+sources:
+  web_sessions:
+    path: ../data/web_sessions.parquet
+kpis:
+  - metric: conversion_rate
+    objective: convert
+    owner: {owner}
+    baseline: {{value: 0.025}}
+    target: {{value: 0.032, by: 2025-12-31}}
+    thresholds: {{warning: 0.028, critical: 0.025}}
+    supporting: [website_traffic]
+  - metric: average_session_duration
+    objective: convert
+    owner: Content Lead
+    baseline: {{from: 2024-01-01, to: 2024-12-31}}
+    target: {{value: 210, by: 2025-12-31}}
+  - metric: website_traffic
+    objective: convert
+    owner: Web
+    baseline: {{value: 800}}
+    target: {{value: 900, by: 2025-12-31}}
+review: {{every: quarter, last: 2025-10-15}}
+"""
+
+
+@pytest.fixture
+def web_plan(data_dir: Path) -> Path:
+    plans = data_dir.parent / "plans"
+    plans.mkdir()
+    path = plans / "web.yml"
+    path.write_text(PLAN.format(name="Website", owner="Web Product Owner"))
+    return path
+
+
+def card_values(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-metric="([^"]+)".*?class="kpinb-card-value"[^>]*>([^<]*)<', html))
+
+
+def card_statuses(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-metric="([^"]+)" data-status="([^"]+)"', html))
+
+
+def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: Path):
+    from kpinb.widgets import Dashboard
+
+    dash = Dashboard(web_plan)
+    web = sessions(data_dir)
+    dec = web[web["month"] == "2025-12-01"]
+    before = card_values(dash.cards.value)
+    assert before["conversion_rate"] == format_value(dec["converted"].mean(), "percent")
+    assert before["website_traffic"] == format_value(len(dec), "count")
+    trend = dash.views["trend"]
+    calls = len(dash.cube.calls)
+
+    one(dash, "kpinb-filter-region").value = "Europe"
+    eu = dec[dec["region"] == "Europe"]
+    after = card_values(dash.cards.value)
+    assert after["conversion_rate"] == format_value(eu["converted"].mean(), "percent")
+    assert after["average_session_duration"] == format_value(eu["duration_seconds"].mean(), "s")
+    assert after["website_traffic"] == format_value(len(eu), "count") != before["website_traffic"]
+    statuses = card_statuses(dash.cards.value)
+    assert statuses["website_traffic"] == "not_judged"  # a region's traffic is not judged against the whole's target
+    assert statuses["conversion_rate"] in ("on_track", "at_risk", "off_track")
+    assert "region = Europe" in dash.notes.value
+    print(f"\nfilter change in Python: {dash.last_update_seconds * 1000:.0f} ms (first time for this dimension)")
+
+    # the figures are updated in place, in the same widgets
+    assert dash.views["trend"] is trend
+    assert list(trend.data[0].y) == list(dash.figures["trend"].data[0].y)
+    assert dash.breakdown.value != "region"  # breaking down by the filtered dimension would show one bar
+
+    # another member of the same dimension: served from the cache, no engine query
+    one(dash, "kpinb-filter-region").value = "North America"
+    assert len(dash.cube.calls) == calls + 1  # only the non-additive metrics by region, once
+    na = dec[dec["region"] == "North America"]
+    assert card_values(dash.cards.value)["conversion_rate"] == format_value(na["converted"].mean(), "percent")
+    print(f"filter change in Python: {dash.last_update_seconds * 1000:.0f} ms (cached)")
+
+    one(dash, "kpinb-filter-region").value = ""
+    assert card_values(dash.cards.value) == before
+
+
+def test_cube_matches_pandas_for_every_kind_of_metric(web_plan: Path, data_dir: Path):
+    from kpinb.widgets._cube import Cube
+
+    cube = Cube(load_plan(web_plan))
+    assert cube.kinds == {
+        "conversion_rate": "ratio", "website_traffic": "sum", "average_session_duration": "exact",
+    }  # fmt: skip
+    got = cube.frame("quarter", {"device": "mobile"}, by=["channel"])
+    web = sessions(data_dir)
+    web = web[web["device"] == "mobile"]
+    web["quarter"] = web["session_start"].dt.to_period("Q").dt.start_time
+    want = web.groupby(["quarter", "channel"]).agg(
+        conversion_rate=("converted", "mean"), website_traffic=("session_id", "size"),
+        average_session_duration=("duration_seconds", "mean"),
+    )  # fmt: skip
+    for metric in want.columns:
+        rows = got[got["metric"] == metric].set_index(["period_start", "channel"])["value"].dropna()
+        expected = want[metric].astype("float64").rename_axis(["period_start", "channel"])
+        pd.testing.assert_series_equal(rows.sort_index(), expected.sort_index(), check_names=False, rtol=1e-9)
+
+
+def test_dashboard_to_html_is_offline_and_escaped(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import Dashboard
+
+    plans = data_dir.parent / "plans"
+    plans.mkdir()
+    path = plans / "evil.yml"
+    path.write_text(PLAN.format(name=f'"{EVIL}"', owner=f'"{EVIL}"'))
+    target = tmp_path / "report" / "web.html"
+    target.parent.mkdir()
+    target.write_text("old report")
+    reader = target.open()
+    dash = Dashboard(path, figure_widgets=False)
+    assert "<script" not in dash.cards.value and ESCAPED in dash.cards.value
+    assert "<script" not in dash.header.value and ESCAPED in dash.header.value
+    out = dash.to_html(target)
+    # written atomically: renamed over the old file (a reader keeps the old one whole), no temp file left
+    assert out == target and reader.read() == "old report" and os.fstat(reader.fileno()).st_ino != out.stat().st_ino
+    reader.close()
+    assert [p.name for p in target.parent.iterdir()] == ["web.html"]
+    html = out.read_text()
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html)  # nothing loaded from anywhere
+    assert "cdn." not in html.split("* plotly.js (basic - minified) v")[0]
+    # the small plotly.js bundle shipped in kpinb/static (the charts use scatter and bar only), inlined once
+    assert html.count("* plotly.js (basic - minified) v4.1.1") == 1 and "* plotly.js v" not in html
+    assert 1_100_000 < len(html.encode()) < 1_600_000
+    assert html.count("Plotly.newPlot(") == 4
+    assert EVIL not in html and ESCAPED in html
+    assert 'class="kpinb-card ' in html
+
+
+def test_dashboard_focus_and_grain_change_the_charts(web_plan: Path):
+    from kpinb.widgets import Dashboard
+
+    dash = Dashboard(web_plan, grain="month")
+    months = len(dash.figures["trend"].data[0].x)
+    dash.grain.value = "quarter"
+    assert len(dash.figures["trend"].data[0].x) == months // 3
+    dash.focus.value = "average_session_duration"
+    assert dash.figures["trend"].layout.title.text == "Average session duration"
+    assert "cannot be split" in dash.figures["drivers"].layout.annotations[0].text  # an average
+    dash.focus.value = "conversion_rate"
+    assert [t.type for t in dash.figures["drivers"].data] == ["bar"]
+    dash.range.index = (12, 23)  # 2024 only
+    assert pd.Timestamp(dash.figures["trend"].data[0].x[-1]) == pd.Timestamp("2024-10-01")
+    assert card_values(dash.cards.value)  # cards judge the last month of the range
+    assert "2024-12" in dash.cards.value
