@@ -29,7 +29,7 @@ sample: $(VENV)/.installed
 	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 
 report: sample
-	$(BIN)/kpinb report --all --out reports
+	$(BIN)/kpinb run --all --jobs 2 --out reports
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -37,7 +37,7 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test
 	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 	$(BIN)/ruff check .
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest tests templates notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 clean:
 	rm -rf $(VENV) reports $(SAMPLE) .pytest_cache

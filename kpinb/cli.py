@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from .errors import KpinbError
+from .errors import KpinbError, redact
 
 
 def _sample_data(a: argparse.Namespace) -> int:
@@ -54,6 +54,7 @@ def _run(a: argparse.Namespace) -> int:
     result = run_batch(
         a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
         runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
+        skip_up_to_date=a.skip_up_to_date,
     )  # fmt: skip
     print(result.summary())
     return 0 if result.ok else 1
@@ -135,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
         "run",
         help="execute template notebooks per department (papermill) and export offline HTML reports",
         description="Exit status: 0 when every run succeeded, 1 when one failed (its notebook is kept as "
-        "<out>/<department>/<template>.failed.ipynb), 2 on a usage error.",
+        "<out>/<department>/<template>.failed.ipynb), 2 on a usage error or when another batch is writing to "
+        "--out (one batch per folder at a time).",
     )
     which = rn.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every department with a plan")
@@ -151,6 +153,9 @@ def parser() -> argparse.ArgumentParser:
     rn.add_argument("--data-dir", type=Path, default=None, help="look the plans' data files up in this folder")
     rn.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
     rn.add_argument("--timeout", type=int, default=600, help="seconds one notebook cell may run")
+    rn.add_argument("--skip-up-to-date", action="store_true",
+                    help="keep reports of the previous batch in --out whose plan, data, template, parameters and "
+                    "package versions are unchanged (finishes an interrupted batch)")  # fmt: skip
     rn.set_defaults(func=_run)
 
     al = sub.add_parser(
@@ -192,9 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KpinbError as e:
+        # messages are redacted where they are made; redacting again here costs nothing
         if args.debug:
-            raise
-        print(f"kpinb: error: {e}", file=sys.stderr)
+            import traceback
+
+            print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
+        else:
+            print(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kpinb: interrupted", file=sys.stderr)

@@ -13,6 +13,7 @@ Layout of ``out_dir`` after a batch::
     <department>/<template>.html      the report (code hidden unless show_code)
     <department>/<template>.ipynb     the executed notebook
     <department>/<template>.failed.ipynb
+    .kpinb-run.lock                   held while a batch writes here (see :func:`batch_lock`)
 
 Input fingerprints: the sha256 of each file a run reads (the plan, its file sources, its
 benchmark table); files over :data:`HASH_LIMIT` bytes get ``size`` + ``mtime`` only, and
@@ -37,8 +38,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,11 +51,13 @@ from .errors import PlanError, RunError
 __all__ = [
     "ALL_TEMPLATES",
     "HASH_LIMIT",
+    "LOCK_NAME",
     "REPORT_TEMPLATES",
     "BatchResult",
     "RunFailure",
     "RunResult",
     "RunSpec",
+    "batch_lock",
     "department_plans",
     "export_html",
     "fingerprint",
@@ -92,7 +96,7 @@ def templates_dir() -> Path:
     here = Path(__file__).resolve().parent
     for folder in (here / "templates", here.parent / "templates"):
         if (folder / "kpi_dashboard.ipynb").is_file():
-            return folder
+            return folder.resolve()
     raise RunError(f"the template notebooks are not installed (looked in {here / 'templates'}). Reinstall kpinb.")
 
 
@@ -101,7 +105,7 @@ def shipped_plans_dir() -> Path:
     here = Path(__file__).resolve().parent
     for folder in (here / "templates" / "plans", here.parent / "templates" / "plans"):
         if folder.is_dir():
-            return folder
+            return folder.resolve()
     raise RunError(f"the example plans are not installed (looked in {here / 'templates' / 'plans'}). Reinstall kpinb.")
 
 
@@ -179,6 +183,8 @@ class RunResult:
     alerts: tuple[Mapping[str, Any], ...] | None = None
     error: RunFailure | None = None
     report_bytes: int | None = None
+    reused: bool = False
+    """True when an up-to-date report of an earlier batch was kept instead of running again."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,9 @@ class BatchResult:
         for r in self.runs:
             counts = _status_counts(r.kpis)
             shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) or "-"
-            if r.status == "ok":
+            if r.reused:
+                lines.append(f"kept    {r.spec.department:18} {r.spec.name:22} {'(up to date)':>7}  {shown}")
+            elif r.status == "ok":
                 lines.append(f"ok      {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {shown}")
             else:
                 lines.append(f"FAILED  {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {r.error}")
@@ -286,6 +294,12 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
         if not isinstance(params, dict):
             problems.append(f"{at}.parameters: write a mapping (name: value).")
             params = {}
+        reserved = sorted(set(params) & {"plan", "department", "output_dir"})
+        if reserved:
+            problems.append(
+                f"{at}.parameters: {', '.join(reserved)} are set by the run; use the run's `plan:` or "
+                "`department:` key instead (output_dir is <out>/<department>)."
+            )
         template = entry.get("template")
         if not isinstance(template, str):
             problems.append(f"{at}.template: required; one of {', '.join(ALL_TEMPLATES)} or a .ipynb path.")
@@ -314,11 +328,25 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
         except PlanError as e:
             problems.append(f"{at}: {e}")
             continue
+        merged = _plain({**common, **params})
+        if merged.get("data_dir") and not Path(str(merged["data_dir"])).expanduser().is_absolute():
+            merged["data_dir"] = str((file.parent / str(merged["data_dir"])).resolve())  # as plan paths do
         for d, p in zip(depts, plans, strict=True):
-            specs.append(RunSpec(template, d, p, {**common, **params}))
+            specs.append(RunSpec(template, d, p, merged))
     if problems:
         raise RunError("\n".join(problems))
     return specs
+
+
+def _plain(value: Any) -> Any:
+    """YAML dates as ISO text: papermill writes unknown types raw, and ``2025-06-30`` in Python is 1989."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
 
 
 # --- fingerprints and versions ------------------------------------------------------------------
@@ -353,19 +381,10 @@ def fingerprint(path: str | Path, hash_limit: int = HASH_LIMIT) -> dict[str, Any
     return {**out, "method": "sha256", "sha256": h.hexdigest()}
 
 
-def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def plan_inputs(plan_file: Path, data_dir: str | Path | None, cache: dict[str, dict] | None = None) -> list[dict]:
     """Fingerprints of what a run reads: the plan file, its file sources, its benchmark table."""
     from .report import load_for_report
+    from .sources import redact
 
     cache = {} if cache is None else cache
 
@@ -384,7 +403,7 @@ def plan_inputs(plan_file: Path, data_dir: str | Path | None, cache: dict[str, d
         if src.path:
             out.append(fp(plan.resolve(src.path), f"source:{name}"))
         else:
-            out.append({"role": f"source:{name}", "url": _redact(src.url or ""), "table": src.table,
+            out.append({"role": f"source:{name}", "url": redact(src.url or ""), "table": src.table,
                         "method": "database (not fingerprinted)"})  # fmt: skip
     if plan.benchmarks:
         out.append(fp(plan.resolve(plan.benchmarks), "benchmarks"))
@@ -402,6 +421,92 @@ def versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+# --- one batch per output folder -------------------------------------------------------------------
+
+LOCK_NAME = ".kpinb-run.lock"
+"""The lock file a batch holds in its output folder (never deleted; its content says who holds it)."""
+
+# what write_atomic and _execute_one leave behind when killed, and nothing else (--out may be any folder)
+_LEFTOVERS = (".manifest.json.*.tmp", ".index.html.*.tmp", "*/.*.html.*.tmp", "*/.*.ipynb.*.tmp",
+              "*/.*.running.ipynb")  # fmt: skip
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def batch_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold ``out_dir/.kpinb-run.lock`` for the duration of a batch, or raise :class:`RunError`.
+
+    The lock is an OS file lock (``flock``), so it dies with its process: a batch that was
+    killed leaves a file naming a dead pid, which the next batch takes over (and then removes
+    the half-written temp files the killed batch left). Two batches on one folder never
+    interleave: the second one refuses at once and names the first.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: a pid file with a liveness check
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunError(_locked_message(path)) from None
+        else:  # pragma: no cover
+            holder = _lock_holder(path)
+            if holder.get("pid") not in (None, os.getpid()) and _pid_alive(int(holder["pid"])):
+                raise RunError(_locked_message(path))
+        previous = _lock_holder(path)
+        if previous.get("pid") and previous.get("pid") != os.getpid():
+            print(
+                f"kpinb run: taking over the lock of a batch that is no longer running (pid {previous['pid']}, "
+                f"started {previous.get('started', '?')}) in {out}",
+                file=sys.stderr,
+            )
+        me = {"pid": os.getpid(), "host": os.uname().nodename if hasattr(os, "uname") else "",
+              "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(me) + "\n").encode())
+        # what a killed batch half-wrote: nobody else writes here while we hold the lock
+        for pattern in _LEFTOVERS:
+            for leftover in out.glob(pattern):
+                leftover.unlink(missing_ok=True)
+        yield path
+        os.ftruncate(fd, 0)  # released: no holder named
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _lock_holder(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _locked_message(path: Path) -> str:
+    h = _lock_holder(path)
+    who = f"pid {h['pid']} on {h.get('host') or '?'}, started {h.get('started', '?')}" if h.get("pid") else "?"
+    return (
+        f"{path.parent}: another `kpinb run` is writing reports to this folder ({who}; lock {path.name}). "
+        "Wait for it to finish, or write to another folder with --out."
+    )
 
 
 # --- executing ----------------------------------------------------------------------------------
@@ -427,12 +532,28 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
     class ReportKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            # the kernel's own log (e.g. "KeyboardInterrupt caught" at every shutdown) is noise in a
+            # batch: cell errors are in the kept notebook and a dead kernel fails the run
+            kw["extra_arguments"] = [*(kw.get("extra_arguments") or []), "--IPKernelApp.log_level=CRITICAL"]
             if zmq.has("curve") and self._kernel_supports_curve_encryption():
                 # encrypt the kernel's local TCP channels when both sides can
                 kw.setdefault("transport_encryption", "auto")
             await super().start_kernel(**kw)
 
     return ReportKernelManager
+
+
+def _declared_department(plan: Path) -> str | None:
+    """The plan's ``department:`` (the run is named after the file, which may differ); None
+    when the file cannot be read (the notebook then reports the plan's problem)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(plan.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    dep = data.get("department") if isinstance(data, dict) else None
+    return dep if isinstance(dep, str) and dep else None
 
 
 def _collect_summary(nb: Any) -> dict[str, Any] | None:
@@ -457,6 +578,53 @@ def _failure(exc: BaseException) -> RunFailure:
     return RunFailure(type(exc).__name__, (str(exc).strip() or repr(exc))[:2000], None)
 
 
+def _parameters(spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The values papermill injects into the template's ``parameters`` cell for ``spec``."""
+    return {
+        **base_parameters,
+        "plan": str(spec.plan.resolve()),
+        "department": _declared_department(spec.plan) or spec.department,
+        "output_dir": str(out_dir / spec.department),
+        **spec.parameters,
+    }
+
+
+def _reusable(
+    spec: RunSpec, out: Path, previous: Mapping[tuple[str, str], Mapping[str, Any]], params: Mapping[str, Any],
+    inputs: list[dict], vers: Mapping[str, Any], show_code: bool,
+) -> RunResult | None:  # fmt: skip
+    """The earlier batch's result for ``spec`` when its report is still current: it succeeded,
+    its files exist, and parameters, input fingerprints, package versions and ``show_code``
+    are unchanged. None otherwise (run it again)."""
+    rec = previous.get((spec.name, spec.department))
+    if not rec or rec.get("status") != "ok" or not rec.get("report") or not rec.get("notebook"):
+        return None
+    report, notebook = out / rec["report"], out / rec["notebook"]
+    same = (
+        rec.get("parameters") == json.loads(json.dumps(params, default=str))
+        and rec.get("inputs") == json.loads(json.dumps(inputs, default=str))
+        and rec.get("versions") == dict(vers)
+        and rec.get("show_code") == show_code
+    )
+    if not same or not report.is_file() or not notebook.is_file():
+        return None
+    return RunResult(
+        spec=spec, status="ok", notebook=notebook, report=report, parameters=dict(params),
+        duration_s=float(rec.get("duration_s") or 0.0), inputs=tuple(inputs), kpis=tuple(rec.get("kpis") or ()),
+        alerts=None if rec.get("alerts") is None else tuple(rec["alerts"]), report_bytes=rec.get("report_bytes"),
+        reused=True,
+    )  # fmt: skip
+
+
+def _previous_runs(out: Path) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The run records of the manifest already in ``out`` (empty when none or unreadable)."""
+    try:
+        doc = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return {(r["template"], r["department"]): r for r in doc.get("runs", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def _execute_one(
     spec: RunSpec,
     out_dir: Path,
@@ -465,7 +633,6 @@ def _execute_one(
     km_class: type,
     timeout: int | None,
     inputs: list[dict],
-    vers: Mapping[str, Any],
 ) -> RunResult:
     import nbformat
     import papermill
@@ -477,13 +644,7 @@ def _execute_one(
     failed_nb = run_dir / f"{spec.name}.failed.ipynb"
     report = run_dir / f"{spec.name}.html"
     tmp_nb = run_dir / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
-    params = {
-        **base_parameters,
-        "plan": str(spec.plan.resolve()),
-        "department": spec.department,
-        "output_dir": str(run_dir),
-        **spec.parameters,
-    }
+    params = _parameters(spec, out_dir, base_parameters)
     error: RunFailure | None = None
     nb = None
     try:
@@ -543,6 +704,7 @@ def run_batch(
     grain: str = "month",
     timeout: int | None = 600,
     progress: bool | None = None,
+    skip_up_to_date: bool = False,
 ) -> BatchResult:
     """Execute templates per department and export HTML reports, a manifest and an index.
 
@@ -562,15 +724,19 @@ def run_batch(
     grain : the KPI grain reports judge.
     timeout : seconds one cell may run.
     progress : show a progress bar (None: only on a terminal).
+    skip_up_to_date : keep a report of the previous batch in ``out_dir`` instead of running
+        it again when its parameters, inputs, template and package versions are unchanged
+        (e.g. to finish a batch that was interrupted).
+
+    Only one batch writes to ``out_dir`` at a time (:func:`batch_lock`); the manifest and the
+    index are rewritten (atomically) after every finished run, so they always describe the
+    reports present, even when the batch is killed.
 
     Returns
     -------
     :class:`BatchResult`; check ``.ok`` (``kpinb run`` exits 1 when a run failed).
     """
-    from tqdm.auto import tqdm
-
     from .model import Grain
-    from .report import RENDERER_ENV, REPORT_RENDERER
 
     started = time.perf_counter()
     if jobs < 1:
@@ -582,15 +748,30 @@ def run_batch(
     folder = Path(plans_dir).resolve() if plans_dir else None
     specs = load_runs(runs_file, folder) if runs_file else plan_runs(templates, departments, folder)
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     base = {
-        "period_end": None if period_end is None else str(period_end),
+        "period_end": None
+        if period_end is None
+        else _plain(period_end)
+        if isinstance(period_end, dt.date)
+        else str(period_end),
         "grain": grain,
         "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
     }
+    with batch_lock(out):
+        return _run_locked(specs, out, base, jobs, show_code, timeout, progress, skip_up_to_date, started)
+
+
+def _run_locked(
+    specs: Sequence[RunSpec], out: Path, base: Mapping[str, Any], jobs: int, show_code: bool, timeout: int | None,
+    progress: bool | None, skip_up_to_date: bool, started: float,
+) -> BatchResult:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    from .report import RENDERER_ENV, REPORT_RENDERER
+
     vers = versions()
     cache: dict[str, dict] = {}
-    inputs = {}
+    inputs: dict[tuple[str, str], list[dict]] = {}
     for s in specs:
         dd = s.parameters.get("data_dir", base["data_dir"])
         key = (str(s.plan), str(dd))
@@ -599,6 +780,28 @@ def run_batch(
     for s in specs:
         key = (str(s.plan), "template:" + s.template)
         inputs[key] = [{"role": "template", **fingerprint(template_path(s.template))}]
+
+    def inputs_of(s: RunSpec) -> list[dict]:
+        return (
+            inputs[(str(s.plan), str(s.parameters.get("data_dir", base["data_dir"])))]
+            + inputs[(str(s.plan), "template:" + s.template)]
+        )
+
+    results: dict[int, RunResult] = {}
+    previous = _previous_runs(out) if skip_up_to_date else {}
+    for i, s in enumerate(specs):
+        kept = _reusable(s, out, previous, _parameters(s, out, base), inputs_of(s), vers, show_code)
+        if kept is not None:
+            results[i] = kept
+    todo = [i for i in range(len(specs)) if i not in results]
+
+    def checkpoint(final: bool) -> tuple[Path, Path]:
+        done = tuple(results[i] for i in sorted(results))
+        took = round(time.perf_counter() - started, 2)
+        return (
+            write_atomic(out / "manifest.json", _manifest(done, out, base, jobs, show_code, vers, took, final)),
+            write_atomic(out / "index.html", _index(done, out, base)),
+        )
 
     scratch = Path(tempfile.mkdtemp(prefix="kpinb-run-"))
     startup = scratch / "ipython" / "profile_default" / "startup"
@@ -610,33 +813,31 @@ def run_batch(
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     km_class = _kernel_manager_class(env)
-    results: dict[int, RunResult] = {}
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
             futures = {
-                pool.submit(
-                    _execute_one, s, out, base, show_code, km_class, timeout,
-                    inputs[(str(s.plan), str(s.parameters.get("data_dir", base["data_dir"])))]
-                    + inputs[(str(s.plan), "template:" + s.template)],
-                    vers,
-                ): i
-                for i, s in enumerate(specs)
-            }  # fmt: skip
-            bar = tqdm(total=len(futures), desc="kpinb run", unit="report", disable=progress is False or None)
-            if progress is None:
-                bar.disable = not sys.stderr.isatty()
-            with bar:
-                for fut in as_completed(futures):
-                    r = fut.result()
-                    results[futures[fut]] = r
-                    bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
-                    bar.update()
+                pool.submit(_execute_one, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
+                for i in todo
+            }
+            show = sys.stderr.isatty() if progress is None else progress
+            with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="kpinb run", unit="report",
+                      disable=not show) as bar:  # fmt: skip
+                try:
+                    for fut in as_completed(futures):
+                        r = fut.result()
+                        results[futures[fut]] = r
+                        checkpoint(final=False)
+                        bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
+                        bar.update()
+                except BaseException:  # Ctrl-C: start nothing new; running notebooks finish
+                    for fut in futures:
+                        fut.cancel()
+                    raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     runs = tuple(results[i] for i in range(len(specs)))
     duration = round(time.perf_counter() - started, 2)
-    manifest = write_atomic(out / "manifest.json", _manifest(runs, out, base, jobs, show_code, vers, duration))
-    index = write_atomic(out / "index.html", _index(runs, out, base))
+    manifest, index = checkpoint(final=True)
     return BatchResult(out, runs, manifest, index, duration)
 
 
@@ -710,6 +911,7 @@ def export_html(nb: Any, show_code: bool = False) -> str:
     """
     import jinja2
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     from .report import SUMMARY_MIMETYPE
 
@@ -722,6 +924,8 @@ def export_html(nb: Any, show_code: bool = False) -> str:
         exclude_output_prompt=True,
         embed_images=True,
     )
+    # interactive-only cells (widgets) say nothing in a static page
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"report-remove"}), enabled=True)
     nb = copy.deepcopy(nb)
     for cell in nb.get("cells", []):
         if cell.get("outputs"):  # the machine-readable summary is for the manifest, not the page
@@ -746,7 +950,7 @@ def _rel(path: Path | None, out: Path) -> str | None:
 
 def _manifest(
     runs: Sequence[RunResult], out: Path, base: Mapping[str, Any], jobs: int, show_code: bool,
-    vers: Mapping[str, Any], duration: float,
+    vers: Mapping[str, Any], duration: float, complete: bool = True,
 ) -> str:  # fmt: skip
     def jsonable(x: Any) -> Any:
         if isinstance(x, (dt.date, dt.datetime)):
@@ -762,6 +966,7 @@ def _manifest(
         "parameters": dict(base),
         "jobs": jobs,
         "show_code": show_code,
+        "complete": complete,
         "duration_s": duration,
         "ok": all(r.status == "ok" for r in runs),
         "runs": [
@@ -769,7 +974,7 @@ def _manifest(
                 "template": r.spec.name, "department": r.spec.department, "status": r.status,
                 "parameters": {k: jsonable(v) for k, v in r.parameters.items()},
                 "notebook": _rel(r.notebook, out), "report": _rel(r.report, out), "report_bytes": r.report_bytes,
-                "duration_s": r.duration_s,
+                "duration_s": r.duration_s, "show_code": show_code, "reused": r.reused,
                 "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue,
                                                        "cell_index": r.error.cell_index},
                 "kpis": list(r.kpis), "alerts": None if r.alerts is None else list(r.alerts),
@@ -789,28 +994,49 @@ _STATUS_STYLE = {
 }
 
 
+def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
+    e = html.escape
+    out = []
+    for k in kpis:
+        colour, label = _STATUS_STYLE.get(str(k.get("status")), ("#6c757d", str(k.get("status"))))
+        out.append(
+            f'<span class="chip" style="border-color:{colour}" title="{e(str(k.get("reason", "")))}">'
+            f'<b style="color:{colour}">{e(label)}</b> {e(str(k.get("name", k.get("metric", ""))))}</span>'
+        )
+    return "".join(out) or "–"
+
+
 def _index(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str:
+    """One row per department: its reports (failures marked) and its KPI statuses (once when
+    every report judged them alike, else per report). Every user string is escaped."""
     e = html.escape
     rows = []
-    for r in sorted(runs, key=lambda r: (r.spec.department, r.spec.name)):
-        if r.status == "ok" and r.report is not None:
-            href = urllib.parse.quote(_rel(r.report, out) or "")
-            link = f'<a href="{e(href)}">{e(r.spec.name)}</a>'
-            state = '<span class="ok">ok</span>'
+    departments: dict[str, list[RunResult]] = {}
+    order = {t: i for i, t in enumerate(("kpi_dashboard", "benchmark_comparison", "kpi_review", "objective_to_kpi"))}
+    for r in sorted(runs, key=lambda r: (r.spec.department, order.get(r.spec.name, len(order)), r.spec.name)):
+        departments.setdefault(r.spec.department, []).append(r)
+    for dep, group in departments.items():
+        links = []
+        for r in group:
+            if r.status == "ok" and r.report is not None:
+                href = urllib.parse.quote(_rel(r.report, out) or "")
+                links.append(f'<a href="{e(href)}">{e(r.spec.name)}</a>')
+            else:
+                href = urllib.parse.quote(_rel(r.notebook, out) or "")
+                links.append(
+                    f'<span class="failed">{e(r.spec.name)} failed</span> (<a href="{e(href)}">notebook</a>)'
+                    f'<div class="err">{e(str(r.error))}</div>'
+                )
+        judged = [r for r in group if r.kpis]
+        distinct = {json.dumps(list(r.kpis), sort_keys=True, default=str) for r in judged}
+        if len(distinct) <= 1:
+            status = _chips(judged[0].kpis) if judged else "–"
         else:
-            href = urllib.parse.quote(_rel(r.notebook, out) or "")
-            link = f'{e(r.spec.name)} (<a href="{e(href)}">failed notebook</a>)'
-            state = f'<span class="failed">failed</span><div class="err">{e(str(r.error))}</div>'
-        chips = []
-        for k in r.kpis:
-            colour, label = _STATUS_STYLE.get(str(k.get("status")), ("#6c757d", str(k.get("status"))))
-            chips.append(
-                f'<span class="chip" style="border-color:{colour}" title="{e(str(k.get("reason", "")))}">'
-                f'<b style="color:{colour}">{e(label)}</b> {e(str(k.get("name", k.get("metric", ""))))}</span>'
-            )
+            status = "".join(f"<div><i>{e(r.spec.name)}:</i> {_chips(r.kpis)}</div>" for r in judged)
+        seconds = sum(r.duration_s for r in group)
         rows.append(
-            f"<tr><td>{e(r.spec.department)}</td><td>{link}</td><td>{state}</td>"
-            f"<td>{''.join(chips) or '–'}</td><td class='num'>{r.duration_s:.1f}s</td></tr>"
+            f"<tr><td>{e(dep)}</td><td>{'<br>'.join(links)}</td><td>{status}</td>"
+            f"<td class='num'>{seconds:.1f}s</td></tr>"
         )
     n_fail = sum(r.status != "ok" for r in runs)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -828,7 +1054,7 @@ th, td {{ border-bottom: 1px solid #ddd; padding: .4em .6em; text-align: left; v
 <body><h1>KPI reports</h1>
 <p>{len(runs)} reports, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
 generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
-<table><thead><tr><th>department</th><th>report</th><th>run</th><th>KPI status</th><th>time</th></tr></thead>
+<table><thead><tr><th>department</th><th>reports</th><th>KPI status</th><th>time</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
