@@ -125,13 +125,19 @@ def evil_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dashboard_widgets_and_export_show_user_text_only_as_text(evil_plan: Path, tmp_path: Path):
     from kpinb.widgets import Dashboard
 
-    dash = Dashboard(evil_plan, figure_widgets=False)
+    dash = Dashboard(evil_plan)
     assert REGION in dash.cube.members()["region"]
     assert dash.breakdown.value == "region"  # the evil region name is a bar of the breakdown
     assert_text_only(dash.header.value, QUOTED)
     assert_text_only(dash.cards.value, f"Conversion {QUOTED}", f"Traffic {QUOTED}", QUOTED)
     for value in html_values(dash):
         assert_text_only(value)
+
+    for name, view in dash.views.items():  # charts: plotly's JSON and plain text, never HTML or JavaScript outputs
+        (output,) = view.outputs
+        assert set(output["data"]) == {"application/vnd.plotly.v1+json", "text/plain"}, name
+    bars = dash.views["breakdown"].outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"]
+    assert REGION in bars  # the evil region is a bar label: data for plotly.js, drawn as SVG text
 
     dash.dimension_filters["region"].value = REGION
     assert_text_only(dash.notes.value, REGION)  # "Filtered: region = ..."

@@ -6,7 +6,9 @@ data (not through kpinb's engine).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -14,13 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 import kpinb
 from kpinb.cards import format_value
 from kpinb.plan import load_plan
 from kpinb.sample_data import generate
+from kpinb.widgets._dashboard import FIGURES
+from kpinb.widgets._dashboard import MIMETYPE as PLOTLY_MIME
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -325,7 +331,27 @@ def card_statuses(html: str) -> dict[str, str]:
     return dict(re.findall(r'data-metric="([^"]+)" data-status="([^"]+)"', html))
 
 
+def shown(dash, name: str) -> dict:
+    """The plotly figure JSON the browser receives for chart ``name``: its Output widget's only output."""
+    (output,) = dash.views[name].outputs
+    assert output["output_type"] == "display_data"
+    return output["data"][PLOTLY_MIME]
+
+
+def decoded(values) -> list:
+    """An array from plotly's JSON: a list, or a typed array (``{"dtype": "f8", "bdata": base64}``) decoded."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def walk(widget) -> list:
+    return [widget, *(w for child in getattr(widget, "children", ()) for w in walk(child))]
+
+
 def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: Path):
+    import ipywidgets as widgets
+
     from kpinb.widgets import Dashboard
 
     dash = Dashboard(web_plan)
@@ -336,6 +362,22 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     assert before["website_traffic"] == format_value(len(dec), "count")
     trend = dash.views["trend"]
     calls = len(dash.cube.calls)
+    # light for the browser: core widgets only (no anywidget FigureWidget and its ~5 MB of JavaScript); the
+    # charts travel as plotly's mimetype, drawn by JupyterLab's plotly extension
+    tree = walk(dash)
+    modules = {w._model_module for w in tree}  # the JavaScript each widget needs in the browser
+    assert modules == {"@jupyter-widgets/controls", "@jupyter-widgets/output"}, modules
+    state = sum(len(json.dumps(w.get_state())) for w in tree)
+    assert state < 500_000, state
+    print(f"\nwidget state sent to the browser: {state / 1000:.0f} kB")
+    assert isinstance(trend, widgets.Output)
+    for name in FIGURES:
+        fig = dash.figures[name]
+        assert isinstance(fig, go.Figure) and not isinstance(fig, go.FigureWidget)
+        assert shown(dash, name)["data"] == json.loads(fig.to_json())["data"]
+    all_regions = list(dash.figures["trend"].data[0].y)
+    all_regions_breakdown = shown(dash, "breakdown")["layout"]["title"]["text"]
+    assert "by region" in all_regions_breakdown
 
     one(dash, "kpinb-filter-region").value = "Europe"
     eu = dec[dec["region"] == "Europe"]
@@ -349,10 +391,16 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     assert "region = Europe" in dash.notes.value
     print(f"\nfilter change in Python: {dash.last_update_seconds * 1000:.0f} ms (first time for this dimension)")
 
-    # the figures are updated in place, in the same widgets
+    # the figures are replaced in place, in the same Output widgets: one output each, Europe's numbers
     assert dash.views["trend"] is trend
-    assert list(trend.data[0].y) == list(dash.figures["trend"].data[0].y)
+    monthly = web[(web["region"] == "Europe") & (web["month"] >= "2023-01-01")].groupby("month")["converted"].mean()
+    trend_y = list(dash.figures["trend"].data[0].y)
+    assert trend_y == pytest.approx(list(monthly.astype("float64")), rel=1e-9) and trend_y != all_regions
+    assert decoded(shown(dash, "trend")["data"][0]["y"]) == pytest.approx(trend_y, rel=1e-12, nan_ok=True)
     assert dash.breakdown.value != "region"  # breaking down by the filtered dimension would show one bar
+    assert "by region" not in shown(dash, "breakdown")["layout"]["title"]["text"]
+    for name in FIGURES:
+        assert shown(dash, name)["data"] == json.loads(dash.figures[name].to_json())["data"]
 
     # another member of the same dimension: served from the cache, no engine query
     one(dash, "kpinb-filter-region").value = "North America"
@@ -397,7 +445,7 @@ def test_dashboard_to_html_is_offline_and_escaped(data_dir: Path, tmp_path: Path
     target.parent.mkdir()
     target.write_text("old report")
     reader = target.open()
-    dash = Dashboard(path, figure_widgets=False)
+    dash = Dashboard(path)
     assert "<script" not in dash.cards.value and ESCAPED in dash.cards.value
     assert "<script" not in dash.header.value and ESCAPED in dash.header.value
     out = dash.to_html(target)

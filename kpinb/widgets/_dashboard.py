@@ -36,6 +36,7 @@ __all__ = ["Dashboard"]
 
 GRAINS = ("week", "month", "quarter", "year")
 FIGURES = ("trend", "breakdown", "benchmark", "drivers")
+MIMETYPE = "application/vnd.plotly.v1+json"
 
 
 def _esc(x: Any) -> str:
@@ -48,33 +49,13 @@ def _classed(widget: Any, *classes: str) -> Any:
     return widget
 
 
-def _figure_widget(fig: go.Figure | dict[str, Any]) -> Any:
-    """A plotly FigureWidget (needs anywidget), or None when it cannot be made."""
-    try:
-        import plotly.graph_objects as go
-
-        return go.FigureWidget(fig)
-    except ImportError:
-        return None
-
-
-def _swap(target: Any, fig: go.Figure, layout: dict[str, Any] | None = None) -> None:
-    """Replace a FigureWidget's traces and layout (``fig``'s, or ``layout``) in place: one widget, no re-render."""
-    old, new = target.layout.to_plotly_json(), layout if layout is not None else fig.layout.to_plotly_json()
-    stale: dict[str, Any] = {}
-    for key, value in old.items():
-        if key == "template":
-            continue
-        if key not in new:
-            stale[key] = None
-        elif isinstance(value, dict) and isinstance(new[key], dict):
-            stale.update({f"{key}.{sub}": None for sub in value if sub not in new[key]})
-    with target.batch_update():
-        if stale:
-            target.plotly_relayout(stale)
-    target.data = ()
-    target.add_traces(list(fig.data))
-    target.layout = new
+def _bundle(fig: go.Figure, name: str, width: int) -> dict[str, Any]:
+    """A display_data output holding ``fig`` as plotly's mimetype at ``width`` pixels (JSON-clean)."""
+    spec = json.loads(fig.to_json())  # plotly's encoder: numpy, dates and NaN (as null) made JSON
+    spec["layout"] = {**spec.get("layout", {}), "width": width}
+    spec["config"] = {"responsive": False, "displaylogo": False}
+    data = {MIMETYPE: spec, "text/plain": f"<kpinb {name} chart: {fig.layout.title.text or name}>"}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
 class Dashboard(widgets.VBox):
@@ -86,8 +67,6 @@ class Dashboard(widgets.VBox):
     grain : the charts' grain (``week``, ``month``, ``quarter``, ``year``); the cards always show
         each KPI at its own grain, where its target and thresholds apply.
     focus : the metric the charts show first (default the first KPI).
-    figure_widgets : draw with plotly ``FigureWidget`` (updated in place; needs anywidget) —
-        False re-renders plain figures in ``Output`` widgets.
     figure_width : pixel width of each chart in the notebook (they wrap to the cell's width);
         the static :meth:`to_html` copy sizes them to the page instead.
 
@@ -96,7 +75,10 @@ class Dashboard(widgets.VBox):
     cube : the cached aggregates (``cube.calls`` lists the engine queries made).
     status : the cards' KPI statuses (the frame of :func:`kpinb.status.evaluate`, adjusted for filters).
     figures : the current plain plotly figures by name (trend, breakdown, benchmark, drivers).
-    views : the widgets showing them (a ``FigureWidget`` each, updated in place; or ``Output``).
+    views : the ``Output`` widget showing each figure, by name. It holds one output, the figure
+        as plotly's mimetype (``application/vnd.plotly.v1+json``) drawn by JupyterLab's plotly
+        extension, so only the figure's JSON reaches the browser; a filter change replaces that
+        output in place.
     last_update_seconds : how long the last filter change took, from the value change to cards
         and figures updated.
 
@@ -113,7 +95,6 @@ class Dashboard(widgets.VBox):
         grain: str = "month",
         *,
         focus: str | None = None,
-        figure_widgets: bool = True,
         figure_width: int = 480,
     ) -> None:
         from ..plan import load_plan
@@ -194,14 +175,14 @@ class Dashboard(widgets.VBox):
         self.notes = _classed(widgets.HTML(), "kpinb-dashboard-notes")
         started = time.perf_counter()
         notes = self._compute()
-        # each FigureWidget starts with its figure: no update is sent before the browser has drawn it
-        self.views: dict[str, Any] = {}
+        # each Output starts with its figure: the page receives it with the widget's state
+        self.views: dict[str, widgets.Output] = {}
         for name in FIGURES:
-            slot = _figure_widget(self._sized(self.figures[name])) if figure_widgets else None
-            if slot is None:
-                slot = widgets.Output()
-                self._output(slot, name, self.figures[name])
-            self.views[name] = _classed(slot, f"kpinb-fig-{name}")
+            self.views[name] = _classed(
+                widgets.Output(layout=widgets.Layout(width=f"{figure_width}px", min_height="60px")),
+                f"kpinb-fig-{name}",
+            )
+            self._draw(name, self.figures[name])
         filters = widgets.HBox(
             [self.range, self.grain, *self.dimension_filters.values()], layout=widgets.Layout(flex_flow="row wrap")
         )
@@ -294,24 +275,13 @@ class Dashboard(widgets.VBox):
         self.figures = self._figures(filters, start, end, notes)
         return "".join(f'<div style="color:#5f6368;font-size:12px">{_esc(n)}</div>' for n in notes)
 
-    def _sized(self, fig: go.Figure) -> dict[str, Any]:
-        """The figure as a dict, at the dashboard's chart width."""
-        out = fig.to_plotly_json()
-        out["layout"] = {**out["layout"], "width": self.figure_width}
-        return out
-
-    def _output(self, slot: widgets.Output, name: str, fig: go.Figure) -> None:
-        # the plotly mimetype, rendered by JupyterLab's plotly extension; no IPython display call,
-        # which would print the figure outside a notebook
-        bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/plain": f"<figure {name}>"}
-        slot.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
-
     def _draw(self, name: str, fig: go.Figure) -> None:
-        slot = self.views[name]
-        if isinstance(slot, widgets.Output):
-            self._output(slot, name, fig)
-        else:
-            _swap(slot, fig, self._sized(fig)["layout"])
+        """Show ``fig`` in its Output widget, replacing the chart there in one state update.
+
+        Setting ``outputs`` (rather than ``clear_output`` + ``display``) needs no IPython display
+        call, so nothing is printed outside a notebook, and the browser swaps old for new at once.
+        """
+        self.views[name].outputs = (_bundle(fig, name, self.figure_width),)
 
     def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
         import pandas as pd
