@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError
+from .errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, WriteError
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "PlanError",
     "RunError",
     "SourceError",
+    "WriteError",
     "catalog",
     "compute",
     "load_plan",

@@ -6,20 +6,40 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import WriteError
+
 
 def write_atomic(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    Raises :class:`~kpinb.errors.WriteError` (a kpinb error and an ``OSError``) naming the
+    path when the folder cannot be created or the file cannot be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode(encoding) if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _write_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from None
         raise
     return path
+
+
+def _write_error(path: Path, e: OSError) -> WriteError:
+    reason = e.strerror or type(e).__name__
+    err = WriteError(
+        f"cannot write {path}: {reason}. Check that the folder exists and is writable, or choose another path."
+    )
+    err.errno = e.errno  # callers may still look at the OSError's errno
+    return err

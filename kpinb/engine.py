@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .errors import DataError, FormulaError, PlanError
+from .errors import DataError, FormulaError, KpinbError, PlanError
 from .formula import Agg, BinOp, Call, Case, Col, Formula, InList, Lit, Node, Prev, Ref, Unary, parse
 from .model import Grain, Metric, Plan, Source
-from .sources import Table, conform, open_source
+from .sources import Table, conform, open_source, query_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,17 +105,13 @@ def compute(
     """
     import pandas as pd
 
-    try:
-        g = Grain(grain).value
-    except ValueError:
-        raise PlanError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
+    g = _grain(grain)
     by = list(dict.fromkeys([by] if isinstance(by, str) else by))
     plan, reg, ids = _resolve(target, metrics)
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
     base_dir = plan.base_dir if plan is not None else None
-    start_ts = pd.Timestamp(start) if start is not None else None
-    end_ts = pd.Timestamp(end) if end is not None else None
+    start_ts, end_ts = _date_arg(start, "start"), _date_arg(end, "end")
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
         raise DataError(f"start {start} is after end {end}. Swap them.")
 
@@ -146,6 +142,38 @@ def compute(
     return out
 
 
+def _grain(grain: str | Grain) -> str:
+    try:
+        return Grain(grain).value
+    except ValueError:
+        raise PlanError(
+            f"grain {str(grain)[:40]!r} is not one of day, week, month, quarter, year. Use one of them."
+        ) from None
+
+
+# pandas holds nanosecond timestamps: periods must fall inside these years
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
+
+
+def _date_arg(value: Any, what: str) -> pd.Timestamp | None:
+    """``start``/``end`` as a naive Timestamp, or a DataError saying how to write it."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        ts = None
+    if ts is None or ts is pd.NaT:
+        raise DataError(f"{what} {str(value)[:60]!r} is not a date. Write it as YYYY-MM-DD.")
+    if not _FIRST_YEAR <= ts.year <= _LAST_YEAR:
+        raise DataError(
+            f"{what} {str(value)[:60]!r} is out of range. Use a date in the years {_FIRST_YEAR}-{_LAST_YEAR}."
+        )
+    return ts.tz_localize(None) if ts.tz is not None else ts
+
+
 def queries(
     target: Plan | str | Metric | Sequence[str | Metric],
     *,
@@ -160,7 +188,7 @@ def queries(
     """
     import ibis
 
-    g = Grain(grain).value
+    g = _grain(grain)
     by = [by] if isinstance(by, str) else list(by)
     plan, reg, ids = _resolve(target, metrics)
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
@@ -262,16 +290,33 @@ def _build(
         tcol = tcol.cast("timestamp")
     aggs: dict[str, Any] = {}
     for i, (m, f, w) in enumerate(parsed):
-        wexpr = _compile(w.tree, t, None, m) if w else None
-        parts = {"num": f.ratio[0], "den": f.ratio[1]} if f.ratio else {"val": f.tree}
-        for suffix, node in parts.items():
-            value = _compile(node, t, wexpr, m)
-            if not (value.type().is_numeric() or value.type().is_boolean()):
-                raise FormulaError(
-                    f"metric {m.id!r}: formula {m.expr!r} gives {value.type()}, not a number. "
-                    "Aggregate numeric columns (sum, avg, count...)."
-                )
-            aggs[f"m{i}_{suffix}"] = value
+        try:
+            wexpr = _compile(w.tree, t, None, m) if w else None
+            if wexpr is not None and _kind(wexpr) != "true/false":
+                if _kind(wexpr) != "null":
+                    raise FormulaError(
+                        f"metric {m.id!r}: `where:` {_short(m.where)!r} gives {_kind(wexpr)}, not true/false. "
+                        "Compare a column, e.g. revenue > 0 or status = 'completed'."
+                    )
+                wexpr = wexpr.cast("boolean")
+            parts = {"num": f.ratio[0], "den": f.ratio[1]} if f.ratio else {"val": f.tree}
+            for suffix, node in parts.items():
+                value = _compile(node, t, wexpr, m)
+                if _kind(value) == "null":
+                    value = value.cast("float64")
+                if _kind(value) not in ("number", "true/false"):
+                    raise FormulaError(
+                        f"metric {m.id!r}: formula {_short(m.expr)!r} gives {_kind(value)}, not a number. "
+                        "Aggregate numeric columns (sum, avg, count...)."
+                    )
+                aggs[f"m{i}_{suffix}"] = value
+        except KpinbError:
+            raise
+        except Exception as e:  # a combination the checks above missed: still the formula's fault
+            raise FormulaError(
+                f"metric {m.id!r}: formula {_short(m.expr)!r} cannot be built ({type(e).__name__}). "
+                "Use values of one kind in each operation, and the allowed functions."
+            ) from None
     period = tcol.truncate(_IBIS_UNIT[grain]).name("period_start")
     query = t.group_by([period, *by]).aggregate(**aggs)
     return query, [(m, f) for m, f, _ in parsed]
@@ -287,16 +332,8 @@ def _aggregate(
     try:
         df = query.execute()
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(
-            f"source {table.name!r} ({table.label}): the query failed: {msg[:300]}. "
-            "Check the column types of the data against the metric formulas, and that the "
-            "engine supports the functions used."
-        ) from None
-    stamps = pd.to_datetime(df["period_start"])
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_localize(None)
-    df["period_start"] = stamps.astype("datetime64[ns]")
+        raise query_error(table, e) from None
+    df["period_start"] = _period_stamps(df["period_start"], table)
     out = {}
     for i, (m, f) in enumerate(parsed):
         if f.ratio:
@@ -312,6 +349,32 @@ def _aggregate(
     return out
 
 
+def _short(text: str | None, limit: int = 120) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _period_stamps(raw: pd.Series, table: Table) -> pd.Series:
+    """Period starts as naive nanosecond timestamps; dates pandas cannot hold are a DataError."""
+    import pandas as pd
+
+    try:
+        stamps = pd.to_datetime(raw)
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_localize(None)
+        years = stamps.dropna().dt.year
+        if len(years) and (years.min() < _FIRST_YEAR or years.max() > _LAST_YEAR):
+            raise OverflowError
+        return stamps.astype("datetime64[ns]")
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        shown = sorted(str(v)[:10] for v in raw.dropna())
+        span = f" (its periods run from {shown[0]} to {shown[-1]})" if shown else ""
+        raise DataError(
+            f"source {table.name!r} ({table.label}): column {table.time!r} has dates outside the years "
+            f"{_FIRST_YEAR}-{_LAST_YEAR}{span}. Fix or remove those rows, or leave them out with `start`/`end`."
+        ) from None
+
+
 def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
     field = "expr" if kind == "aggregate" else "where"
     canon = catalog.sources().get(table.name)
@@ -324,7 +387,12 @@ def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
 
 
 def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
-    """Translate a formula tree into an ibis expression over table ``t``."""
+    """Translate a formula tree into an ibis expression over table ``t``.
+
+    Types are checked here, node by node, so a formula that mixes kinds (text in
+    arithmetic, a number as a condition) is a FormulaError naming the metric, not an
+    error from deep inside the query builder.
+    """
     import ibis
 
     def row(n: Node) -> Any:
@@ -333,19 +401,12 @@ def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
     if isinstance(node, Agg):
         if node.func == "count" and node.arg is None:
             return t.count(where=where)
-        if node.func == "count_if":
-            cond = row(node.arg)  # type: ignore[arg-type]
-            return t.count(where=cond if where is None else cond & where)
         arg = row(node.arg)  # type: ignore[arg-type]
-        typ = arg.type()
+        if node.func == "count_if":
+            cond = _as_bool(arg, m, "count_if()")
+            return t.count(where=cond if where is None else cond & where)
         if node.func in ("sum", "avg", "median"):
-            if typ.is_boolean():
-                arg = _as_num(arg)
-            elif not typ.is_numeric():
-                raise FormulaError(
-                    f"metric {m.id!r}: {node.func}() needs numbers, but its argument is {typ}. "
-                    "Aggregate a numeric column, or use count/count_distinct for text."
-                )
+            arg = _as_num(arg, m, f"{node.func}()")
         if node.func == "count":
             return arg.count(where=where)
         if node.func == "count_distinct":
@@ -368,55 +429,114 @@ def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
         left, right = row(node.left), row(node.right)
         op = node.op
         if op in ("and", "or"):
-            left, right = _as_bool(left, m), _as_bool(right, m)
+            left, right = _as_bool(left, m, f"`{op}`"), _as_bool(right, m, f"`{op}`")
             return left & right if op == "and" else left | right
-        if op == "/":
-            return left / right.nullif(0)
-        if op in ("+", "-", "*"):
-            left, right = _as_num(left), _as_num(right)
-        fn = {"+": "__add__", "-": "__sub__", "*": "__mul__", "=": "__eq__", "!=": "__ne__",
-              "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]  # fmt: skip
-        try:
-            return getattr(left, fn)(right)
-        except Exception as e:
-            raise FormulaError(
-                f"metric {m.id!r}: cannot apply {op!r} to {left.type()} and {right.type()} "
-                f"({type(e).__name__}). Compare values of the same kind."
-            ) from None
+        if op in ("+", "-", "*", "/"):
+            left, right = _as_num(left, m, f"{op!r}"), _as_num(right, m, f"{op!r}")
+            return left / right.nullif(0) if op == "/" else getattr(left, _ARITH[op])(right)
+        _comparable(m, op, left, right)
+        fn = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]
+        return getattr(left, fn)(right)
     if isinstance(node, Unary):
         x = row(node.arg)
         if node.op == "neg":
-            return -_as_num(x)
+            return -_as_num(x, m, "`-`")
         if node.op == "not":
-            return ~_as_bool(x, m)
+            return ~_as_bool(x, m, "`not`")
         return x.isnull() if node.op == "isnull" else x.notnull()
     if isinstance(node, InList):
-        return row(node.arg).isin([v.value for v in node.values])
+        x = row(node.arg)
+        for v in node.values:
+            _comparable(m, "in", x, row(v))
+        return x.isin([v.value for v in node.values])
     if isinstance(node, Case):
-        branches = [(_as_bool(row(c), m), row(v)) for c, v in node.whens]
-        default = row(node.default) if node.default is not None else None
-        return ibis.cases(*branches, else_=default)
+        conds = [_as_bool(row(c), m, "`case when`") for c, _ in node.whens]
+        values = _one_kind(m, "case", [row(v) for _, v in node.whens] + ([row(node.default)] if node.default else []))
+        default = values.pop() if node.default is not None else None
+        return ibis.cases(*zip(conds, values, strict=True), else_=default)
     if isinstance(node, Call):
-        args = [row(a) for a in node.args]
+        args = _one_kind(m, f"{node.func}()", [row(a) for a in node.args])
         if node.func == "coalesce":
             return ibis.coalesce(*args)
         return args[0].nullif(args[1])
-    raise FormulaError(f"metric {m.id!r}: {type(node).__name__} cannot be used here.")
+    raise FormulaError(f"metric {m.id!r}: {type(node).__name__} cannot be used here. Use the formula language.")
 
 
-def _as_num(x: Any) -> Any:
-    # CASE, not CAST: PostgreSQL has no boolean -> bigint cast; a null stays null
-    if not x.type().is_boolean():
+_ARITH = {"+": "__add__", "-": "__sub__", "*": "__mul__"}
+
+
+def _kind(x: Any) -> str:
+    """The kind of an ibis value as a user would name it."""
+    t = x.type()
+    if t.is_null():
+        return "null"
+    if t.is_boolean():
+        return "true/false"
+    if t.is_numeric():
+        return "number"
+    if t.is_string():
+        return "text"
+    if t.is_temporal():
+        return "date"
+    return str(t)
+
+
+# kinds that compare with each other (a date column with a '2024-01-01' literal, a flag with 1)
+_COMPARABLE = ({"number", "true/false"}, {"text", "date"})
+
+
+def _comparable(m: Metric, op: str, left: Any, right: Any) -> None:
+    a, b = _kind(left), _kind(right)
+    if "null" in (a, b) or a == b or any({a, b} <= group for group in _COMPARABLE):
+        return
+    raise FormulaError(
+        f"metric {m.id!r}: cannot compare {a} with {b} using {op!r}. Compare values of the same kind, "
+        "e.g. status = 'completed' or revenue > 100."
+    )
+
+
+def _one_kind(m: Metric, what: str, values: list[Any]) -> list[Any]:
+    """``values`` of coalesce/nullif/case branches, made one kind (true/false count as 1/0 with numbers)."""
+    kinds = {_kind(v) for v in values} - {"null"}
+    if kinds == {"number", "true/false"}:
+        return [_as_num(v, m, what) for v in values]
+    if len(kinds) > 1:
+        a, b = sorted(kinds)[:2]
+        raise FormulaError(
+            f"metric {m.id!r}: {what} mixes {a} and {b}. Use values of one kind, "
+            "e.g. coalesce(revenue, 0) rather than coalesce(revenue, 'none')."
+        )
+    if not kinds:  # only nulls: give them a type the engine can carry
+        return [v.cast("float64") for v in values]
+    return values
+
+
+def _as_num(x: Any, m: Metric, what: str) -> Any:
+    kind = _kind(x)
+    if kind == "number":
         return x
     import ibis
 
-    return ibis.cases((x, ibis.literal(1, "int64")), (~x, ibis.literal(0, "int64")))
+    if kind == "null":  # a column without any value, or a literal null
+        return x.cast("float64")
+    if kind == "true/false":
+        # CASE, not CAST: PostgreSQL has no boolean -> bigint cast; a null stays null
+        return ibis.cases((x, ibis.literal(1, "int64")), (~x, ibis.literal(0, "int64")))
+    raise FormulaError(
+        f"metric {m.id!r}: {what} needs numbers, but its argument is {kind}. "
+        "Use a numeric column, or count text with count/count_distinct/count_if."
+    )
 
 
-def _as_bool(x: Any, m: Metric) -> Any:
-    if not x.type().is_boolean():
-        raise FormulaError(f"metric {m.id!r}: a condition must be true/false, got {x.type()}. Compare it, e.g. x > 0.")
-    return x
+def _as_bool(x: Any, m: Metric, what: str = "a condition") -> Any:
+    kind = _kind(x)
+    if kind == "true/false":
+        return x
+    if kind == "null":
+        return x.cast("boolean")
+    raise FormulaError(
+        f"metric {m.id!r}: {what} needs a condition (true/false), but got {kind}. Compare it, e.g. revenue > 0."
+    )
 
 
 def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:

@@ -32,6 +32,10 @@ class RunError(KpinbError, RuntimeError):
     """A notebook run or report export failed."""
 
 
+class WriteError(RunError, OSError):
+    """An output file (a report, manifest, plan or CSV) cannot be written; also an OSError."""
+
+
 def where(file: object | None = None, field: str | None = None, line: int | None = None) -> str:
     """Format a location prefix such as ``plans/sales.yml:12: kpis[0].target:``."""
     parts = []

@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -178,24 +179,59 @@ def parse(text: str, kind: Kind = "aggregate", columns: Iterable[str] | None = N
         or ``derived`` (an ``expr`` over other metrics, ``{metric_id}``).
     columns: when given, every column must be one of these.
     """
+    if not isinstance(text, str) or not text.strip():
+        raise _fail(str(text), "is empty", "Write an expression such as `sum(revenue)`")
+    tree, has_refs = _tree(text)
+    if has_refs and kind != "derived":
+        raise _fail(text, "refers to other metrics with {...}", "Only derived metrics (no `source:`) may")
+    if isinstance(tree, FormulaError):
+        raise FormulaError(str(tree))  # a fresh error: a cached one would carry its old traceback
+    formula = Formula(text=text, kind=kind, tree=tree)
+    _check_context(formula)
+    if columns is not None:
+        check_columns(formula, columns)
+    return formula
+
+
+@functools.lru_cache(maxsize=1024)
+def _tree(text: str) -> tuple[Node | FormulaError, bool]:
+    """The checked tree of ``text`` (or the error it gives), whatever the kind, and whether
+    it refers to metrics (``{id}``; found before any error but length and reserved names).
+
+    Cached: a plan's formulas are parsed when it is loaded, when dependencies are resolved
+    and when the query is built, and sqlglot is the slow part.
+    """
+    refs: list[str] = []
+    try:
+        return _convert(text, refs), bool(refs)
+    except FormulaError as e:
+        return e, bool(refs)
+
+
+def _convert(text: str, refs: list[str]) -> Node:
     import sqlglot
     from sqlglot import exp
 
-    if not isinstance(text, str) or not text.strip():
-        raise _fail(str(text), "is empty", "Write an expression such as `sum(revenue)`")
     if len(text) > MAX_LENGTH:
         raise _fail(text, f"is longer than {MAX_LENGTH} characters", "Split it into metrics")
+    depth, quote = 0, ""
+    for c in text:  # refuse deep brackets (outside quotes) before sqlglot recurses into them
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        else:
+            depth += (c == "(") - (c == ")")
+            if depth > MAX_DEPTH:
+                raise _fail(text, "is nested too deeply", "Simplify the expression")
     if "__kpinb_ref_" in text:
         raise _fail(text, "uses the reserved name `__kpinb_ref_`", "Refer to metrics as {metric_id}")
-    refs: list[str] = []
 
     def _sub(m: re.Match[str]) -> str:
         refs.append(m.group(1))
         return _PLACEHOLDER.format(len(refs) - 1)
 
-    sql = _REF.sub(_sub, text)
-    if refs and kind != "derived":
-        raise _fail(text, "refers to other metrics with {...}", "Only derived metrics (no `source:`) may")
+    sql = _REF.sub(_sub, text)  # parse() refuses references outside derived metrics before what follows
     if "{" in sql or "}" in sql:
         raise _fail(text, "has an unmatched brace", "Refer to a metric as {metric_id}")
     if ";" in sql:
@@ -211,13 +247,7 @@ def parse(text: str, kind: Kind = "aggregate", columns: Iterable[str] | None = N
         raise _fail(text, f"cannot be parsed ({msg})", "Check brackets, quotes and operators") from None
     if len(trees) != 1 or trees[0] is None:
         raise _fail(text, "is not a single expression", "Write exactly one expression")
-    conv = _Converter(text, refs, exp)
-    tree = conv.convert(trees[0], depth=0)
-    formula = Formula(text=text, kind=kind, tree=tree)
-    _check_context(formula)
-    if columns is not None:
-        check_columns(formula, columns)
-    return formula
+    return _Converter(text, refs, exp).convert(trees[0], depth=0)
 
 
 def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> None:

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from .errors import PlanError
+from .errors import DataError, PlanError
 
 ROW_GROUP_SIZE = 100_000
 """Rows per Parquet row group (DuckDB reads row groups in parallel)."""
@@ -1073,7 +1073,7 @@ def generate(
     The period is ``years`` years from ``start``. The same arguments give identical files.
     """
     if rows < 1 or years < 1:
-        raise ValueError(f"rows and years must be at least 1 (got rows={rows}, years={years})")
+        raise DataError(f"rows and years must be at least 1 (got rows={rows}, years={years}). Pass --rows 1 or more.")
     schemas = _schemas()
     if set(schemas) != set(_GENERATORS):
         raise PlanError(

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .errors import DataError, SourceError
+from .errors import DataError, KpinbError, SourceError
+from .errors import redact as _redact
 from .model import Source
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Table:
     time: str
     dimensions: tuple[str, ...]
     label: str  # where it came from, safe to print (no password)
+    path: Path | None = None  # the file, when the source is one (to explain read errors)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -48,10 +50,11 @@ class Table:
 
 
 def redact(url: str) -> str:
-    """Hide a password in a database URL (``user:password@`` or a ``password=`` parameter)."""
-    # a ${VAR} reference is no secret and tells the reader which variable to set
-    url = re.sub(r"(//[^:/@]+):(?!\$\{\w+\}@)[^/]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&;]password=)[^&;]*", r"\1***", url)
+    """Hide a password in a database URL (``user:password@`` or a ``password=`` parameter).
+
+    The same rules as :func:`kpinb.errors.redact`, which every message goes through.
+    """
+    return _redact(url)
 
 
 @functools.cache
@@ -154,9 +157,73 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
     except SourceError:
         raise
     except Exception as e:
+        if fmt == "csv":
+            _check_utf8(name, path)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SourceError(f"source {name!r}: cannot read {path} as {fmt}: {first[:300]}") from None
+        raise SourceError(
+            f"source {name!r}: cannot read {path} as {fmt}: {first[:300]}. "
+            f"Check that the file is a valid {fmt} file (open it in a spreadsheet or set `format:`)."
+        ) from None
     raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
+
+
+def _check_utf8(name: str, path: Path) -> None:
+    """Raise a SourceError naming the first byte of ``path`` that is not UTF-8, if there is one.
+
+    Only called after a read failed: scanning a large file costs a pass over it.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    # e.object: the undecoded tail of the previous chunk (part of one character) + chunk
+                    line += e.object.count(b"\n", 0, e.start)
+                    byte = e.object[e.start]
+                    break
+                line += chunk.count(b"\n")
+            else:
+                try:
+                    decoder.decode(b"", final=True)
+                    return
+                except UnicodeDecodeError:
+                    byte = None  # the file ends in the middle of a character
+    except OSError:
+        return
+    what = f"byte {byte:#04x} on line {line}" if byte is not None else "it ends mid-character"
+    raise SourceError(
+        f"source {name!r}: {path} is not UTF-8 text ({what}): save it as UTF-8. "
+        'Excel and LibreOffice offer "CSV UTF-8" when saving.'
+    )
+
+
+def query_error(table: Table, error: BaseException) -> KpinbError:
+    """The kpinb error for a query over ``table`` that failed in the engine."""
+    msg = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    # DuckDB reads the first rows of a CSV to guess its format; a bad byte further down fails the query
+    csv = table.path is not None and table.path.suffix.lower() in (".csv", ".tsv", ".txt")
+    if csv and re.search(r"(?i)unicode|utf-?8|encoding|CSV Error", str(error)):
+        try:
+            _check_utf8(table.name, table.path)  # type: ignore[arg-type]
+        except SourceError as e:
+            return e
+    mixed = re.search(r"Conversion failed for column (.+?) with type object", msg)
+    if mixed:  # pyarrow, handing a DataFrame to the engine
+        col = mixed.group(1)[:60]
+        return DataError(
+            f"source {table.name!r} ({table.label}): column {col!r} mixes kinds of values (e.g. text and numbers). "
+            f"Convert it to one kind, e.g. df[{col!r}] = df[{col!r}].astype(str)."
+        )
+    return DataError(
+        f"source {table.name!r} ({table.label}): the query failed: {_redact(msg)[:300]}. "
+        "Check the column types of the data against the metric formulas, and that the "
+        "engine supports the functions used."
+    )
 
 
 def _check_read_only(name: str, query: str, dialect: Any) -> None:
@@ -194,9 +261,16 @@ def _read_url(name: str, spec: Source) -> ir.Table:
     url, values = _expand_env(spec.url or "", name)
     # libpq reads PGPASSWORD when the URL has none; keep it out of messages too
     secrets = (*values, os.environ.get("PGPASSWORD", ""))
-    password = urllib.parse.urlsplit(url).password
-    if password:
-        secrets = (*secrets, password, urllib.parse.unquote_plus(password))
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        password = None
+    # an unencoded / or @ in the password confuses urlsplit: the userinfo runs to the last @
+    userinfo = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://([^@\s]*)@", url)
+    for pw in (password, userinfo.group(1).partition(":")[2] if userinfo else None):
+        if pw:
+            # and its pieces: a parser that splits at / ? # @ : may quote one alone (as a port, say)
+            secrets = (*secrets, pw, urllib.parse.unquote_plus(pw), *re.split(r"[/?#@:]", pw))
     try:
         con = _connect(url)
     except Exception as e:
@@ -234,16 +308,16 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
     ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
     say): the metrics then run on that backend.
     """
-    import ibis
     import ibis.expr.types as ir
     import pandas as pd
 
     if isinstance(spec, (str, Path)):
         spec = Source(path=str(spec))
+    file: Path | None = None
     if isinstance(spec, pd.DataFrame):
         if spec.empty:
             raise DataError(f"source {name!r}: the DataFrame has no rows. Pass data with rows.")
-        expr, label, spec = ibis.memtable(spec), f"DataFrame for {name!r}", Source(path="<dataframe>")
+        expr, label, spec = _frame(name, spec), f"DataFrame for {name!r}", Source(path="<dataframe>")
     elif isinstance(spec, ir.Table):
         try:
             backend = spec._find_backend(use_default=True).name
@@ -256,7 +330,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
         path = Path(spec.path or "").expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        expr, label = _read_file(name, path, spec), str(path)
+        expr, label, file = _read_file(name, path, spec), str(path), path
     canon = catalog.sources().get(name)
     mapping = dict(spec.columns)
     missing_user = [u for u in mapping.values() if u not in expr.columns]
@@ -284,7 +358,33 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
     else:
         time = spec.time or ""
         dims = spec.dimensions or ()
-    return Table(name, expr, time, dims, label)
+    return Table(name, expr, time, dims, label, file)
+
+
+def _frame(name: str, df: pd.DataFrame) -> ir.Table:
+    """A DataFrame as an ibis table, refusing what no engine can hold with the fix."""
+    import ibis
+
+    where_ = f"source {name!r} (DataFrame for {name!r})"
+    for col in df.columns:
+        if not isinstance(col, str):
+            raise DataError(
+                f"{where_}: column name {col!r} is not text. Rename the columns to text, "
+                "e.g. df.columns = df.columns.astype(str)."
+            )
+    dupes = df.columns[df.columns.duplicated()]
+    if len(dupes):
+        raise DataError(f"{where_}: two columns are named {dupes[0]!r}. Rename or drop one of them.")
+    try:
+        expr = ibis.memtable(df)
+        expr.schema()
+    except Exception as e:  # complex numbers, integers past 64 bits, objects of no SQL type
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise DataError(
+            f"{where_}: a column holds values no SQL engine can store ({type(e).__name__}: {msg}). "
+            "Convert each column to numbers, text or dates (e.g. df[col].astype(str))."
+        ) from None
+    return expr
 
 
 def _text_to_timestamp(expr: ir.Table, col: str, where_: str) -> ir.Value:
@@ -308,6 +408,9 @@ _KIND = {
 }  # fmt: skip
 
 
+_NULL_AS = {"number": "float64", "integer": "int64", "boolean": "boolean", "date": "date", "timestamp": "timestamp"}
+
+
 def conform(table: Table, needed: dict[str, str | None]) -> Table:
     """Check that ``needed`` columns exist with usable types; cast where it is safe.
 
@@ -328,7 +431,10 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
                 f"column to it with `columns: {{{col}: your_column}}` in the plan's source."
             )
         dtype = schema[col]
-        if kind is None or dtype.is_null():
+        if kind is None:
+            continue
+        if dtype.is_null():  # no value at all (e.g. an empty column of a DataFrame): give it its type
+            expr = expr.mutate(**{col: expr[col].cast(_NULL_AS.get(kind, "string"))})
             continue
         if kind == "boolean" and dtype.is_integer():
             expr = expr.mutate(**{col: expr[col] != 0})
@@ -340,10 +446,15 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
             expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_)})
             continue
         checks = _KIND.get(kind, ())
+        if checks and not any(getattr(dtype, c)() for c in checks) and dtype.is_unknown():
+            raise DataError(
+                f"{where_}: column {col!r} mixes kinds of values (e.g. text and numbers), but the metric "
+                f"needs {kind}. Convert the column to one kind, or map another column."
+            )
         if checks and not any(getattr(dtype, c)() for c in checks):
             raise DataError(
                 f"{where_}: column {col!r} has type {dtype}, but the metric needs {kind}. "
                 "Convert the column (e.g. remove text such as 'n/a' from a numeric column) or "
                 "map another column."
             )
-    return Table(table.name, expr, table.time, table.dimensions, table.label)
+    return Table(table.name, expr, table.time, table.dimensions, table.label, table.path)
