@@ -8,6 +8,11 @@ from pathlib import Path
 
 from .errors import WriteError
 
+# mkstemp creates files as 0600; outputs get the usual mode (0666 less the umask) so that
+# reports stay readable by colleagues and web servers. Read once: os.umask() only sets it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_atomic(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
@@ -24,6 +29,8 @@ def write_atomic(path: str | Path, data: str | bytes, encoding: str = "utf-8") -
         raise _write_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
