@@ -84,6 +84,12 @@ class Alert:
             out[k] = None if out[k] is None or math.isnan(out[k]) else float(out[k])
         return out
 
+    def _repr_html_(self) -> str:
+        """The alert as a one-row HTML table in notebooks."""
+        from .display import alerts_html
+
+        return alerts_html([self])
+
 
 ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 """Columns of :func:`to_frame`: ``kpi, name, period_start, value, threshold, kind, severity, message``."""

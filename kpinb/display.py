@@ -1,19 +1,17 @@
 """Rich notebook display of plans, KPI statuses and alerts (HTML tables, every text escaped).
 
-Wrap a result to display it, or register the formatters once so that a bare ``plan`` or
-``alert`` at the end of a cell renders as HTML:
+A bare ``plan`` or ``alert`` at the end of a cell renders as HTML by itself (their
+``_repr_html_`` calls this module); wrap statuses and lists of alerts to display them:
 
 >>> PlanView(kpinb.load_plan("templates/plans/sales.yml"))          # doctest: +SKIP
 >>> StatusTable(kpinb.status.evaluate(plan, df))                     # doctest: +SKIP
 >>> AlertTable(kpinb.alerts.evaluate(plan, df))                      # doctest: +SKIP
->>> kpinb.display.register()   # Plan and Alert objects render as HTML from now on  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import html
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
     from .alerts import Alert
     from .model import Metric, Plan
 
-__all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "register", "status_html"]
+__all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "status_html"]
 
 _FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:13px;color:#202124"
 _TABLE = "border-collapse:collapse;margin:4px 0 10px;min-width:60%"
@@ -279,22 +277,3 @@ class AlertTable:
     def _repr_html_(self) -> str:
         return alerts_html(self.alerts)
 
-
-def register(ipython: Any = None) -> bool:
-    """Make :class:`~kpinb.model.Plan` and :class:`~kpinb.alerts.Alert` objects display as HTML.
-
-    Registers ``text/html`` formatters with the running IPython (or ``ipython``); returns False
-    when there is none (plain Python), True otherwise. Safe to call more than once.
-    """
-    if ipython is None:
-        mod = sys.modules.get("IPython")
-        ipython = mod.get_ipython() if mod is not None else None  # type: ignore[attr-defined]
-    if ipython is None:
-        return False
-    from .alerts import Alert
-    from .model import Plan
-
-    formatter = ipython.display_formatter.formatters["text/html"]
-    formatter.for_type(Plan, plan_html)
-    formatter.for_type(Alert, lambda a: alerts_html([a]))
-    return True

@@ -17,7 +17,7 @@ import pytest
 from kpinb import catalog
 from kpinb.alerts import Alert
 from kpinb.cards import KpiCards, duration_unit, format_value, gauge, kpi_card, kpi_cards
-from kpinb.display import AlertTable, PlanView, StatusTable, alerts_html, plan_html, register, status_html
+from kpinb.display import AlertTable, PlanView, StatusTable, alerts_html, plan_html, status_html
 from kpinb.model import Plan
 from kpinb.plan import registry
 from kpinb.status import evaluate
@@ -277,17 +277,12 @@ def test_alerts_table_orders_critical_first_and_says_when_none():
     assert "No alerts" in alerts_html([])
 
 
-def test_register_makes_plans_and_alerts_display_as_html_in_ipython():
-    from types import SimpleNamespace
-
+def test_a_bare_plan_or_alert_displays_as_html_in_ipython():
     from IPython.core.formatters import DisplayFormatter
 
-    shell = SimpleNamespace(display_formatter=DisplayFormatter())  # IPython's own formatting machinery
-    assert "text/html" not in shell.display_formatter.format(PLAN)[0]
-    assert register(shell) is True
-    data, _ = shell.display_formatter.format(PLAN)
+    formatter = DisplayFormatter()  # IPython's own formatting machinery, as at the end of a cell
+    data, _ = formatter.format(PLAN)
     assert data["text/html"] == plan_html(PLAN)
     alert = Alert("x", f"X {EVIL}", None, None, None, "missing", "warning", "no value")
-    data, _ = shell.display_formatter.format(alert)
+    data, _ = formatter.format(alert)
     assert data["text/html"] == alerts_html([alert]) and ESCAPED in data["text/html"]
-    assert register() is False  # no running IPython shell here: nothing to register with
