@@ -8,7 +8,7 @@ ROWS   ?= 200000
 SEED   ?= 7
 SAMPLE := data/sample
 
-.PHONY: report test install install-test sample lint clean
+.PHONY: report test bench install install-test sample lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: $(VENV)/.installed-test
 	$(BIN)/kpinb sample-data --out $(SAMPLE) --rows $(ROWS) --seed $(SEED)
 	$(BIN)/ruff check .
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest tests templates notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# Speed: ratios against hand-written DuckDB SQL, pandas and kpi-engine (the PyPI peer, installed
+# for the benchmark only); writes benchmarks/results.md. Not part of `make test` (a smoke run is).
+bench: sample
+	$(BIN)/python -m pip install -q kpi-engine==1.0.2
+	$(BIN)/python benchmarks/run.py --all --out benchmarks/results.md
 
 clean:
 	rm -rf $(VENV) reports $(SAMPLE) .pytest_cache
