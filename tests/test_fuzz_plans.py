@@ -8,20 +8,18 @@ time-boxed), never a constructed YAML tag, never a password in a message.
 
 from __future__ import annotations
 
-import signal
 import string
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fuzz_support
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from fuzz_support import CASES, CaseTimeout, fuzz_settings, time_box  # noqa: F401 (CaseTimeout: a YAML tag names it)
 from hypothesis import strategies as st
 
 from kpinb import catalog
@@ -31,17 +29,17 @@ from kpinb.model import Plan
 from kpinb.plan import MAX_PROBLEMS, load_plan, parse_plan
 
 pytestmark = pytest.mark.timeout(600)  # per test; each case is also time-boxed below
-CASES = 1000
 CASE_SECONDS = 20  # interrupts a hanging case; a normal one takes milliseconds
-FUZZ = settings(
-    max_examples=CASES,
-    deadline=None,  # a case's own time box (CASE_SECONDS) proves no hang; load must not fail a run
-    derandomize=True,  # CI sees the same cases every run
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 SECRET = "S3cretPw"
 FILE = "fuzz-plan.yml"
+
+FUZZ = fuzz_settings()
+
+
+def run_cases(strategy: st.SearchStrategy[Any], case: Callable[[Any], str], name: str) -> Counter[str]:
+    """Run ``case`` on CASES examples of ``strategy``, each time-boxed; return the outcome counts."""
+    return fuzz_support.run_cases(strategy, case, name, CASE_SECONDS, FUZZ)
+
 
 GOOD = """\
 name: Sales 2025
@@ -72,34 +70,6 @@ review: {every: quarter, last: 2025-01-15}
 """
 
 
-class CaseTimeout(BaseException):
-    """A case ran too long. BaseException, so kpinb's `except Exception` cannot turn it into a kpinb error."""
-
-
-@contextmanager
-def time_box(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (SIGALRM), keeping pytest-timeout's own timer."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise CaseTimeout(f"case still running after {seconds} s")
-
-    start = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, expire)
-    outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    if outer and outer < seconds:  # pytest-timeout's deadline comes first: keep it
-        signal.setitimer(signal.ITIMER_REAL, outer)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 0.001), interval)
-
-
 def check_outcome(run: Callable[[], Any], file: str) -> str:
     """Run one case; return 'ok' or 'PlanError', failing on anything else or a bad message."""
     try:
@@ -118,23 +88,6 @@ def check_outcome(run: Callable[[], Any], file: str) -> str:
         pytest.fail(f"{type(e).__name__} instead of PlanError: {e}")
     assert isinstance(plan, Plan)
     return "ok"
-
-
-def run_cases(strategy: st.SearchStrategy[Any], case: Callable[[Any], str], name: str) -> Counter[str]:
-    """Run ``case`` on CASES examples of ``strategy``; return the outcome counts."""
-    outcomes: Counter[str] = Counter()
-
-    @FUZZ
-    @given(strategy)
-    def prop(example: Any) -> None:
-        with time_box(CASE_SECONDS):
-            outcomes[case(example)] += 1
-
-    prop()
-    total = sum(outcomes.values())
-    print(f"\n{name}: {total} cases {dict(outcomes)}")
-    assert total >= CASES
-    return outcomes
 
 
 # --- values -------------------------------------------------------------------------------
