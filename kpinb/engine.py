@@ -17,7 +17,7 @@ from . import catalog
 from .errors import DataError, FormulaError, KpinbError, PlanError
 from .formula import Agg, BinOp, Call, Case, Col, Formula, InList, Lit, Node, Prev, Ref, Unary, parse
 from .model import Grain, Metric, Plan, Source
-from .sources import Table, conform, open_source, query_error
+from .sources import QUERY_LOCK, Table, conform, open_source, query_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,9 +118,10 @@ def compute(
     order = dependencies(ids, reg)
     by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
-    for source, ms in by_source.items():
-        table = open_source(source, _spec(specs, source, ms), base_dir)
-        frames.update(_aggregate(table, ms, g, by, start_ts, end_ts))
+    with QUERY_LOCK:
+        for source, ms in by_source.items():
+            table = open_source(source, _spec(specs, source, ms), base_dir)
+            frames.update(_aggregate(table, ms, g, by, start_ts, end_ts))
 
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
@@ -194,10 +195,11 @@ def queries(
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
     out = {}
-    for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-        table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None)
-        query, _ = _build(table, ms, g, by, None, None)
-        out[source] = ibis.to_sql(query)
+    with QUERY_LOCK:  # opening a file source registers a view on the shared connection
+        for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
+            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None)
+            query, _ = _build(table, ms, g, by, None, None)
+            out[source] = ibis.to_sql(query)
     return out
 
 

@@ -57,6 +57,12 @@ def redact(url: str) -> str:
     return _redact(url)
 
 
+# One query at a time on the process's connections: a DuckDB connection is not safe to use
+# from two threads at once (the dashboard precomputes in a background thread while the
+# notebook may compute in the foreground). Reentrant, so a caller may hold it around calls.
+QUERY_LOCK = threading.RLock()
+
+
 @functools.cache
 def duckdb_connection() -> Any:
     """The process's embedded DuckDB (ibis backend) that queries files in place."""

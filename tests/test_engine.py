@@ -2,6 +2,7 @@
 
 import sqlite3
 import textwrap
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -204,3 +205,17 @@ def test_engine_without_median_says_so(orders_in_every_format):
     med = Metric(id="med", name="Median order", source="orders", expr="median(revenue)")
     with pytest.raises(DataError, match=r"source 'orders'.*Median"):
         compute([med], sources={"orders": str(orders_in_every_format["sqlite"])})
+
+
+def test_computes_from_several_threads_at_once_give_the_serial_numbers(sample_data) -> None:
+    """The dashboard precomputes in a background thread while a notebook cell computes: the
+    shared DuckDB connection must serve both without mixing or failing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = load_plan(Path(__file__).resolve().parents[1] / "templates" / "plans" / "sales.yml")
+    jobs = [("month", ("region",)), ("quarter", ()), ("week", ("region",)), ("month", ())] * 2
+    serial = [compute(plan, grain=g, by=by) for g, by in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda job: compute(plan, grain=job[0], by=job[1]), jobs))
+    for want, got in zip(serial, parallel, strict=True):
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)

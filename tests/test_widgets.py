@@ -361,6 +361,8 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     assert before["conversion_rate"] == format_value(dec["converted"].mean(), "percent")
     assert before["website_traffic"] == format_value(len(dec), "count")
     trend = dash.views["trend"]
+    assert dash.cube.wait(timeout=60)  # the background precompute of one-dimension filters
+    assert ("month", ("region",)) in {c[:2] for c in dash.cube.background_calls}
     calls = len(dash.cube.calls)
     # light for the browser: core widgets only (no anywidget FigureWidget and its ~5 MB of JavaScript); the
     # charts travel as plotly's mimetype, drawn by JupyterLab's plotly extension
@@ -402,9 +404,9 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     for name in FIGURES:
         assert shown(dash, name)["data"] == json.loads(dash.figures[name].to_json())["data"]
 
-    # another member of the same dimension: served from the cache, no engine query
+    # the first filter on region and another member of it: precomputed by region, no engine query
     one(dash, "kpinb-filter-region").value = "North America"
-    assert len(dash.cube.calls) == calls + 1  # only the non-additive metrics by region, once
+    assert len(dash.cube.calls) == calls and not dash.cube.precompute_errors
     na = dec[dec["region"] == "North America"]
     assert card_values(dash.cards.value)["conversion_rate"] == format_value(na["converted"].mean(), "percent")
     print(f"filter change in Python: {dash.last_update_seconds * 1000:.0f} ms (cached)")
@@ -432,6 +434,69 @@ def test_cube_matches_pandas_for_every_kind_of_metric(web_plan: Path, data_dir: 
         rows = got[got["metric"] == metric].set_index(["period_start", "channel"])["value"].dropna()
         expected = want[metric].astype("float64").rename_axis(["period_start", "channel"])
         pd.testing.assert_series_equal(rows.sort_index(), expected.sort_index(), check_names=False, rtol=1e-9)
+
+
+DISTINCT_PLAN = """\
+name: Visitors
+department: web
+objectives: [{id: reach, statement: Reach more visitors}]
+sources: {web_sessions: {path: ../data/web_sessions.parquet}}
+metrics:
+  - {id: distinct_visitors, name: Distinct visitors, source: web_sessions, expr: 'count_distinct(visitor_id)'}
+  - {id: median_duration, name: Median session duration, source: web_sessions, unit: duration,
+     expr: 'median(duration_seconds)'}
+  - {id: pages_per_visitor, name: Pages per visitor, source: web_sessions, unit: ratio,
+     expr: 'sum(pageviews) / count_distinct(visitor_id)'}
+kpis:
+  - {metric: distinct_visitors, objective: reach, owner: Web, target: {value: 500, by: 2025-12-31}}
+  - {metric: median_duration, objective: reach, owner: Web, target: {value: 200, by: 2025-12-31}}
+  - {metric: pages_per_visitor, objective: reach, owner: Web, target: {value: 3, by: 2025-12-31}}
+"""
+
+
+def test_first_one_dimension_filter_is_precomputed_and_exact(data_dir: Path):
+    """Non-additive metrics of one region, looked up in the background's by-region result, equal the
+    engine's result on that region's rows only; and the filter change itself queries nothing."""
+    from kpinb.engine import compute
+    from kpinb.widgets import Dashboard
+
+    plans = data_dir.parent / "plans"
+    plans.mkdir()
+    path = plans / "visitors.yml"
+    path.write_text(DISTINCT_PLAN)
+    dash = Dashboard(path)
+    cube = dash.cube
+    ids = ["distinct_visitors", "median_duration", "pages_per_visitor"]
+    assert all(cube.kinds[m] == "exact" for m in ids)
+    assert cube.wait(timeout=60) and not cube.precompute_errors
+    # each dimension by itself, once: at first load (the breakdown chart's) or in the background
+    one_dim = sorted(c[:2] for c in [*cube.calls, *cube.background_calls] if len(c[1]) == 1)
+    assert cube.background_calls and one_dim == [("month", (d,)) for d in sorted(cube.dimensions)]
+    calls = len(cube.calls)
+    one(dash, "kpinb-filter-region").value = "Europe"
+    assert len(cube.calls) == calls  # served from the precomputed by-region result
+    got = cube.frame("month", {"region": "Europe"}, metrics=ids)
+    assert len(cube.calls) == calls
+
+    web = pd.read_parquet(data_dir / "web_sessions.parquet")
+    europe = web[web["region"] == "Europe"].reset_index(drop=True)
+    want = compute(load_plan(path), metrics=ids, grain="month", sources={"web_sessions": europe})
+    key = ["metric", "period_start"]
+    got = got.set_index(key)["value"].astype("float64").sort_index()
+    want = want.set_index(key)["value"].astype("float64").sort_index()
+    pd.testing.assert_series_equal(got, want, check_names=False, rtol=1e-12)
+    last = pd.Timestamp("2025-12-01")
+    dec = europe[europe["session_start"].dt.to_period("M").dt.start_time == last]
+    assert got[("distinct_visitors", last)] == dec["visitor_id"].nunique()
+    assert got[("median_duration", last)] == pytest.approx(dec["duration_seconds"].median(), rel=1e-12)
+    assert card_values(dash.cards.value)["distinct_visitors"] == format_value(dec["visitor_id"].nunique(), "count")
+
+    # two dimensions at once: the engine by both, once, then cached
+    one(dash, "kpinb-filter-device").value = "mobile"
+    assert len(cube.calls) > calls
+    calls = len(cube.calls)
+    one(dash, "kpinb-filter-device").value = "desktop"
+    assert len(cube.calls) == calls
 
 
 def test_dashboard_to_html_is_offline_and_escaped(data_dir: Path, tmp_path: Path):

@@ -17,14 +17,25 @@ What is cached, per grain:
 A filter on a dimension a metric's source does not have leaves that metric unfiltered; the
 result's ``attrs["unfiltered"]`` lists those (metric -> dimensions).
 
+:meth:`Cube.precompute` fills the one-dimension breakdowns of the other metrics (the exact
+values of every member of that dimension: each row falls in one member) in a background thread,
+so the first filter on one dimension is a pandas lookup too. A filter that arrives first waits for
+that dimension's query if it is running, or runs it itself if it has not started. Engine queries
+of the cubes are serialised (the process shares one DuckDB connection) and the foreground's go
+first.
+
 >>> cube = Cube(kpinb.load_plan("templates/plans/web.yml"))  # doctest: +SKIP
 >>> cube.frame("month", {"region": "Europe"})                # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..formula import Agg, BinOp, Lit, Node, Unary, parse
@@ -38,6 +49,32 @@ Kind = Literal["sum", "ratio", "exact"]
 _ADDITIVE_AGGS = ("sum", "count", "count_if")
 _EXTENSIVE_AGGS = ("sum", "count", "count_if", "count_distinct")
 _VALUES = ["value", "numerator", "denominator"]
+_log = logging.getLogger(__name__)
+
+# One engine query at a time (the process's DuckDB connection is shared); the foreground first.
+_ENGINE = threading.Condition()
+_engine_state = {"busy": False, "waiting": 0}
+
+
+@contextlib.contextmanager
+def _engine_turn(background: bool = False) -> Iterator[None]:
+    """Hold the engine for one query; a background query also waits while a foreground one waits."""
+    with _ENGINE:
+        if not background:
+            _engine_state["waiting"] += 1
+        try:
+            while _engine_state["busy"] or (background and _engine_state["waiting"]):
+                _ENGINE.wait()
+        finally:
+            if not background:
+                _engine_state["waiting"] -= 1
+        _engine_state["busy"] = True
+    try:
+        yield
+    finally:
+        with _ENGINE:
+            _engine_state["busy"] = False
+            _ENGINE.notify_all()
 
 
 def _additive(node: Node) -> bool:
@@ -107,8 +144,11 @@ class Cube:
 
     Attributes
     ----------
-    calls : every engine call made, as ``(grain, by, metric ids)``, in order — what was not
-        served from the cache.
+    calls : every engine call made for a frame asked for, as ``(grain, by, metric ids)``, in
+        order — what was not served from the cache (nor by the background precompute).
+    background_calls : the engine calls the background precompute made, likewise.
+    precompute_errors : ``(grain, dimensions, error)`` of background queries that failed; a
+        filter needing one of them queries the engine itself.
     """
 
     def __init__(self, plan: Plan, metrics: Sequence[str] | None = None) -> None:
@@ -150,6 +190,10 @@ class Cube:
         self._additive: dict[tuple[str, str], pd.DataFrame] = {}
         self._exact: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
         self._members: dict[str, list[str]] | None = None
+        self._lock = threading.Lock()  # guards the caches, the futures and the lists above
+        self._futures: dict[tuple[str, tuple[str, ...]], Future[pd.DataFrame | None]] = {}
+        self.background_calls: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self.precompute_errors: list[tuple[str, tuple[str, ...], str]] = []
 
     # --- what there is --------------------------------------------------------------------------
 
@@ -167,13 +211,82 @@ class Cube:
             for name, dims in self.source_dims.items():
                 if not dims:
                     continue
-                table = open_source(name, self.plan.sources[name], self.plan.base_dir)
-                have = [d for d in dims if d in table.columns]
-                for d in have:
-                    values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]
-                    found[d].update(str(v) for v in values if v is not None and v == v)
+                with _engine_turn():
+                    table = open_source(name, self.plan.sources[name], self.plan.base_dir)
+                    have = [d for d in dims if d in table.columns]
+                    for d in have:
+                        values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]
+                        found[d].update(str(v) for v in values if v is not None and v == v)
             self._members = {d: sorted(v) for d, v in found.items()}
         return self._members
+
+    # --- background precompute ------------------------------------------------------------------
+
+    def precompute(self, groups: Iterable[tuple[str, Sequence[str]]]) -> threading.Thread | None:
+        """Start computing breakdowns of the non-additive metrics in a daemon thread, in order.
+
+        ``groups`` holds ``(grain, dimensions)``: typically each filterable dimension alone at the
+        grains shown (what a first filter on it needs, the same cache entry). Those cached or
+        already started, and those without such metrics, are skipped. Returns the thread (None
+        when there is nothing to compute). A failed query is logged and kept in
+        ``precompute_errors``; a filter that needs it queries the engine itself.
+        """
+        keys: list[tuple[str, tuple[str, ...]]] = []
+        with self._lock:
+            for g, dims in groups:
+                key = (g, self._ordered(dims))
+                if key in self._exact or key in self._futures or not self._exact_metrics(key[1]):
+                    continue
+                self._futures[key] = Future()
+                keys.append(key)
+        if not keys:
+            return None
+        thread = threading.Thread(target=self._precompute, args=(keys,), name="kpinb-cube-precompute", daemon=True)
+        thread.start()
+        return thread
+
+    def _ordered(self, dims: Iterable[str]) -> tuple[str, ...]:
+        """A set of dimensions as a cache key: in the order of :attr:`dimensions`."""
+        want = set(dims)
+        return tuple(d for d in self.dimensions if d in want)
+
+    def _precompute(self, keys: list[tuple[str, tuple[str, ...]]]) -> None:
+        try:
+            for key in keys:
+                with self._lock:
+                    fut = self._futures[key]
+                if not fut.set_running_or_notify_cancel():
+                    continue  # a filter needed it first and computed it
+                grain, dims = key
+                try:
+                    df = self._compute(self._exact_metrics(dims), grain, dims, background=True)
+                except Exception as e:  # kept; a filter needing it falls back to its own query
+                    _log.warning("kpinb: precomputing %s by %s failed: %s", grain, ", ".join(dims), e)
+                    with self._lock:
+                        self.precompute_errors.append((grain, dims, f"{type(e).__name__}: {e}"))
+                    fut.set_result(None)
+                    continue
+                with self._lock:
+                    self._exact.setdefault(key, df)
+                fut.set_result(df)
+        finally:  # never leave a filter waiting for a query that will not run
+            for key in keys:
+                fut = self._futures[key]
+                if not fut.done():
+                    with contextlib.suppress(Exception):
+                        fut.set_result(None)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background precompute; True when it has finished."""
+        import concurrent.futures
+
+        with self._lock:
+            futures = list(self._futures.values())
+        _, pending = concurrent.futures.wait(futures, timeout=timeout)
+        return not pending
+
+    def _exact_metrics(self, dims: tuple[str, ...]) -> list[str]:
+        return [m for m in self.metrics if self.kinds[m] == "exact" and set(dims) <= set(self.dims_of[m])]
 
     # --- the frame ------------------------------------------------------------------------------
 
@@ -221,7 +334,7 @@ class Cube:
         exact = [m for m in ids if self.kinds[m] == "exact"]
         groups: dict[tuple[str, ...], list[str]] = {}
         for mid in exact:
-            dims = tuple(d for d in self.dims_of[mid] if d in active or d in by)
+            dims = self._ordered(d for d in self.dims_of[mid] if d in active or d in by)
             groups.setdefault(dims, []).append(mid)
         for dims, ms in groups.items():
             parts.append(self._from_exact(grain, dims, ms, active, by))
@@ -244,11 +357,13 @@ class Cube:
     def _from_additive(
         self, grain: str, source: str, ms: list[str], active: dict[str, str], by: list[str]
     ) -> pd.DataFrame:
-        base = self._additive.get((grain, source))
+        with self._lock:
+            base = self._additive.get((grain, source))
         if base is None:
             every = [m for m in self.metrics if self.kinds[m] != "exact" and self.sources_of[m] == {source}]
             base = self._compute(every, grain, self.source_dims[source])
-            self._additive[(grain, source)] = base
+            with self._lock:
+                self._additive[(grain, source)] = base
         dims = self.source_dims[source]
         rows = base[base["metric"].isin(ms)]
         for d, v in active.items():
@@ -266,23 +381,33 @@ class Cube:
         self, grain: str, dims: tuple[str, ...], ms: list[str], active: dict[str, str], by: list[str]
     ) -> pd.DataFrame:
         key = (grain, dims)
-        cached = self._exact.get(key)
-        if cached is None or not set(ms) <= set(cached["metric"].unique()):
-            every = [m for m in self.metrics if self.kinds[m] == "exact" and set(dims) <= set(self.dims_of[m])]
-            cached = self._compute(every, grain, dims)
-            self._exact[key] = cached
+
+        def usable(df: pd.DataFrame | None) -> bool:
+            return df is not None and set(ms) <= set(df["metric"].unique())
+
+        with self._lock:
+            cached = self._exact.get(key)
+            fut = self._futures.get(key)
+        if not usable(cached) and fut is not None and not fut.cancel():
+            cached = fut.result()  # being computed in the background (or done): no second query
+        if not usable(cached):
+            cached = self._compute(self._exact_metrics(dims), grain, dims)
+            with self._lock:
+                self._exact[key] = cached
         rows = cached[cached["metric"].isin(ms)]
         for d, v in active.items():
             if d in dims:
                 rows = rows[rows[d] == v]
         return rows.drop(columns=[d for d in dims if d not in by])
 
-    def _compute(self, ids: list[str], grain: str, by: Iterable[str]) -> pd.DataFrame:
+    def _compute(self, ids: list[str], grain: str, by: Iterable[str], background: bool = False) -> pd.DataFrame:
         from ..engine import compute
 
         by = tuple(by)
-        self.calls.append((grain, by, tuple(ids)))
-        df = compute(self.plan, metrics=ids, grain=grain, by=list(by))
+        with _engine_turn(background):
+            with self._lock:
+                (self.background_calls if background else self.calls).append((grain, by, tuple(ids)))
+            df = compute(self.plan, metrics=ids, grain=grain, by=list(by))
         for d in by:  # members are compared as text (dropdown values)
             df[d] = df[d].astype("str")
         return df

@@ -72,7 +72,10 @@ class Dashboard(widgets.VBox):
 
     Attributes
     ----------
-    cube : the cached aggregates (``cube.calls`` lists the engine queries made).
+    cube : the cached aggregates (``cube.calls`` lists the engine queries made for what was
+        shown). After the first load it computes, in a background thread, what a filter on one
+        dimension needs (``cube.background_calls``; ``cube.wait()`` waits for it), so the first
+        filter on a dimension needs no query of its own.
     status : the cards' KPI statuses (the frame of :func:`kpinb.status.evaluate`, adjusted for filters).
     figures : the current plain plotly figures by name (trend, breakdown, benchmark, drivers).
     views : the ``Output`` widget showing each figure, by name. It holds one output, the figure
@@ -205,6 +208,28 @@ class Dashboard(widgets.VBox):
         self.focus.observe(self._focus_changed, names="value")
         self.notes.value = notes
         self.last_update_seconds = time.perf_counter() - started
+        self._precompute()
+
+    def _precompute(self) -> None:
+        """Start the cube's background precompute of one-dimension filters at the grains shown
+        (the KPIs' grains for the cards, the charts' grain) and, when the focus metric does not add
+        up, of the breakdown chart under such a filter: the first filter on a dimension is then a
+        lookup."""
+        grains = list(dict.fromkeys([*(k.grain.value for k in self.plan.kpis), self.grain.value]))
+        focus = self.focus.value
+        exact_focus = self.cube.kinds.get(focus) == "exact"
+        groups: list[tuple[str, tuple[str, ...]]] = []
+        for d, w in self.dimension_filters.items():
+            if len(w.options) < 2:
+                continue
+            groups.extend((g, (d,)) for g in grains)
+            dims = self.cube.dims_of.get(focus, ())
+            if exact_focus and d in dims:  # the breakdown chart once ``d`` is filtered (see _set_breakdown_options)
+                current = self.breakdown.value
+                b = current if current in dims and current != d else next((x for x in dims if x != d), None)
+                if b is not None:
+                    groups.append((self.grain.value, (d, b)))
+        self.cube.precompute(groups)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -246,10 +271,13 @@ class Dashboard(widgets.VBox):
         owner = getattr(change, "owner", None) if not isinstance(change, dict) else change.get("owner")
         if owner in self.dimension_filters.values() and self.breakdown.value in self.filters:
             self._set_breakdown_options()  # breaking down by a filtered dimension would show one bar
+        if owner in (self.grain, self.breakdown):
+            self._precompute()  # what a first filter needs now (those done or started are skipped)
         self.refresh()
 
     def _focus_changed(self, _: Any = None) -> None:
         self._set_breakdown_options()
+        self._precompute()
         self.refresh()
 
     # --- refresh --------------------------------------------------------------------------------
