@@ -83,12 +83,13 @@ def measure(orders: Path, rows: int, years: int, warm: int, work: Path, cold_dim
     first_load = time.perf_counter() - t0
     calls_after_load = len(dash.cube.calls)
 
-    def change(dim: str, value: str) -> float:
+    def change(dim: str, value: str, board: Any = dash) -> float:
         gc.collect()
         t = time.perf_counter()
-        dash.dimension_filters[dim].value = value  # the observer refreshes cards and figures
+        board.dimension_filters[dim].value = value  # the observer refreshes cards and figures
         wall = time.perf_counter() - t
-        return min(wall, dash.last_update_seconds) if dash.last_update_seconds == dash.last_update_seconds else wall
+        done = board.last_update_seconds
+        return min(wall, done) if done == done else wall
 
     members = dash.cube.members()
     dims = [d for d in dash.cube.dimensions if members.get(d)][:cold_dims]
@@ -97,6 +98,16 @@ def measure(orders: Path, rows: int, years: int, warm: int, work: Path, cold_dim
         before = len(dash.cube.calls)
         cold.append((d, change(d, members[d][0]), len(dash.cube.calls) - before))
         change(d, "")
+    # A user who looks at the cards first: the background has computed every dimension by then.
+    second = Dashboard(plan, grain="month")
+    t = time.perf_counter()
+    second.cube.wait()
+    background = time.perf_counter() - t
+    after_bg: list[tuple[str, float, int]] = []
+    for d in dims:
+        before = len(second.cube.calls)
+        after_bg.append((d, change(d, members[d][0], second), len(second.cube.calls) - before))
+    del second
     regions = members.get("region", [])
     con = duckdb.connect()
     target = targets(rows, years)
@@ -118,6 +129,7 @@ def measure(orders: Path, rows: int, years: int, warm: int, work: Path, cold_dim
     change("region", "")
     return {
         "first_load": first_load, "calls_after_load": calls_after_load, "cold": cold, "warm": lat,
+        "background_s": background, "after_background": after_bg,
         "baseline": base, "ratios": ratios, "peak_rss_mb": _timing.peak_rss_mb(),
     }  # fmt: skip
 
@@ -135,9 +147,15 @@ def markdown(res: dict[str, Any], rows: int, quick: bool) -> str:
             f"{res['calls_after_load']} engine calls",
         ],
         [
-            "cold filter change (first on a dimension)", str(len(cold)), f"{c_med:.3f}",
+            "cold filter change (first on a dimension, right after load)", str(len(cold)), f"{c_med:.3f}",
             f"{c_med / statistics.median(res['baseline']):.2f}",
             "; ".join(f"{d} {s * 1000:.0f} ms, {n} engine call(s)" for d, s, n in res["cold"]),
+        ],
+        [
+            "first filter on a dimension once the background precompute is done", str(len(res["after_background"])),
+            f"{statistics.median([s for _, s, _ in res['after_background']]):.3f}" if res["after_background"] else "",
+            "", f"background took {res['background_s']:.1f} s after load; "
+            + "; ".join(f"{d} {s * 1000:.0f} ms, {n} engine call(s)" for d, s, n in res["after_background"]),
         ],
         [
             "warm filter change (another region)", str(len(warm)), f"**{w_med:.3f}**",
