@@ -107,6 +107,7 @@ def measure(orders: Path, rows: int, years: int, warm: int, work: Path, cold_dim
     for d in dims:
         before = len(second.cube.calls)
         after_bg.append((d, change(d, members[d][0], second), len(second.cube.calls) - before))
+        change(d, "", second)  # one dimension filtered at a time
     del second
     regions = members.get("region", [])
     con = duckdb.connect()
