@@ -339,6 +339,13 @@ def external(
 # --- peers -------------------------------------------------------------------------------------
 
 
+PEER_COLUMNS = (
+    "metric", "period_start", "value", "rank", "n_peers", "percentile", "best", "median", "overall",
+    "overall_kind", "gap_to_best", "gap_to_median", "gap_to_overall",
+)  # fmt: skip
+"""Columns of :func:`peers` besides the dimension's own (which follows ``period_start``)."""
+
+
 def peers(
     df: pd.DataFrame,
     dimension: str,
@@ -432,22 +439,7 @@ def peers(
                     "_order": idx,
                 }
             )
-    cols = [
-        "metric",
-        "period_start",
-        dimension,
-        "value",
-        "rank",
-        "n_peers",
-        "percentile",
-        "best",
-        "median",
-        "overall",
-        "overall_kind",
-        "gap_to_best",
-        "gap_to_median",
-        "gap_to_overall",
-    ]
+    cols = ["metric", "period_start", dimension, *PEER_COLUMNS[2:]]
     out = pd.DataFrame(rows, columns=[*cols, "_order"])
     out["rank"] = out["rank"].astype("Int64")
     metric_order = {m: i for i, m in enumerate(dict.fromkeys(df["metric"]))}

@@ -405,22 +405,9 @@ def _external(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figur
 
 def _peers(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
     go = _go()
-    known = {
-        "metric",
-        "period_start",
-        "value",
-        "rank",
-        "n_peers",
-        "percentile",
-        "best",
-        "median",
-        "overall",
-        "overall_kind",
-        "gap_to_best",
-        "gap_to_median",
-        "gap_to_overall",
-    }
-    dims = [c for c in frame.columns if c not in known]
+    from .benchmark import PEER_COLUMNS
+
+    dims = [c for c in frame.columns if c not in PEER_COLUMNS]
     dim = dims[0] if dims else None
     u = _unit_of(frame, unit)
     rows = frame.dropna(subset=["value"]).sort_values("value")
