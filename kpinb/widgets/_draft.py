@@ -97,16 +97,12 @@ def connect(spec: Any) -> dict[str, Source]:
     folder, where ``<source>.parquet`` / ``.csv`` / ``.xlsx`` ... files named after the catalog's
     canonical sources are found. None or ``""`` connects nothing.
     """
-    from ..catalog import sources as canonical
-    from ..sources import FILE_FORMATS
+    from ..proposal import sources_from
 
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return {}
     if isinstance(spec, Plan):
-        return {
-            name: (s.model_copy(update={"path": str(spec.resolve(s.path))}) if s.path is not None else s)
-            for name, s in spec.sources.items()
-        }
+        return sources_from(plan=spec)
     if isinstance(spec, Mapping):
         out = {}
         for name, value in spec.items():
@@ -122,23 +118,10 @@ def connect(spec: Any) -> dict[str, Source]:
         return out
     path = Path(str(spec).strip()).expanduser()
     if path.suffix.lower() in (".yml", ".yaml"):
-        from ..plan import load_plan
-
-        plan = load_plan(path)
-        return {
-            name: (s.model_copy(update={"path": str(plan.resolve(s.path))}) if s.path is not None else s)
-            for name, s in plan.sources.items()
-        }
+        return sources_from(plan=path)
     if not path.is_dir():
         raise SourceError(f"{path}: no such folder or plan file. Give the folder of your data files or a plan (.yml).")
-    out = {}
-    for name in canonical():
-        for ext in FILE_FORMATS:
-            f = path / f"{name}{ext}"
-            if f.is_file():
-                out[name] = Source(path=str(f.resolve()))
-                break
-    return out
+    return sources_from(data_dir=path)
 
 
 def sources_needed(ids: Iterable[str], registry: Mapping[str, Metric]) -> set[str]:
