@@ -4,7 +4,9 @@ Every function takes a result frame (the engine's tidy frame, or a frame from
 :mod:`kpinb.benchmark` / :mod:`kpinb.drivers`) and returns a plain :class:`plotly.graph_objects.Figure`.
 Only ``scatter`` and ``bar`` traces are used, so a report may embed a partial plotly.js bundle
 (``plotly.js-basic-dist-min``). No hover template carries text from the data: hover labels are
-built by plotly from numbers, dates and category names, which plotly escapes.
+built by plotly from numbers, dates and category names, which plotly escapes. Numbers in a
+figure carry display precision only (:func:`kpinb._numbers.steady`), so a figure stored in a
+notebook is the same on every CPU.
 
 >>> fig = trend(kpinb.compute(plan), "monthly_sales_revenue", target=1_500_000)  # doctest: +SKIP
 """
@@ -54,6 +56,39 @@ TEMPLATE = {
 }
 
 
+def _numeric(values: Any) -> bool:
+    import numpy as np
+
+    if values is None or isinstance(values, str | bytes) or not hasattr(values, "__len__"):
+        return False
+    return np.asarray(values).dtype.kind in "fiu"
+
+
+def _steady(build: Any) -> Any:
+    """Round the numbers of the figure ``build`` returns to display precision (traces' x, y and
+    base; shapes and annotations): the digits past it differ between CPUs, not between data."""
+    from ._numbers import steady
+
+    def at_display_precision(obj: Any, keys: Iterable[str]) -> None:
+        for key in keys:
+            value = getattr(obj, key, None)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                setattr(obj, key, float(steady(value)[0]))
+            elif _numeric(value):
+                setattr(obj, key, steady(value))
+
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> go.Figure:
+        fig = build(*args, **kwargs)
+        for trace in fig.data:
+            at_display_precision(trace, ("x", "y", "base"))
+        for item in (*fig.layout.shapes, *fig.layout.annotations):
+            at_display_precision(item, ("x0", "x1", "y0", "y1", "x", "y"))
+        return fig
+
+    return wrapper
+
+
 def _go() -> Any:
     import plotly.graph_objects as go
 
@@ -79,8 +114,8 @@ def _axis(unit: str) -> dict[str, Any]:
     if u == "percent":
         return {"tickformat": ".2~%", "hoverformat": ".2%"}
     if u in ("currency", "count"):
-        return {"tickformat": "~s", "hoverformat": ",.2f"}
-    return {"hoverformat": ",.2f"}
+        return {"tickformat": "~s", "hoverformat": ",.2~f"}
+    return {"hoverformat": ",.2~f"}
 
 
 @functools.cache
@@ -137,6 +172,7 @@ def _period_text(when: Any, grain: str | None) -> str:
     return f"{pd.Timestamp(when):%Y-%m-%d}"
 
 
+@_steady
 def trend(
     df: pd.DataFrame,
     metric: str,
@@ -188,7 +224,12 @@ def trend(
     x_first, x_last = rows["period_start"].min(), rows["period_start"].max()
     points = getattr(forecast, "points", forecast)
     if points is not None and len(points):
-        pts = points.sort_values("period_start")
+        from ._numbers import FORECAST_DIGITS, round_significant
+
+        pts = points.sort_values("period_start").copy()
+        ahead = pts["period_start"] > x_last  # a cone may start at the latest observed value
+        for col in ("mean", "lower", "upper"):  # a fit's 4th digit differs between CPUs
+            pts.loc[ahead, col] = round_significant(pts.loc[ahead, col], FORECAST_DIGITS)
         last = rows.dropna(subset=["value"]).iloc[-1] if not dims else None
         xs, ms = list(pts["period_start"]), list(pts["mean"])
         if last is not None and pd.Timestamp(last["period_start"]) < pd.Timestamp(xs[0]):
@@ -242,6 +283,7 @@ def trend(
     return fig
 
 
+@_steady
 def breakdown(
     df: pd.DataFrame,
     metric: str,
@@ -306,6 +348,7 @@ def breakdown(
     return fig
 
 
+@_steady
 def benchmark_position(frame: pd.DataFrame, *, title: str | None = None, unit: str | None = None) -> go.Figure:
     """Where a value stands against a benchmark.
 
@@ -470,6 +513,7 @@ def _history(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure
     return fig
 
 
+@_steady
 def drivers(
     frame: pd.DataFrame,
     *,
@@ -550,6 +594,7 @@ def _signed(x: float, unit: str) -> str:
     return sign + format_value(abs(x), unit)
 
 
+@_steady
 def sparkline(series: pd.Series, *, color: str = PALETTE[0], height: int = 60) -> go.Figure:
     """A tiny line chart without axes: the series and a dot on its last value."""
     import pandas as pd

@@ -16,7 +16,10 @@ value; gaps inside are filled by linear interpolation for the ETS model):
 - ``insufficient_history`` — fewer than 3 values: no forecast (NaN).
 - ``observed`` — the deadline's period is already in the history: its observed value.
 
-Everything is deterministic: the same series gives the same forecast.
+Everything is deterministic: the same series gives the same forecast on one machine. An ETS
+fit lands on a slightly different optimum on another CPU (the 5th significant digit moves), so
+:func:`pace`, which people read, keeps 3 significant digits of a forecast and its interval and
+whole percents of a probability; the interval's spread makes further digits meaningless anyway.
 
 >>> fc = forecast(series, "month", until="2025-12-31", level=0.8)  # doctest: +SKIP
 >>> probability_to_reach(fc, 150_000, Direction.higher_is_better)  # doctest: +SKIP
@@ -34,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ._numbers import FORECAST_DIGITS, round_significant
 from .compare import _STEP, latest_complete_period
 from .engine import period_start, periods
 from .errors import DataError, PlanError
@@ -287,10 +291,11 @@ def pace(
             if judged is not None and deadline > judged:
                 left = len(periods(judged + _STEP[grain], deadline, grain))
             fc = forecast(history, grain, until=t.by, level=level)
+            at_deadline, lower, upper = round_significant([fc.value_at_deadline, fc.lower, fc.upper], FORECAST_DIGITS)
             row.update(
-                deadline=pd.Timestamp(t.by), periods_left=left, forecast_at_deadline=fc.value_at_deadline,
-                lower=fc.lower, upper=fc.upper, target=float(t.value),
-                probability=probability_to_reach(fc, t.value, direction_of(kpi, plan)),
+                deadline=pd.Timestamp(t.by), periods_left=left, forecast_at_deadline=at_deadline,
+                lower=lower, upper=upper, target=float(t.value),
+                probability=round(probability_to_reach(fc, t.value, direction_of(kpi, plan)), 2),
                 required_per_period=(float(t.value) - value) / left if left else math.nan,
                 method=fc.method,
             )  # fmt: skip

@@ -218,14 +218,12 @@ def _steady(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
+    from ._numbers import round_significant
+
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype.kind == "f":
-            v = out[col].to_numpy(dtype=float, na_value=np.nan, copy=True)
-            finite = np.isfinite(v) & (v != 0)
-            mag = np.floor(np.log10(np.abs(v[finite])))
-            scale = 10.0 ** (STEADY_DIGITS - 1 - mag)
-            v[finite] = np.round(v[finite] * scale) / scale
+            v = round_significant(out[col].to_numpy(dtype=float, na_value=np.nan), STEADY_DIGITS)
             out[col] = pd.array(v, dtype=out[col].dtype)
     return out
 
