@@ -1,6 +1,6 @@
 """Sample orders files for the benchmarks: only the orders source, cached by size and seed.
 
-``kpinb.sample_data.generate`` writes every canonical source (10M order lines: ~52 s and
+``kpinb.data.sample.generate`` writes every canonical source (10M order lines: ~52 s and
 ~660 MB); the engine benchmarks read only ``orders``, so this drives the orders generator
 alone with the same random stream, which gives the same rows as ``generate`` would.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kpinb import sample_data as sd
+from kpinb.data import sample as sd
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # gitignored
 

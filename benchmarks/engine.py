@@ -55,7 +55,7 @@ def targets(rows: int, years: int = 3) -> dict[str, float]:
 
 def kpinb_metrics() -> dict[str, Any]:
     """The KPI set for kpinb: catalog ids where the catalog has the metric, else definitions."""
-    from kpinb.model import Metric, Unit
+    from kpinb.definitions.model import Metric, Unit
 
     completed = "status = 'completed'"
     return {
@@ -436,7 +436,7 @@ def child(name: str, path: Path, target: dict[str, float]) -> None:
         import ibis  # noqa: F401
         import pandas  # noqa: F401
 
-        import kpinb.engine  # noqa: F401
+        import kpinb.engine.query  # noqa: F401
     else:
         RUNNERS[name](path, target)
     _timing.child_report(name=name, seconds=time.perf_counter() - t0)

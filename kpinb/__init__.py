@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, WriteError
+from kpinb.errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, WriteError
 
 __version__ = "0.1.0"
 
@@ -22,16 +22,46 @@ __all__ = [
     "RunError",
     "SourceError",
     "WriteError",
+    "alerts",
+    "benchmark",
+    "cards",
     "catalog",
+    "charts",
+    "compare",
     "compute",
+    "display",
+    "drivers",
+    "forecast",
+    "lint",
     "load_plan",
+    "proposal",
+    "report",
+    "review",
+    "status",
+    "widgets",
 ]
 
 # Heavy modules (ibis, duckdb, plotly, ipywidgets) load on first use, not on `import kpinb`.
+# The modules a notebook user reaches for are public names here (`from kpinb import report`),
+# wherever they live in the layers below.
 _LAZY = {
-    "load_plan": ("kpinb.plan", "load_plan"),
-    "compute": ("kpinb.engine", "compute"),
-    "catalog": ("kpinb.catalog", None),
+    "load_plan": ("kpinb.definitions.plan", "load_plan"),
+    "compute": ("kpinb.engine.query", "compute"),
+    "catalog": ("kpinb.definitions.catalog", None),
+    "lint": ("kpinb.checks.lint", None),
+    "compare": ("kpinb.analytics.compare", None),
+    "status": ("kpinb.analytics.status", None),
+    "forecast": ("kpinb.analytics.forecast", None),
+    "benchmark": ("kpinb.analytics.benchmark", None),
+    "drivers": ("kpinb.analytics.drivers", None),
+    "review": ("kpinb.analytics.review", None),
+    "proposal": ("kpinb.analytics.proposal", None),
+    "alerts": ("kpinb.outputs.alerts", None),
+    "cards": ("kpinb.views.cards", None),
+    "charts": ("kpinb.views.charts", None),
+    "display": ("kpinb.views.display", None),
+    "report": ("kpinb.views.report", None),
+    "widgets": ("kpinb.widgets", None),
 }
 
 
@@ -43,3 +73,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'kpinb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import WriteError
+from kpinb.errors import WriteError
 
 # mkstemp creates files as 0600; outputs get the usual mode (0666 less the umask) so that
 # reports stay readable by colleagues and web servers. Read once: os.umask() only sets it.

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PlanError, where
+from kpinb.errors import PlanError, where
 
 Loc = tuple[str | int, ...]
 

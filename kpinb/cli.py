@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from .errors import KpinbError, redact
+from kpinb.errors import KpinbError, redact
 
 
 def _sample_data(a: argparse.Namespace) -> int:
-    from .sample_data import ensure
+    from kpinb.data.sample import ensure
 
     written, fresh = ensure(a.out, rows=a.rows, seed=a.seed, force=a.force)
     verb = "generated" if fresh else "up to date"
@@ -21,15 +21,15 @@ def _sample_data(a: argparse.Namespace) -> int:
 
 
 def _compute(a: argparse.Namespace) -> int:
-    from .engine import compute
-    from .plan import load_plan
+    from kpinb.definitions.plan import load_plan
+    from kpinb.engine.query import compute
 
     df = compute(
         load_plan(a.plan), metrics=a.metrics or None, grain=a.grain, by=a.by or (),
         start=a.start, end=a.end,
     )  # fmt: skip
     if a.csv:
-        from ._io import write_atomic
+        from kpinb._io import write_atomic
 
         write_atomic(a.csv, df.to_csv(index=False))
         print(f"wrote {len(df)} rows to {a.csv}")
@@ -41,7 +41,7 @@ def _compute(a: argparse.Namespace) -> int:
 
 def _report(a: argparse.Namespace) -> int:
     # `kpinb report` predates `kpinb run`; it now runs the report templates the same way.
-    from .runner import run_batch
+    from kpinb.runs.runner import run_batch
 
     result = run_batch(None, None if a.all else a.department, None, a.out, plans_dir=a.plans_dir, grain=a.grain)
     print(result.summary())
@@ -49,7 +49,7 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
-    from .runner import run_batch
+    from kpinb.runs.runner import run_batch
 
     result = run_batch(
         a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
@@ -61,7 +61,7 @@ def _run(a: argparse.Namespace) -> int:
 
 
 def _alerts(a: argparse.Namespace) -> int:
-    from .runner import run_alerts
+    from kpinb.runs.runner import run_alerts
 
     text, code = run_alerts(a.plan, period_end=a.period_end, data_dir=a.data_dir, as_json=a.json)
     print(text)
@@ -69,7 +69,7 @@ def _alerts(a: argparse.Namespace) -> int:
 
 
 def _check(a: argparse.Namespace) -> int:
-    from .lint import check, format_issues
+    from kpinb.checks.lint import check, format_issues
 
     issues, code = check(a.plan, today=a.today)
     if issues:
@@ -80,7 +80,7 @@ def _check(a: argparse.Namespace) -> int:
 
 
 def _catalog(a: argparse.Namespace) -> int:
-    from . import catalog
+    from kpinb.definitions import catalog
 
     for m in catalog.search(department=a.department, objective=a.objective, text=a.text):
         flags = "vanity " if m.vanity else ""

@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", help="notebook paths (default: templates/*.ipynb notebooks/*.ipynb)")
     args = parser.parse_args(argv)
 
-    from kpinb.report import RENDERER_ENV
-    from kpinb.sample_data import ensure
+    from kpinb.data.sample import ensure
+    from kpinb.views.report import RENDERER_ENV
 
     ensure(ROOT / "data" / "sample", rows=ROWS, seed=SEED)
     os.environ.pop(RENDERER_ENV, None)  # stored notebooks use the interactive renderer, as nbval's kernels do

@@ -11,7 +11,7 @@ SAMPLE_ROWS, SAMPLE_SEED = 200_000, 7  # the Makefile's defaults: stored noteboo
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
     """data/sample as `make report` creates it (generated once, reused while up to date)."""
-    from kpinb.sample_data import ensure
+    from kpinb.data.sample import ensure
 
     out = ROOT / "data" / "sample"
     ensure(out, rows=SAMPLE_ROWS, seed=SAMPLE_SEED)

@@ -151,8 +151,8 @@ def spark_session(quick_start: bool = True) -> Any:
 
 def metrics_with_dimension(dimension: str) -> list[str]:
     """Catalog metric ids whose every underlying source has ``dimension`` (so ``by=`` works)."""
-    from kpinb import catalog
-    from kpinb.engine import dependencies
+    from kpinb.definitions import catalog
+    from kpinb.definitions.analysis import dependencies
 
     reg, canon = catalog.metrics(), catalog.sources()
     return [
@@ -206,9 +206,10 @@ def timing(
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from kpinb import compute, load_plan, sample_data
-    from kpinb.model import Source
-    from kpinb.sources import close_connections
+    from kpinb import compute, load_plan
+    from kpinb.data import sample as sample_data
+    from kpinb.data.sources import close_connections
+    from kpinb.definitions.model import Source
 
     plan = load_plan(ROOT / "templates" / "plans" / "sales.yml")
     out, results = [], {}

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpinb.alerts import ALERT_COLUMNS, Alert, DeliveryError, evaluate, send, summary, to_frame, to_json
+from kpinb.definitions.plan import parse_plan
 from kpinb.errors import KpinbError, PlanError
-from kpinb.plan import parse_plan
+from kpinb.outputs.alerts import ALERT_COLUMNS, Alert, DeliveryError, evaluate, send, summary, to_frame, to_json
 
 PLAN = """\
 name: Shop 2025

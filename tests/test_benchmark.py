@@ -6,9 +6,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpinb import DataError, catalog
-from kpinb.benchmark import BENCHMARK_COLUMNS, external, history, load_benchmarks, peers, percentile_position
-from kpinb.engine import compute
+from kpinb import DataError
+from kpinb.analytics.benchmark import (
+    BENCHMARK_COLUMNS,
+    external,
+    history,
+    load_benchmarks,
+    peers,
+    percentile_position,
+)
+from kpinb.definitions import catalog
+from kpinb.engine.query import compute
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "benchmarks.csv"
 
@@ -223,7 +231,7 @@ def test_history_of_a_given_period_and_a_higher_is_better_metric():
 
 
 def test_unknown_metric_direction_must_be_given():
-    from kpinb.model import Metric
+    from kpinb.definitions.model import Metric
 
     m = Metric(id="sessions_n", name="Sessions", source="web_sessions", expr="count(*)")
     df = compute([m], sources={"web_sessions": HISTORY})

@@ -189,7 +189,7 @@ def _card_values(page, selector: str) -> dict[str, str]:
 def test_wizard_and_dashboard_in_jupyterlab(lab: dict, sample_data: Path, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
-    from kpinb.plan import load_plan
+    from kpinb.definitions.plan import load_plan
 
     started = time.monotonic()
     phases: list[str] = []

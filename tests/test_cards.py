@@ -1,4 +1,4 @@
-"""KPI cards, gauges and the notebook display of plans, statuses and alerts (kpinb.cards, kpinb.display).
+"""KPI cards, gauges and the notebook display of plans, statuses and alerts (kpinb.views.cards, kpinb.views.display).
 
 The HTML must be self-contained (no script), carry the numbers in the KPI's unit, colour changes
 by the KPI's direction, and show every user text only escaped.
@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpinb import catalog
-from kpinb.alerts import Alert
-from kpinb.cards import KpiCards, duration_unit, format_value, gauge, kpi_card, kpi_cards
-from kpinb.display import AlertTable, PlanView, StatusTable, alerts_html, plan_html, status_html
-from kpinb.model import Plan
-from kpinb.plan import registry
-from kpinb.status import evaluate
+from kpinb.analytics.status import evaluate
+from kpinb.definitions import catalog
+from kpinb.definitions.model import Plan
+from kpinb.definitions.plan import registry
+from kpinb.outputs.alerts import Alert
+from kpinb.views.cards import KpiCards, duration_unit, format_value, gauge, kpi_card, kpi_cards
+from kpinb.views.display import AlertTable, PlanView, StatusTable, alerts_html, plan_html, status_html
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

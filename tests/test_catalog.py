@@ -2,8 +2,9 @@
 
 import pytest
 
-from kpinb import PlanError, catalog
-from kpinb.formula import parse
+from kpinb import PlanError
+from kpinb.definitions import catalog
+from kpinb.definitions.formula import parse
 
 # Every example the KPI literature this product follows names, by catalog id.
 REQUIRED = """

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpinb import catalog
-from kpinb.engine import compute
-from kpinb.sample_data import generate
+from kpinb.data.sample import generate
+from kpinb.definitions import catalog
+from kpinb.engine.query import compute
 
 ROWS, SEED = 20_000, 7
 GRAINS = ("month", "quarter")

@@ -1,4 +1,4 @@
-"""Plotly figures of engine results (kpinb.charts): the right numbers, scatter and bar traces only."""
+"""Plotly figures of engine results (kpinb.views.charts): the right numbers, scatter and bar traces only."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from kpinb import benchmark, charts, drivers
-from kpinb.forecast import forecast
+from kpinb.analytics import benchmark, drivers
+from kpinb.analytics.forecast import forecast
+from kpinb.views import charts
 
 MONTHS = pd.date_range("2024-01-01", periods=18, freq="MS")
 

@@ -62,7 +62,7 @@ def test_user_error_is_one_line_and_exit_code_2(tmp_path):
 def test_check_passes_on_every_shipped_plan_with_the_sample_data(plan, sample_data):
     from datetime import date
 
-    from kpinb.lint import check, format_issues
+    from kpinb.checks.lint import check, format_issues
 
     issues, code = check(plan, today=date(2025, 12, 31))
     assert code == 0, format_issues(issues)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpinb.compare import (
+from kpinb.analytics.compare import (
     CHANGE_COLUMNS,
     changes,
     latest_complete_period,
@@ -15,9 +15,9 @@ from kpinb.compare import (
     relative_change,
     vs_baseline,
 )
-from kpinb.engine import compute
+from kpinb.definitions.model import Metric
+from kpinb.engine.query import compute
 from kpinb.errors import DataError
-from kpinb.model import Metric
 
 
 def tidy(values: dict, grain: str, metric: str = "m", **dims) -> pd.DataFrame:

@@ -29,10 +29,11 @@ import db_support
 import pytest
 import yaml
 
-from kpinb import SourceError, catalog, compute, load_plan
-from kpinb.engine import queries
-from kpinb.model import Metric, Source
-from kpinb.sources import close_connections
+from kpinb import SourceError, compute, load_plan
+from kpinb.data.sources import close_connections
+from kpinb.definitions import catalog
+from kpinb.definitions.model import Metric, Source
+from kpinb.engine.query import queries
 
 # pyspark's toPandas on pandas 3 (not ours)
 pytestmark = pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
@@ -75,7 +76,7 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sample data as Parquet files, one per canonical source."""
-    from kpinb import sample_data
+    from kpinb.data import sample as sample_data
 
     return sample_data.generate(tmp_path_factory.mktemp("db-sample"), rows=ROWS, seed=SEED)
 
@@ -228,7 +229,7 @@ def test_an_environment_password_with_url_characters_is_encoded_and_never_shown(
 ) -> None:
     from urllib.parse import unquote_plus, urlsplit
 
-    from kpinb.sources import _expand_env, redact
+    from kpinb.data.sources import _expand_env, redact
 
     secret = "p@ss/w:rd+%?#"
     monkeypatch.setenv("KPINB_TEST_SECRET", secret)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from kpinb import DataError
-from kpinb.drivers import dimension_contributions, product_effects, ratio_effects, shapley_pair
-from kpinb.engine import compute
-from kpinb.model import Metric
+from kpinb.analytics.drivers import dimension_contributions, product_effects, ratio_effects, shapley_pair
+from kpinb.definitions.model import Metric
+from kpinb.engine.query import compute
 
 
 def orders(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:

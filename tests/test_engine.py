@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from kpinb import DataError, PlanError, SourceError, compute, load_plan
-from kpinb.engine import periods, queries
-from kpinb.model import Metric
+from kpinb.definitions.model import Metric
+from kpinb.engine.calendar import periods
+from kpinb.engine.query import queries
 
 ORDERS = pd.DataFrame(
     {

@@ -23,11 +23,11 @@ import pytest
 
 import kpinb
 from kpinb import compute, load_plan
+from kpinb.data.sources import open_source
+from kpinb.data.sources import redact as sources_redact
+from kpinb.definitions.model import Metric, Source
+from kpinb.definitions.plan import parse_plan
 from kpinb.errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, redact
-from kpinb.model import Metric, Source
-from kpinb.plan import parse_plan
-from kpinb.sources import open_source
-from kpinb.sources import redact as sources_redact
 
 KPINB = Path(sys.executable).with_name("kpinb")  # the console script of the venv running the tests
 SECRET = "S3cretPw"
@@ -357,7 +357,7 @@ def test_plan_with_a_url_in_the_wrong_place_hides_the_password() -> None:
 def test_manifest_inputs_never_hold_the_password(plans: Path) -> None:
     # the batch manifest lists each plan's inputs: a database source shows its URL without the password,
     # and a plan that cannot be loaded shows its error (redacted like every message)
-    from kpinb.runner import plan_inputs
+    from kpinb.runs.runner import plan_inputs
 
     (plans / "db_bad.yml").write_text(
         f"name: x\ndepartment: web\nsources:\n  web_sessions: {{url: '{URL}', table: web_sessions}}\n"

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from kpinb import catalog
-from kpinb.compare import period_end
-from kpinb.engine import compute, dependencies
+from kpinb.analytics.compare import period_end
+from kpinb.analytics.forecast import PACE_COLUMNS, Forecast, forecast, pace, probability_to_reach
+from kpinb.definitions import catalog
+from kpinb.definitions.analysis import dependencies
+from kpinb.definitions.model import Direction
+from kpinb.definitions.plan import parse_plan
+from kpinb.engine.query import compute
 from kpinb.errors import DataError, PlanError
-from kpinb.forecast import PACE_COLUMNS, Forecast, forecast, pace, probability_to_reach
-from kpinb.model import Direction
-from kpinb.plan import parse_plan
 
 NOISY = [101.0, 104.5, 103.0, 109.0, 110.5, 111.0, 116.0, 115.5, 121.0, 122.0]
 
@@ -196,7 +197,7 @@ HOLD_OUT = 6
 
 @pytest.fixture(scope="module")
 def sample_monthly(tmp_path_factory):
-    sample_data = pytest.importorskip("kpinb.sample_data")
+    sample_data = pytest.importorskip("kpinb.data.sample")
     paths = sample_data.generate(tmp_path_factory.mktemp("sample"), rows=20_000, seed=7)
     reg = catalog.metrics()
     ids = [m for m in reg if all(reg[d].derived or reg[d].source in SOURCES for d in dependencies([m], reg))]

@@ -2,8 +2,8 @@
 
 import pytest
 
+from kpinb.definitions.formula import Agg, BinOp, Col, Prev, Ref, parse
 from kpinb.errors import FormulaError
-from kpinb.formula import Agg, BinOp, Col, Prev, Ref, parse
 
 
 def test_ratio_formula_parses_to_tree_with_columns():

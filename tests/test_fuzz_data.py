@@ -28,8 +28,8 @@ from fuzz_support import fuzz_settings
 from hypothesis import strategies as st
 
 from kpinb import compute
+from kpinb.data.sources import duckdb_connection
 from kpinb.errors import KpinbError
-from kpinb.sources import duckdb_connection
 
 pytestmark = pytest.mark.timeout(600)  # per test; each case is also time-boxed below
 CASE_SECONDS = 30  # interrupts a hanging case; a normal one takes a few dozen milliseconds

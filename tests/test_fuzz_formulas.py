@@ -24,9 +24,8 @@ from hypothesis import HealthCheck, assume
 from hypothesis import strategies as st
 
 from kpinb import compute
-from kpinb.engine import _build
-from kpinb.errors import FormulaError, KpinbError
-from kpinb.formula import (
+from kpinb.data.sources import duckdb_connection, open_source
+from kpinb.definitions.formula import (
     AGGREGATES,
     MAX_LENGTH,
     Agg,
@@ -43,8 +42,9 @@ from kpinb.formula import (
     Unary,
     parse,
 )
-from kpinb.model import Metric
-from kpinb.sources import duckdb_connection, open_source
+from kpinb.definitions.model import Metric
+from kpinb.engine.query import _build
+from kpinb.errors import FormulaError, KpinbError
 
 pytestmark = pytest.mark.timeout(600)  # per test; each case is also time-boxed below
 CASE_SECONDS = 20  # interrupts a hanging case; a normal one takes milliseconds

@@ -1,7 +1,7 @@
 """Property-based tests: hostile plan YAML ends in a Plan or one PlanError, never anything else.
 
 Each property runs 1,000 generated cases (derandomized, so CI sees the same ones). A case
-must finish with a checked :class:`~kpinb.model.Plan` or a :class:`~kpinb.errors.PlanError`
+must finish with a checked :class:`~kpinb.definitions.model.Plan` or a :class:`~kpinb.errors.PlanError`
 whose every line names the file; never another exception, never a hang (each case is
 time-boxed), never a constructed YAML tag, never a password in a message.
 """
@@ -22,11 +22,11 @@ import yaml
 from fuzz_support import CASES, CaseTimeout, fuzz_settings, time_box  # noqa: F401 (CaseTimeout: a YAML tag names it)
 from hypothesis import strategies as st
 
-from kpinb import catalog
 from kpinb._yaml import MAX_CHARS
+from kpinb.definitions import catalog
+from kpinb.definitions.model import Plan
+from kpinb.definitions.plan import MAX_PROBLEMS, load_plan, parse_plan
 from kpinb.errors import KpinbError, PlanError
-from kpinb.model import Plan
-from kpinb.plan import MAX_PROBLEMS, load_plan, parse_plan
 
 pytestmark = pytest.mark.timeout(600)  # per test; each case is also time-boxed below
 CASE_SECONDS = 20  # interrupts a hanging case; a normal one takes milliseconds

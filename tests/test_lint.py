@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from kpinb import PlanError, load_plan
-from kpinb.lint import RULES, Issue, check, data_quality, format_issues, has_errors, lint
-from kpinb.model import KPI, Metric, Objective, Plan, Review, Target
+from kpinb.checks.lint import RULES, Issue, check, data_quality, format_issues, has_errors, lint
+from kpinb.definitions.model import KPI, Metric, Objective, Plan, Review, Target
 
 HERE = Path(__file__).resolve().parent
 BAD_PLAN = HERE / "plans" / "bad_plan.yml"

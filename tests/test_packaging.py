@@ -40,4 +40,4 @@ def test_import_kpinb_does_not_load_the_heavy_stack():
 
 def test_catalog_ships_in_the_package():
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "*.yaml" in setup["package-data"]["kpinb.catalog"]
+    assert "*.yaml" in setup["package-data"]["kpinb.definitions.catalog"]

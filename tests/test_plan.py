@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kpinb import PlanError, load_plan
-from kpinb.plan import parse_plan
+from kpinb.definitions.plan import parse_plan
 
 GOOD = """\
 name: Sales 2025

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from batch_support import HOSTILE, SAMPLE, shared_batch
 
-from kpinb.report import REPORT_RENDERER, TRACES_ATTRIBUTE
-from kpinb.runner import _bundle_needed, export_html
+from kpinb.runs.runner import _bundle_needed, export_html
+from kpinb.views.report import REPORT_RENDERER, TRACES_ATTRIBUTE
 
 MAX_BYTES = 5 * 2**20
 PLOTLY_BANNER = re.compile(r"\* plotly\.js(?: \(basic - minified\))? v\d")
@@ -210,7 +210,7 @@ def _figure_output(trace_type: str) -> dict:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    from kpinb import report
+    from kpinb.views import report
 
     report.setup(REPORT_RENDERER)
     try:
@@ -267,7 +267,7 @@ def test_exporter_keeps_code_only_when_asked():
 
 
 def test_exporter_drops_report_remove_cells_and_the_summary_output():
-    from kpinb.report import SUMMARY_MIMETYPE
+    from kpinb.views.report import SUMMARY_MIMETYPE
 
     nb = _notebook(nbformat.v4.new_output("display_data", data={SUMMARY_MIMETYPE: {"kpis": []}}))
     widget = nbformat.v4.new_code_cell("KpiWizard()")
@@ -284,7 +284,7 @@ def test_report_values_are_steady_to_twelve_significant_digits():
     import numpy as np
     import pandas as pd
 
-    from kpinb.report import _steady
+    from kpinb.views.report import _steady
 
     a = 1234567.891234567
     b = np.nextafter(a, np.inf)  # one ulp apart, as two DuckDB runs can be

@@ -16,7 +16,7 @@ from batch_support import HOSTILE, PASSWORD, PERIOD_END, PLANS, ROOT, SAMPLE, Sh
 import kpinb
 from kpinb import cli
 from kpinb.errors import PlanError, RunError
-from kpinb.runner import (
+from kpinb.runs.runner import (
     ALL_TEMPLATES,
     REPORT_TEMPLATES,
     department_plans,

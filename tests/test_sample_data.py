@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from kpinb.sample_data import ensure, generate
+from kpinb.data.sample import ensure, generate
 
 SOURCES = yaml.safe_load(
-    (Path(__file__).parents[1] / "kpinb" / "catalog" / "sources.yaml").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "kpinb" / "definitions" / "catalog" / "sources.yaml").read_text(encoding="utf-8")
 )
 TYPES = {
     "string": pa.string(),

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpinb.engine import compute
+from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, evaluate, progress, target_at
+from kpinb.definitions.model import KPI, Direction
+from kpinb.definitions.plan import parse_plan
+from kpinb.engine.query import compute
 from kpinb.errors import DataError, PlanError
-from kpinb.model import KPI, Direction
-from kpinb.plan import parse_plan
-from kpinb.status import STATUS_COLUMNS, baseline_value, evaluate, progress, target_at
 
 PLAN = """\
 name: Shop 2025

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from kpinb.plan import load_plan
-from kpinb.sample_data import generate
+from kpinb.data.sample import generate
+from kpinb.definitions.plan import load_plan
 
 EVIL = "<script>alert(1)</script>"
 QUOTED = f"{EVIL} 'single' \"double\" & co"
@@ -182,11 +182,12 @@ def test_wizard_review_and_messages_show_user_text_only_as_text(evil_plan: Path,
 
 
 def test_notebook_display_shows_user_text_only_as_text(evil_plan: Path):
-    from kpinb import alerts, status
-    from kpinb.cards import kpi_cards
-    from kpinb.display import AlertTable, PlanView, StatusTable
-    from kpinb.engine import compute
-    from kpinb.plan import registry
+    from kpinb.analytics import status
+    from kpinb.definitions.plan import registry
+    from kpinb.engine.query import compute
+    from kpinb.outputs import alerts
+    from kpinb.views.cards import kpi_cards
+    from kpinb.views.display import AlertTable, PlanView, StatusTable
 
     plan = load_plan(evil_plan)
     assert_text_only(PlanView(plan)._repr_html_(), QUOTED, f"Conversion {QUOTED}")

@@ -22,9 +22,9 @@ import plotly.graph_objects as go
 import pytest
 
 import kpinb
-from kpinb.cards import format_value
-from kpinb.plan import load_plan
-from kpinb.sample_data import generate
+from kpinb.data.sample import generate
+from kpinb.definitions.plan import load_plan
+from kpinb.views.cards import format_value
 from kpinb.widgets._dashboard import FIGURES
 from kpinb.widgets._dashboard import MIMETYPE as PLOTLY_MIME
 
@@ -417,7 +417,7 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
 
 
 def test_cube_matches_pandas_for_every_kind_of_metric(web_plan: Path, data_dir: Path):
-    from kpinb.widgets._cube import Cube
+    from kpinb.engine.cube import Cube
 
     cube = Cube(load_plan(web_plan))
     assert cube.kinds == {
@@ -458,7 +458,7 @@ kpis:
 def test_first_one_dimension_filter_is_precomputed_and_exact(data_dir: Path):
     """Non-additive metrics of one region, looked up in the background's by-region result, equal the
     engine's result on that region's rows only; and the filter change itself queries nothing."""
-    from kpinb.engine import compute
+    from kpinb.engine.query import compute
     from kpinb.widgets import Dashboard
 
     plans = data_dir.parent / "plans"

@@ -14,8 +14,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._dashboard import Dashboard
-    from ._wizard import KpiWizard
+    from kpinb.widgets._dashboard import Dashboard
+    from kpinb.widgets._wizard import KpiWizard
 
 __all__ = ["Dashboard", "KpiWizard"]
 

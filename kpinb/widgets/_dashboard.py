@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import charts
-from .._io import write_atomic
-from ..cards import _display_unit, kpi_cards
-from ..errors import KpinbError
-from ..model import Grain, Plan
-from ._cube import Cube, filter_label, is_extensive
+from kpinb._io import write_atomic
+from kpinb.definitions.model import Grain, Plan
+from kpinb.engine.cube import Cube, filter_label, is_extensive
+from kpinb.errors import KpinbError
+from kpinb.views import charts
+from kpinb.views.cards import _display_unit, kpi_cards
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,7 +100,7 @@ class Dashboard(widgets.VBox):
         focus: str | None = None,
         figure_width: int = 480,
     ) -> None:
-        from ..plan import load_plan
+        from kpinb.definitions.plan import load_plan
 
         super().__init__()
         self.add_class("kpinb-dashboard")
@@ -314,7 +314,7 @@ class Dashboard(widgets.VBox):
     def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
         import pandas as pd
 
-        from ..status import STATUS_COLUMNS, evaluate
+        from kpinb.analytics.status import STATUS_COLUMNS, evaluate
 
         label = filter_label(filters)
         grains: dict[str, list[str]] = {}
@@ -394,7 +394,7 @@ class Dashboard(widgets.VBox):
     def _figures(
         self, filters: Mapping[str, str], start: pd.Timestamp, end: pd.Timestamp, notes: list[str]
     ) -> dict[str, go.Figure]:
-        from ..engine import period_start
+        from kpinb.engine.calendar import period_start
 
         g = self.grain.value
         mid = self.focus.value
@@ -440,7 +440,7 @@ class Dashboard(widgets.VBox):
         fc = None
         history = values.dropna()
         if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
-            from ..forecast import forecast
+            from kpinb.analytics.forecast import forecast
 
             try:
                 fc = forecast(history, grain, until=kpi.target.by)
@@ -451,7 +451,7 @@ class Dashboard(widgets.VBox):
     def _benchmark_figure(
         self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, dim: str | None, unit: str
     ) -> go.Figure:
-        from .. import benchmark
+        from kpinb.analytics import benchmark
 
         if self.plan.benchmarks and not self.filters:
             try:
@@ -471,7 +471,7 @@ class Dashboard(widgets.VBox):
         return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or peers for this selection")
 
     def _drivers_figure(self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, unit: str) -> go.Figure:
-        from .. import drivers
+        from kpinb.analytics import drivers
 
         have = sorted(total.loc[total["value"].notna(), "period_start"].unique())
         title = f"What moved {self._name(mid)}"

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..errors import PlanError, SourceError
-from ..model import Plan, Source
+from kpinb.definitions.model import Plan, Source
+from kpinb.errors import PlanError, SourceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..model import Metric
+    from kpinb.definitions.model import Metric
 
 _SUFFIX = {"k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9}
 
@@ -97,7 +97,7 @@ def connect(spec: Any) -> dict[str, Source]:
     folder, where ``<source>.parquet`` / ``.csv`` / ``.xlsx`` ... files named after the catalog's
     canonical sources are found. None or ``""`` connects nothing.
     """
-    from ..proposal import sources_from
+    from kpinb.analytics.proposal import sources_from
 
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return {}
@@ -126,7 +126,7 @@ def connect(spec: Any) -> dict[str, Source]:
 
 def sources_needed(ids: Iterable[str], registry: Mapping[str, Metric]) -> set[str]:
     """The sources the metrics ``ids`` read (through the metrics they derive from)."""
-    from ..engine import dependencies
+    from kpinb.definitions.analysis import dependencies
 
     return {s for mid in dependencies(list(ids), registry) if (s := registry[mid].source) is not None}
 
@@ -141,8 +141,8 @@ def baselines(
     """
     import pandas as pd
 
-    from ..compare import latest_complete_period
-    from ..engine import compute
+    from kpinb.analytics.compare import latest_complete_period
+    from kpinb.engine.query import compute
 
     ready = [m for m in ids if m in registry and sources_needed([m], registry) <= set(sources)]
     if not ready:

@@ -14,17 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import catalog
-from .._io import write_atomic
-from ..cards import _display_unit, format_value
-from ..errors import KpinbError
-from ..model import Source
-from ._draft import KpiDraft, PlanDraft, baselines, connect, number_text, parse_number, render_yaml, sources_needed
+from kpinb._io import write_atomic
+from kpinb.definitions import catalog
+from kpinb.definitions.model import Source
+from kpinb.errors import KpinbError
+from kpinb.views.cards import _display_unit, format_value
+from kpinb.widgets._draft import (
+    KpiDraft,
+    PlanDraft,
+    baselines,
+    connect,
+    number_text,
+    parse_number,
+    render_yaml,
+    sources_needed,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..model import Metric, Plan
+    from kpinb.definitions.model import Metric, Plan
 
 __all__ = ["KpiWizard"]
 
@@ -474,8 +483,8 @@ class KpiWizard(widgets.VBox):
         return render_yaml(self.draft(), self.plans_dir)
 
     def _step_review(self) -> list[widgets.Widget]:
-        from ..lint import lint
-        from ..plan import parse_plan
+        from kpinb.checks.lint import lint
+        from kpinb.definitions.plan import parse_plan
 
         self._yaml = self.plan_yaml()
         self.save_button.disabled = False
@@ -542,7 +551,7 @@ class KpiWizard(widgets.VBox):
 
     def save(self) -> Path | None:
         """Write ``<plans_dir>/<department>.yml`` atomically, load it back into :attr:`plan`; returns the path."""
-        from ..plan import load_plan, parse_plan
+        from kpinb.definitions.plan import load_plan, parse_plan
 
         text = self.plan_yaml()
         path = self.target_path

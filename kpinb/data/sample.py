@@ -35,13 +35,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from .errors import DataError, PlanError
+from kpinb.errors import DataError, PlanError
 
 ROW_GROUP_SIZE = 100_000
 """Rows per Parquet row group (DuckDB reads row groups in parallel)."""
 
 _VERSION = 1  # bump when the generated data changes, so `ensure` regenerates old files
-_SOURCES_YAML = Path(__file__).parent / "catalog" / "sources.yaml"
+_SOURCES_YAML = Path(__file__).resolve().parents[1] / "definitions" / "catalog" / "sources.yaml"
 _MANIFEST = "_sample_data.json"
 _TYPES = {
     "string": pa.string(),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from .forecast import Forecast
+    from kpinb.analytics.forecast import Forecast
 
 __all__ = [
     "benchmark_position",
@@ -67,7 +67,7 @@ def _numeric(values: Any) -> bool:
 def _steady(build: Any) -> Any:
     """Round the numbers of the figure ``build`` returns to display precision (traces' x, y and
     base; shapes and annotations): the digits past it differ between CPUs, not between data."""
-    from ._numbers import steady
+    from kpinb._numbers import steady
 
     def at_display_precision(obj: Any, keys: Iterable[str]) -> None:
         for key in keys:
@@ -99,7 +99,7 @@ def _meta(metric: str, name: str | None, unit: str | None) -> tuple[str, str]:
     """The metric's display name and unit, from the arguments or else the catalog."""
     if name is not None and unit is not None:
         return name, unit
-    from . import catalog
+    from kpinb.definitions import catalog
 
     m = catalog.metrics().get(metric)
     return (
@@ -166,7 +166,7 @@ def _period_text(when: Any, grain: str | None) -> str:
     import pandas as pd
 
     if grain:
-        from .compare import period_label
+        from kpinb.analytics.compare import period_label
 
         return period_label(when, grain)
     return f"{pd.Timestamp(when):%Y-%m-%d}"
@@ -224,7 +224,7 @@ def trend(
     x_first, x_last = rows["period_start"].min(), rows["period_start"].max()
     points = getattr(forecast, "points", forecast)
     if points is not None and len(points):
-        from ._numbers import FORECAST_DIGITS, round_significant
+        from kpinb._numbers import FORECAST_DIGITS, round_significant
 
         pts = points.sort_values("period_start").copy()
         ahead = pts["period_start"] > x_last  # a cone may start at the latest observed value
@@ -317,7 +317,7 @@ def breakdown(
         have = rows.loc[rows["value"].notna(), "period_start"]
         when = have.max() if len(have) else None
     else:
-        from .engine import period_start
+        from kpinb.engine.calendar import period_start
 
         when = period_start(period, grain) if grain else pd.Timestamp(period)
     heading = title or f"{label} by {dimension}" + (f", {_period_text(when, grain)}" if when is not None else "")
@@ -328,7 +328,7 @@ def breakdown(
     here = here.groupby(dimension, dropna=False, sort=False)["value"].sum(min_count=1).dropna().sort_values()
     if here.empty:
         return _empty(fig, "No data for this selection")
-    from .cards import format_value
+    from kpinb.views.cards import format_value
 
     fig.add_trace(
         go.Bar(
@@ -390,7 +390,7 @@ def _unit_of(frame: pd.DataFrame, unit: str | None) -> str:
 def _external(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
     """Metrics of different units share one axis: their position (0-100) in the benchmark's distribution."""
     go = _go()
-    from .cards import format_value
+    from kpinb.views.cards import format_value
 
     names = [_meta(str(m), None, None)[0] for m in frame["metric"]]
     given = frame["unit"] if "unit" in frame.columns else [None] * len(frame)
@@ -448,7 +448,7 @@ def _external(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figur
 
 def _peers(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
     go = _go()
-    from .benchmark import PEER_COLUMNS
+    from kpinb.analytics.benchmark import PEER_COLUMNS
 
     dims = [c for c in frame.columns if c not in PEER_COLUMNS]
     dim = dims[0] if dims else None
@@ -534,7 +534,7 @@ def drivers(
     metric = frame.attrs.get("metric") or (str(frame["metric"].iloc[0]) if "metric" in frame and len(frame) else "")
     label, u = _meta(metric, None, unit) if metric else ("metric", unit or "count")
     if direction is None and metric:
-        from . import catalog
+        from kpinb.definitions import catalog
 
         m = catalog.metrics().get(metric)
         direction = m.direction.value if m is not None else None
@@ -586,7 +586,7 @@ def drivers(
 
 def _signed(x: float, unit: str) -> str:
     """A change with its sign: ``+1.2 pp`` for percent metrics (stored as fractions), else ``−1.23M``."""
-    from .cards import format_value
+    from kpinb.views.cards import format_value
 
     sign = "+" if x >= 0 else "−"
     if str(unit) == "percent":
@@ -636,7 +636,7 @@ def sparkline(series: pd.Series, *, color: str = PALETTE[0], height: int = 60) -
 
 
 #: The partial plotly.js bundle shipped in kpinb/static (see its README) and the trace types it draws.
-PLOTLY_BASIC = Path(__file__).resolve().parent / "static" / "plotly-basic-4.1.1.min.js"
+PLOTLY_BASIC = Path(__file__).resolve().parents[1] / "static" / "plotly-basic-4.1.1.min.js"
 BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
 
 

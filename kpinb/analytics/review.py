@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from .compare import latest_complete_period, period_end, period_label
-from .engine import period_start
-from .model import Direction, Indicator, Plan
+from kpinb.analytics.compare import latest_complete_period, period_end, period_label
+from kpinb.definitions.model import Direction, Indicator, Plan
+from kpinb.engine.calendar import period_start
 
 __all__ = ["MISS_COLUMNS", "balance", "misses", "staleness", "suggestions", "target_history", "vanity"]
 
@@ -49,7 +49,7 @@ def _kpis(plan: Plan, df: pd.DataFrame, kpis: Sequence[str] | None) -> list[str]
 
 
 def _grain(df: pd.DataFrame) -> str:
-    from .compare import _layout
+    from kpinb.analytics.compare import _layout
 
     return _layout(df)[0]
 
@@ -74,7 +74,7 @@ def target_history(
     Returns one row per KPI and period: ``metric, period_start, value, target_now, gap,
     status`` (``gap`` positive = better than the target in force, as in :func:`kpinb.status.evaluate`).
     """
-    from .status import evaluate
+    from kpinb.analytics.status import evaluate
 
     ids = _kpis(plan, df, kpis)
     g = _grain(df)
@@ -89,13 +89,13 @@ def target_history(
 
 
 def _direction(plan: Plan, metric: str) -> Direction:
-    from .status import direction_of
+    from kpinb.analytics.status import direction_of
 
     return direction_of(plan.kpi(metric), plan)
 
 
 def _name(plan: Plan, metric: str) -> str:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     k = plan.kpi(metric)
     reg = registry(plan)
@@ -268,7 +268,7 @@ def staleness(
 
 def vanity(plan: Plan) -> pd.DataFrame:
     """The plan's KPIs with their catalog vanity flag: ``metric, name, vanity, indicator``."""
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     rows = [
@@ -281,7 +281,7 @@ def vanity(plan: Plan) -> pd.DataFrame:
 
 def balance(plan: Plan) -> tuple[pd.DataFrame, str]:
     """Leading vs lagging KPIs: the count per kind (with the KPI names) and a one-line verdict."""
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     kinds: dict[str, list[str]] = {i.value: [] for i in Indicator}
@@ -316,7 +316,7 @@ def suggestions(
     Collects the consistently missed targets, stale and vanity KPIs, the indicator balance and
     the SMART checks of :func:`kpinb.lint.lint` (warnings and errors), without repeats.
     """
-    from .lint import lint
+    from kpinb.checks.lint import lint
 
     g = _grain(df)
     judged = latest_complete_period(df, as_of)

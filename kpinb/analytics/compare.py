@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from .engine import period_start
-from .errors import DataError
-from .model import Grain
+from kpinb.definitions.model import Grain
+from kpinb.engine.calendar import period_start
+from kpinb.errors import DataError
 
 __all__ = [
     "CHANGE_COLUMNS",

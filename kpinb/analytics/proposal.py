@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._io import write_atomic
-from .errors import PlanError, SourceError
-from .model import Direction, Indicator, Metric, Plan, Role, Source, Unit
+from kpinb._io import write_atomic
+from kpinb.definitions.model import Direction, Indicator, Metric, Plan, Role, Source, Unit
+from kpinb.errors import PlanError, SourceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .lint import Issue
+    from kpinb.checks.lint import Issue
 
 __all__ = ["MAX_KPIS", "Proposal", "propose", "sources_from", "write"]
 
@@ -65,9 +65,9 @@ class Proposal:
 def sources_from(data_dir: str | Path | None = None, plan: str | Path | Plan | None = None) -> dict[str, Source]:
     """The data a proposal may use: files named after canonical sources in ``data_dir``
     (``orders.parquet``...), else the sources of ``plan`` (paths made absolute)."""
-    from . import catalog
-    from .plan import load_plan
-    from .sources import FILE_FORMATS
+    from kpinb.data.sources import FILE_FORMATS
+    from kpinb.definitions import catalog
+    from kpinb.definitions.plan import load_plan
 
     if data_dir not in (None, ""):
         folder = Path(str(data_dir)).expanduser()
@@ -97,7 +97,7 @@ def _slug(statement: str) -> str:
 
 
 def _needs(metric: str, reg: Mapping[str, Metric]) -> set[str]:
-    from .engine import dependencies
+    from kpinb.definitions.analysis import dependencies
 
     try:
         return {s for mid in dependencies([metric], reg) if (s := reg[mid].source) is not None}
@@ -163,12 +163,12 @@ def propose(
     """
     import pandas as pd
 
-    from . import catalog
-    from .compare import latest_complete_period
-    from .compare import period_end as end_of
-    from .engine import compute
-    from .lint import lint
-    from .model import Grain
+    from kpinb.analytics.compare import latest_complete_period
+    from kpinb.analytics.compare import period_end as end_of
+    from kpinb.checks.lint import lint
+    from kpinb.definitions import catalog
+    from kpinb.definitions.model import Grain
+    from kpinb.engine.query import compute
 
     statements = [s.strip() for s in objectives if s and s.strip()]
     if not statements:
@@ -288,7 +288,7 @@ def to_yaml(plan: Plan, folder: str | Path | None = None) -> str:
     against their own folder, so the plan and its data can move together)."""
     import yaml
 
-    from .model import to_dict
+    from kpinb.definitions.model import to_dict
 
     data = to_dict(plan)
     if plan.review is not None and not data.get("review"):
@@ -312,7 +312,7 @@ def write(plan: Plan, folder: str | Path | None, name: str | None = None) -> Pat
 
     The written file loads back with :func:`kpinb.load_plan` (checked here).
     """
-    from .plan import parse_plan
+    from kpinb.definitions.plan import parse_plan
 
     if folder in (None, ""):
         return None

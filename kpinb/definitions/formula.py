@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import FormulaError
+from kpinb.errors import FormulaError
 
 MAX_LENGTH = 5000
 MAX_DEPTH = 60

@@ -28,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from .compare import YEAR_AGO
-from .engine import period_start
-from .errors import DataError, where
-from .model import Direction, Grain, Plan, Unit
+from kpinb.analytics.compare import YEAR_AGO
+from kpinb.definitions.model import Direction, Grain, Plan, Unit
+from kpinb.engine.calendar import period_start
+from kpinb.errors import DataError, where
 
 __all__ = ["BENCHMARK_COLUMNS", "external", "history", "load_benchmarks", "peers"]
 
@@ -110,7 +110,7 @@ def load_benchmarks(path: str | Path) -> pd.DataFrame:
 
 
 def _check_rows(raw: pd.DataFrame, file: Path) -> list[str]:
-    from . import catalog
+    from kpinb.definitions import catalog
 
     known = catalog.metrics()
     units = [u.value for u in Unit]
@@ -606,7 +606,7 @@ def _missing(x: Any) -> bool:
 
 
 def _direction_lookup(directions: Directions) -> Callable[[str], Direction]:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     if isinstance(directions, Plan):
         table = {mid: m.direction for mid, m in registry(directions).items()}

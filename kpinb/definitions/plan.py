@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import _yaml, catalog
-from .errors import FormulaError, PlanError, redact, where
-from .formula import parse
-from .model import Metric, Plan
+from kpinb import _yaml
+from kpinb.definitions import catalog
+from kpinb.definitions.formula import parse
+from kpinb.definitions.model import Metric, Plan
+from kpinb.errors import FormulaError, PlanError, redact, where
 
 MAX_PROBLEMS = 50  # a plan with more problems is probably not a plan; list the first ones
 
@@ -209,7 +210,7 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
     for i, m in enumerate(plan.metrics):
         needed.setdefault(m.id, ("metrics", i, "source"))
     try:
-        from .engine import dependencies
+        from kpinb.definitions.analysis import dependencies
 
         expanded = dependencies([m for m in needed if m in reg], reg)
     except (FormulaError, PlanError) as e:

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._io import write_atomic
-from .errors import PlanError, RunError
+from kpinb._io import write_atomic
+from kpinb.errors import PlanError, RunError
 
 __all__ = [
     "ALL_TEMPLATES",
@@ -93,7 +93,7 @@ _BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
 def templates_dir() -> Path:
     """The shipped templates: ``kpinb/templates`` in a wheel (and via the symlink in a source
     checkout), else the checkout's top-level ``templates/``."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the kpinb package
     for folder in (here / "templates", here.parent / "templates"):
         if (folder / "kpi_dashboard.ipynb").is_file():
             return folder.resolve()
@@ -102,7 +102,7 @@ def templates_dir() -> Path:
 
 def shipped_plans_dir() -> Path:
     """The folder of the example plans shipped for the sample data."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the kpinb package
     for folder in (here / "templates" / "plans", here.parent / "templates" / "plans"):
         if folder.is_dir():
             return folder.resolve()
@@ -383,8 +383,8 @@ def fingerprint(path: str | Path, hash_limit: int = HASH_LIMIT) -> dict[str, Any
 
 def plan_inputs(plan_file: Path, data_dir: str | Path | None, cache: dict[str, dict] | None = None) -> list[dict]:
     """Fingerprints of what a run reads: the plan file, its file sources, its benchmark table."""
-    from .report import load_for_report
-    from .sources import redact
+    from kpinb.data.sources import redact
+    from kpinb.views.report import load_for_report
 
     cache = {} if cache is None else cache
 
@@ -557,7 +557,7 @@ def _declared_department(plan: Path) -> str | None:
 
 
 def _collect_summary(nb: Any) -> dict[str, Any] | None:
-    from .report import SUMMARY_MIMETYPE
+    from kpinb.views.report import SUMMARY_MIMETYPE
 
     found = None
     for cell in nb.get("cells", []):
@@ -736,7 +736,7 @@ def run_batch(
     -------
     :class:`BatchResult`; check ``.ok`` (``kpinb run`` exits 1 when a run failed).
     """
-    from .model import Grain
+    from kpinb.definitions.model import Grain
 
     started = time.perf_counter()
     if jobs < 1:
@@ -767,7 +767,7 @@ def _run_locked(
 ) -> BatchResult:  # fmt: skip
     from tqdm.auto import tqdm
 
-    from .report import RENDERER_ENV, REPORT_RENDERER
+    from kpinb.views.report import RENDERER_ENV, REPORT_RENDERER
 
     vers = versions()
     cache: dict[str, dict] = {}
@@ -871,7 +871,7 @@ def _plotly_js(bundle: Literal["basic", "full"]) -> str:
     with _plotly_lock:
         if bundle not in _plotly_cache:
             if bundle == "basic":
-                path = Path(__file__).resolve().parent / "static" / _PLOTLY_BASIC
+                path = Path(__file__).resolve().parents[1] / "static" / _PLOTLY_BASIC
             else:
                 import plotly
 
@@ -913,7 +913,7 @@ def export_html(nb: Any, show_code: bool = False) -> str:
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    from .report import SUMMARY_MIMETYPE
+    from kpinb.views.report import SUMMARY_MIMETYPE
 
     exporter = HTMLExporter(
         template_name="lab",
@@ -1075,9 +1075,9 @@ def run_alerts(
     """
     import pandas as pd
 
-    from . import alerts as alerts_mod
-    from .engine import compute
-    from .report import load_for_report
+    from kpinb.engine.query import compute
+    from kpinb.outputs import alerts as alerts_mod
+    from kpinb.views.report import load_for_report
 
     p = load_for_report(plan, data_dir)
     end = pd.Timestamp(period_end).normalize() if period_end else None

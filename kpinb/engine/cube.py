@@ -38,12 +38,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..formula import Agg, BinOp, Lit, Node, Unary, parse
+from kpinb.definitions.formula import Agg, BinOp, Lit, Node, Unary, parse
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..model import Metric, Plan
+    from kpinb.definitions.model import Metric, Plan
 
 Kind = Literal["sum", "ratio", "exact"]
 _ADDITIVE_AGGS = ("sum", "count", "count_if")
@@ -152,9 +152,9 @@ class Cube:
     """
 
     def __init__(self, plan: Plan, metrics: Sequence[str] | None = None) -> None:
-        from ..catalog import sources as canonical
-        from ..engine import dependencies
-        from ..plan import registry
+        from kpinb.definitions.analysis import dependencies
+        from kpinb.definitions.catalog import sources as canonical
+        from kpinb.definitions.plan import registry
 
         self.plan = plan
         self.registry: dict[str, Metric] = registry(plan)
@@ -205,7 +205,7 @@ class Cube:
     def members(self) -> dict[str, list[str]]:
         """Dimension -> its members (sorted, without missing values), read from the sources."""
         if self._members is None:
-            from ..sources import open_source
+            from kpinb.data.sources import open_source
 
             found: dict[str, set[str]] = {d: set() for d in self.dimensions}
             for name, dims in self.source_dims.items():
@@ -401,7 +401,7 @@ class Cube:
         return rows.drop(columns=[d for d in dims if d not in by])
 
     def _compute(self, ids: list[str], grain: str, by: Iterable[str], background: bool = False) -> pd.DataFrame:
-        from ..engine import compute
+        from kpinb.engine.query import compute
 
         by = tuple(by)
         with _engine_turn(background):

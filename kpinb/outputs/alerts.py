@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .compare import changes, latest_complete_period, period_label
-from .errors import KpinbError, PlanError
-from .model import Direction, Plan
-from .status import _checked_thresholds, _fmt, _metric, _num, _select, direction_of, threshold_level
+from kpinb.analytics.compare import changes, latest_complete_period, period_label
+from kpinb.analytics.status import _checked_thresholds, _fmt, _metric, _num, _select, direction_of, threshold_level
+from kpinb.definitions.model import Direction, Plan
+from kpinb.errors import KpinbError, PlanError
 
 __all__ = ["ALERT_COLUMNS", "Alert", "DeliveryError", "evaluate", "send", "summary", "to_frame", "to_json"]
 
@@ -86,7 +86,7 @@ class Alert:
 
     def _repr_html_(self) -> str:
         """The alert as a one-row HTML table in notebooks."""
-        from .display import alerts_html
+        from kpinb.views.display import alerts_html
 
         return alerts_html([self])
 

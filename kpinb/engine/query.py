@@ -10,67 +10,36 @@ aggregate tables. The result is tidy: one row per metric, period and dimension v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import catalog
-from .errors import DataError, FormulaError, KpinbError, PlanError
-from .formula import Agg, BinOp, Call, Case, Col, Formula, InList, Lit, Node, Prev, Ref, Unary, parse
-from .model import Grain, Metric, Plan, Source
-from .sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.definitions import catalog
+from kpinb.definitions.analysis import dependencies
+from kpinb.definitions.formula import (
+    Agg,
+    BinOp,
+    Call,
+    Case,
+    Col,
+    Formula,
+    InList,
+    Lit,
+    Node,
+    Prev,
+    Ref,
+    Unary,
+    parse,
+)
+from kpinb.definitions.model import Grain, Metric, Plan, Source
+from kpinb.engine.calendar import periods
+from kpinb.errors import DataError, FormulaError, KpinbError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 RESULT_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
 _IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
-_PERIOD_FREQ = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
-
-
-def period_start(value: Any, grain: str | Grain) -> pd.Timestamp:
-    """The first day of the period containing ``value`` (weeks start on Monday)."""
-    import pandas as pd
-
-    g = Grain(grain).value
-    return pd.Timestamp(value).to_period(_PERIOD_FREQ[g]).start_time.normalize()
-
-
-def periods(first: Any, last: Any, grain: str | Grain) -> pd.DatetimeIndex:
-    """Every period start from the period of ``first`` to that of ``last``."""
-    import pandas as pd
-
-    g = Grain(grain).value
-    p = pd.period_range(period_start(first, g), period_start(last, g), freq=_PERIOD_FREQ[g])
-    return pd.DatetimeIndex(p.start_time.normalize(), name="period_start")
-
-
-def dependencies(ids: Iterable[str], registry: Mapping[str, Metric]) -> list[str]:
-    """``ids`` and every metric they derive from, dependencies first; cycles are errors."""
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(mid: str, path: tuple[str, ...]) -> None:
-        if state.get(mid) == 2:
-            return
-        if state.get(mid) == 1:
-            raise PlanError(f"metrics refer to each other in a cycle: {' -> '.join((*path, mid))}. Break the cycle.")
-        if mid not in registry:
-            raise PlanError(
-                f"unknown metric {mid!r}"
-                + (f" (used by {path[-1]!r})" if path else "")
-                + ". Use a catalog id or define it under `metrics:`."
-            )
-        state[mid] = 1
-        m = registry[mid]
-        if m.derived:
-            for ref in sorted(parse(m.expr, kind="derived").refs):
-                visit(ref, (*path, mid))
-        state[mid] = 2
-        order.append(mid)
-
-    for mid in ids:
-        visit(mid, ())
-    return order
 
 
 def compute(
@@ -221,7 +190,7 @@ def _spec(specs: Mapping[str, Any], source: str, ms: list[Metric]) -> Any:
 
 
 def _resolve(target: Any, metrics: Sequence[str] | None) -> tuple[Plan | None, dict[str, Metric], list[str]]:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     if isinstance(target, Plan):
         reg = registry(target)

@@ -37,12 +37,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ._numbers import FORECAST_DIGITS, round_significant
-from .compare import _STEP, latest_complete_period
-from .engine import period_start, periods
-from .errors import DataError, PlanError
-from .model import Direction, Grain, Plan
-from .status import _num, _select, _series, direction_of
+from kpinb._numbers import FORECAST_DIGITS, round_significant
+from kpinb.analytics.compare import _STEP, latest_complete_period
+from kpinb.analytics.status import _num, _select, _series, direction_of
+from kpinb.definitions.model import Direction, Grain, Plan
+from kpinb.engine.calendar import period_start, periods
+from kpinb.errors import DataError, PlanError
 
 __all__ = ["PACE_COLUMNS", "SEASON", "Forecast", "forecast", "pace", "probability_to_reach"]
 

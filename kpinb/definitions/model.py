@@ -230,7 +230,7 @@ class Plan(_Spec):
 
     def _repr_html_(self) -> str:
         """The plan as HTML in notebooks (the view lives in :mod:`kpinb.display`, loaded on use)."""
-        from .display import plan_html
+        from kpinb.views.display import plan_html
 
         return plan_html(self)
 

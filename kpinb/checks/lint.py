@@ -57,10 +57,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
-from . import _yaml
-from .errors import FormulaError, KpinbError, PlanError
-from .formula import parse
-from .model import KPI, Direction, Grain, Indicator, Metric, Plan
+from kpinb import _yaml
+from kpinb.definitions.formula import parse
+from kpinb.definitions.model import KPI, Direction, Grain, Indicator, Metric, Plan
+from kpinb.errors import FormulaError, KpinbError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,7 +178,7 @@ def lint(plan: Plan, data: pd.DataFrame | None = None, today: dt.date | None = N
 
 
 def _ctx(plan: Plan, data: pd.DataFrame | None, today: dt.date | None, **kw: object) -> _Ctx:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     if data is not None:
         _check_data(data)
@@ -200,7 +200,7 @@ def _ordered(issues: list[Issue]) -> list[Issue]:
 
 
 def _check_data(data: pd.DataFrame) -> None:
-    from .errors import DataError
+    from kpinb.errors import DataError
 
     missing = [c for c in ("metric", "period_start", "value") if c not in data.columns]
     if missing:
@@ -277,7 +277,7 @@ def _closure(roots: Iterable[str], reg: Mapping[str, Metric]) -> tuple[list[str]
 
 def _kpi_needs(ctx: _Ctx, k: KPI) -> tuple[list[str], list[str]]:
     """The metrics a KPI needs (its own, supporting ones, dependencies) and structural problems."""
-    from .engine import dependencies
+    from kpinb.definitions.analysis import dependencies
 
     seen, problems = _closure([k.metric, *k.supporting], ctx.reg)
     for mid in seen:
@@ -336,7 +336,7 @@ def _direction(ctx: _Ctx, k: KPI) -> Direction:
 
 
 def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
-    from .engine import period_start, periods
+    from kpinb.engine.calendar import period_start, periods
 
     if ctx.data is None or k.target is None or k.target.by is None or k.metric not in ctx.reg:
         return []
@@ -481,7 +481,7 @@ def _vanity_kpi(ctx: _Ctx, k: KPI) -> list[Issue]:
     m = ctx.reg.get(k.metric)
     if m is None or not m.vanity:
         return []
-    from . import catalog
+    from kpinb.definitions import catalog
 
     better = (
         [c.id for c in catalog.search(department=m.department, role="kpi_candidate") if not c.vanity][:2]
@@ -620,7 +620,7 @@ def _review(ctx: _Ctx) -> list[Issue]:
 
 def _plan_reference(ctx: _Ctx) -> list[Issue]:
     """Dangling references the per-KPI rules do not already report."""
-    from .plan import check_references
+    from kpinb.definitions.plan import check_references
 
     out: list[Issue] = []
     counts: dict[str, int] = {}
@@ -696,7 +696,7 @@ def data_quality(plan: Plan, grain: str | Grain | None = "month") -> list[Issue]
     >>> for issue in data_quality(kpinb.load_plan("plans/sales.yml")):  # doctest: +SKIP
     ...     print(issue)
     """
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     ctx = _Ctx(plan=plan, reg=reg, today=dt.date.today())
@@ -724,7 +724,7 @@ def data_quality(plan: Plan, grain: str | Grain | None = "month") -> list[Issue]
 
 def _null_sensitive_columns(m: Metric) -> list[str]:
     """Columns of an aggregate metric whose missing values its formula does not handle itself."""
-    from .formula import Agg, Call, Col, Unary
+    from kpinb.definitions.formula import Agg, Call, Col, Unary
 
     def node_handles_nulls(node: Agg | Unary) -> bool:
         return node.func == "count" if isinstance(node, Agg) else node.op in ("isnull", "notnull")
@@ -751,8 +751,9 @@ def _null_sensitive_columns(m: Metric) -> list[str]:
 def _source_quality(
     plan: Plan, name: str, pairs: Mapping[tuple[str, str | None], list[str]], grain: str
 ) -> list[Issue]:
-    from .engine import compute, period_start, periods
-    from .sources import open_source
+    from kpinb.data.sources import open_source
+    from kpinb.engine.calendar import period_start, periods
+    from kpinb.engine.query import compute
 
     fix_source = "Fix the source's `path:`/`url:`, `time:` and `columns:` in the plan, or the data itself."
     spec = plan.sources[name]
@@ -890,7 +891,7 @@ def check(plan_path: str | Path, today: dt.date | None = None) -> tuple[list[Iss
 
 
 def _load_leniently(file: Path) -> tuple[Plan | None, frozenset[str], list[Issue]]:
-    from .plan import load_plan
+    from kpinb.definitions.plan import load_plan
 
     try:
         return load_plan(file), frozenset(), []
@@ -941,7 +942,7 @@ def _compute_kpis(plan: Plan, skip: set[str]) -> tuple[pd.DataFrame | None, dict
     one broken KPI does not hide the others."""
     import pandas as pd
 
-    from .engine import compute
+    from kpinb.engine.query import compute
 
     by_grain: dict[str, list[str]] = {}
     for k in plan.kpis:
@@ -970,7 +971,7 @@ def _compute_kpis(plan: Plan, skip: set[str]) -> tuple[pd.DataFrame | None, dict
 def _benchmark_issues(plan: Plan) -> list[Issue]:
     if not plan.benchmarks:
         return []
-    from .benchmark import ILLUSTRATIVE, load_benchmarks
+    from kpinb.analytics.benchmark import ILLUSTRATIVE, load_benchmarks
 
     try:
         table = load_benchmarks(plan.resolve(plan.benchmarks))

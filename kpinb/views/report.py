@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import PlanError
+from kpinb.errors import PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .alerts import Alert
-    from .model import KPI, Metric, Plan
+    from kpinb.definitions.model import KPI, Metric, Plan
+    from kpinb.outputs.alerts import Alert
 
 __all__ = [
     "RENDERER_ENV",
@@ -130,7 +130,7 @@ def with_data_dir(plan: Plan, data_dir: str | Path | None) -> Plan:
 
 def load_for_report(plan: str | Path | Plan, data_dir: str | Path | None = None) -> Plan:
     """Load a plan file (checked) and point it at ``data_dir`` (see :func:`with_data_dir`)."""
-    from .plan import load_plan
+    from kpinb.definitions.plan import load_plan
 
     return with_data_dir(load_plan(plan), data_dir)
 
@@ -175,7 +175,7 @@ class Report:
     @property
     def judged_label(self) -> str:
         """The judged period as a label (``2025-06``, ``2025-Q2``), or ``no data``."""
-        from .compare import period_label
+        from kpinb.analytics.compare import period_label
 
         return "no data" if self.judged is None else period_label(self.judged, self.grain)
 
@@ -186,7 +186,7 @@ class Report:
 
     def unit(self, metric_id: str) -> str:
         """The display unit of a metric (durations in their time unit) for :func:`kpinb.cards.format_value`."""
-        from .cards import duration_unit
+        from kpinb.views.cards import duration_unit
 
         m = self.registry.get(metric_id)
         if m is None:
@@ -218,7 +218,7 @@ def _steady(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from ._numbers import round_significant
+    from kpinb._numbers import round_significant
 
     out = frame.copy()
     for col in out.columns:
@@ -251,10 +251,10 @@ def load(
     """
     import pandas as pd
 
-    from . import status as status_mod
-    from .engine import compute
-    from .model import Grain
-    from .plan import registry
+    from kpinb.analytics import status as status_mod
+    from kpinb.definitions.model import Grain
+    from kpinb.definitions.plan import registry
+    from kpinb.engine.query import compute
 
     p = load_for_report(plan, data_dir)
     if department and department != p.department:
@@ -328,7 +328,7 @@ def _html(body: str) -> Any:
 
 
 def _fmt(r: Report, metric: str, value: Any) -> str:
-    from .cards import format_value
+    from kpinb.views.cards import format_value
 
     return format_value(value, r.unit(metric))
 
@@ -340,21 +340,21 @@ def _pct(x: Any) -> str:
 
 def cards(r: Report) -> Any:
     """The KPI cards (value, change, progress to target, status, sparkline) as displayable HTML."""
-    from .cards import kpi_cards
+    from kpinb.views.cards import kpi_cards
 
     return _html(kpi_cards(r.status, r.frame, r.registry))
 
 
 def status_table(r: Report) -> Any:
     """The KPI statuses with the rule and the reason, as displayable HTML."""
-    from .display import status_html
+    from kpinb.views.display import status_html
 
     return _html(status_html(r.status, r.registry))
 
 
 def pace(r: Report, level: float = 0.8) -> pd.DataFrame:
     """:func:`kpinb.forecast.pace` of the judged KPIs (forecast to the deadline, probability)."""
-    from .forecast import pace as pace_
+    from kpinb.analytics.forecast import pace as pace_
 
     return pace_(r.plan, r.frame, as_of=r.period_end, level=level, kpis=r.kpi_ids)
 
@@ -382,9 +382,9 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
     the way to the deadline: a cone from the latest value to the forecast's range there."""
     import pandas as pd
 
-    from .charts import trend
-    from .engine import period_start
-    from .status import baseline_value, target_at
+    from kpinb.analytics.status import baseline_value, target_at
+    from kpinb.engine.calendar import period_start
+    from kpinb.views.charts import trend
 
     figs = []
     for k in r.kpis:
@@ -424,14 +424,14 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
 
 def alerts(r: Report) -> list[Alert]:
     """:func:`kpinb.alerts.evaluate` on the judged KPIs."""
-    from .alerts import evaluate
+    from kpinb.outputs.alerts import evaluate
 
     return evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids)
 
 
 def alerts_table(found: Sequence[Alert]) -> Any:
     """The alerts as displayable HTML, critical first."""
-    from .display import alerts_html
+    from kpinb.views.display import alerts_html
 
     return _html(alerts_html(list(found)))
 
@@ -443,7 +443,7 @@ def supporting(r: Report) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from .compare import changes
+    from kpinb.analytics.compare import changes
 
     ch = changes(r.frame)
     judged = r.judged
@@ -479,8 +479,8 @@ def supporting_table(r: Report, sup: pd.DataFrame) -> Any:
 
 def dimensions(r: Report, metric: str) -> list[str]:
     """The dimensions every source of ``metric`` can be broken down by (plan order)."""
-    from . import catalog
-    from .engine import dependencies
+    from kpinb.definitions import catalog
+    from kpinb.definitions.analysis import dependencies
 
     canon = catalog.sources()
     common: list[str] | None = None
@@ -501,7 +501,7 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
     Each KPI goes under ``dimension`` when its sources have it, else under its sources' first
     common dimension; KPIs with none are left out. One query per dimension and source.
     """
-    from .engine import compute
+    from kpinb.engine.query import compute
 
     groups: dict[str, list[str]] = {}
     for k in r.kpis:
@@ -515,7 +515,7 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
 
 def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame]) -> Any:
     """Each KPI per member of its dimension in the judged period, with the change vs the previous period."""
-    from .compare import changes
+    from kpinb.analytics.compare import changes
 
     judged = r.judged
     rows = []
@@ -532,7 +532,7 @@ def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame]) -> Any:
 
 def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
     """One bar chart per KPI: its value per member of the dimension in the judged period."""
-    from .charts import breakdown
+    from kpinb.views.charts import breakdown
 
     return [
         breakdown(frame, mid, dim, period=r.judged, name=r.metric_name(mid), unit=r.unit(mid))
@@ -546,11 +546,11 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
     effects for ratios), from :func:`kpinb.drivers.dimension_contributions`."""
     import pandas as pd
 
-    from .charts import drivers as drivers_chart
-    from .compare import period_label
-    from .drivers import dimension_contributions
-    from .engine import period_start
-    from .errors import KpinbError
+    from kpinb.analytics.compare import period_label
+    from kpinb.analytics.drivers import dimension_contributions
+    from kpinb.engine.calendar import period_start
+    from kpinb.errors import KpinbError
+    from kpinb.views.charts import drivers as drivers_chart
 
     judged = r.judged
     if judged is None:
@@ -566,7 +566,7 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
             direction = None
             if k is not None:
-                from .status import direction_of
+                from kpinb.analytics.status import direction_of
 
                 direction = direction_of(k, r.plan).value
             span = f"{period_label(previous, r.grain)} → {period_label(judged, r.grain)}"
@@ -599,7 +599,7 @@ def external(r: Report) -> pd.DataFrame:
     an empty frame when the plan has no table."""
     import pandas as pd
 
-    from .benchmark import external as external_
+    from kpinb.analytics.benchmark import external as external_
 
     path = benchmark_file(r)
     if path is None:
@@ -631,7 +631,7 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     One frame with a ``dimension`` and a ``member`` column."""
     import pandas as pd
 
-    from .benchmark import peers as peers_
+    from kpinb.analytics.benchmark import peers as peers_
 
     parts = []
     for dim, frame in frames.items():
@@ -647,7 +647,7 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def history(r: Report) -> pd.DataFrame:
     """The KPIs against their own history (:func:`kpinb.benchmark.history`)."""
-    from .benchmark import history as history_
+    from kpinb.analytics.benchmark import history as history_
 
     return history_(r.frame[r.frame["metric"].isin(r.kpi_ids)], period=r.judged, directions=r.plan)
 
@@ -726,14 +726,14 @@ def history_table(r: Report, hist: pd.DataFrame) -> Any:
 
 def external_figure(ext: pd.DataFrame) -> list[Any]:
     """Where each metric stands in the external benchmark's range (none without a table)."""
-    from .charts import benchmark_position
+    from kpinb.views.charts import benchmark_position
 
     return [benchmark_position(ext, title="Against the external benchmark")] if len(ext) else []
 
 
 def peer_figures(r: Report, peer: pd.DataFrame) -> list[Any]:
     """One chart per KPI: the members of its dimension against each other."""
-    from .charts import benchmark_position
+    from kpinb.views.charts import benchmark_position
 
     figs = []
     for (m, dim), part in peer.groupby(["metric", "dimension"], sort=False):
@@ -745,7 +745,7 @@ def peer_figures(r: Report, peer: pd.DataFrame) -> list[Any]:
 
 def history_figures(r: Report, hist: pd.DataFrame) -> list[Any]:
     """One chart per KPI: the latest value next to last year's and the best before it."""
-    from .charts import benchmark_position
+    from kpinb.views.charts import benchmark_position
 
     return [
         benchmark_position(hist[hist["metric"] == m], title=f"{r.metric_name(str(m))}: against its past",
@@ -815,7 +815,7 @@ def candidates_table(p: Any) -> Any:
 
 def targets_table(p: Any) -> Any:
     """The proposed KPIs with baseline, target, deadline and thresholds."""
-    from .cards import format_value
+    from kpinb.views.cards import format_value
 
     rows = [
         [x["name"], x["indicator"], x["direction"].replace("_", " "), format_value(x["baseline"], x["unit"]),

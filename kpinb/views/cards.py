@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .model import Metric
+    from kpinb.definitions.model import Metric
 
 __all__ = ["STATUS_STYLE", "KpiCards", "duration_unit", "format_value", "gauge", "kpi_card", "kpi_cards"]
 
@@ -393,7 +393,7 @@ def kpi_cards(
     import pandas as pd
 
     if registry is None:
-        from . import catalog
+        from kpinb.definitions import catalog
 
         registry = catalog.metrics()
     grain = history_df.attrs.get("grain") if history_df is not None else None
@@ -406,7 +406,7 @@ def kpi_cards(
             s = pd.Series(rows["value"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(rows["period_start"]))
             history[str(mid)] = s.sort_index()
         if grain and len(frame):
-            from .compare import changes
+            from kpinb.analytics.compare import changes
 
             ch = changes(frame)
             for r in ch.itertuples(index=False):
@@ -422,7 +422,7 @@ def kpi_cards(
         if hist is not None and when is not None and not pd.isna(when):
             hist = hist[hist.index <= pd.Timestamp(when)]
             if grain:
-                from .compare import period_label
+                from kpinb.analytics.compare import period_label
 
                 rec["period_label"] = period_label(when, grain)
             ly = yoy.get((mid, pd.Timestamp(when)))

@@ -16,13 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .cards import STATUS_STYLE, _display_unit, format_value
+from kpinb.views.cards import STATUS_STYLE, _display_unit, format_value
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .alerts import Alert
-    from .model import Metric, Plan
+    from kpinb.definitions.model import Metric, Plan
+    from kpinb.outputs.alerts import Alert
 
 __all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "status_html"]
 
@@ -73,8 +73,8 @@ def plan_html(plan: Plan) -> str:
 
     Database URLs show without their password; every text from the plan is escaped.
     """
-    from .plan import registry
-    from .sources import redact
+    from kpinb.data.sources import redact
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     objectives = {o.id: o.statement for o in plan.objectives}

@@ -35,10 +35,10 @@ from typing import Any
 
 import pandas as pd
 
-from .engine import period_start
-from .errors import DataError, FormulaError
-from .formula import Agg, BinOp, Node, Ref, Unary, parse
-from .model import Grain, Metric, Plan
+from kpinb.definitions.formula import Agg, BinOp, Node, Ref, Unary, parse
+from kpinb.definitions.model import Grain, Metric, Plan
+from kpinb.engine.calendar import period_start
+from kpinb.errors import DataError, FormulaError
 
 __all__ = ["dimension_contributions", "product_effects", "ratio_effects", "shapley_pair"]
 
@@ -384,7 +384,7 @@ def _additive(metric: Metric, reg: Mapping[str, Metric], depth: int = 0) -> bool
 
 
 def _additive_note(metric: str, plan: Plan | None) -> str:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     m = reg.get(metric)

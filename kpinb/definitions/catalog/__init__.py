@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .. import _yaml
-from ..errors import PlanError, where
-from ..model import Metric
+from kpinb import _yaml
+from kpinb.definitions.model import Metric
+from kpinb.errors import PlanError, where
 
 DEPARTMENTS = (
     "sales", "marketing", "customer_service", "finance", "hr", "web", "email", "social",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import catalog
-from .errors import DataError, KpinbError, SourceError
-from .errors import redact as _redact
-from .model import Source
+from kpinb.definitions import catalog
+from kpinb.definitions.model import Source
+from kpinb.errors import DataError, KpinbError, SourceError
+from kpinb.errors import redact as _redact
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from .compare import _layout, changes, latest_complete_period, period_end, period_label
-from .errors import DataError, PlanError
-from .model import KPI, Direction, Plan, Thresholds
+from kpinb.analytics.compare import _layout, changes, latest_complete_period, period_end, period_label
+from kpinb.definitions.model import KPI, Direction, Plan, Thresholds
+from kpinb.errors import DataError, PlanError
 
 if TYPE_CHECKING:
-    from .model import Metric
+    from kpinb.definitions.model import Metric
 
 __all__ = [
     "STATUS_COLUMNS",
@@ -90,7 +90,7 @@ def direction_of(kpi: KPI, plan: Plan | None = None) -> Direction:
 
 
 def _metric(kpi: KPI, plan: Plan | None) -> Metric:
-    from .plan import registry
+    from kpinb.definitions.plan import registry
 
     reg = registry(plan)
     if kpi.metric not in reg:
@@ -389,7 +389,7 @@ def _by_pace(
     kpi: KPI, history: pd.Series, grain: str, direction: Direction, levels: tuple[float, float], level: float
 ) -> tuple[Status, str] | None:
     """Status from the probability of reaching the target by its deadline; None if not applicable."""
-    from .forecast import forecast, probability_to_reach
+    from kpinb.analytics.forecast import forecast, probability_to_reach
 
     t = kpi.target
     if t is None or t.by is None or history.dropna().empty:

@@ -1,0 +1,1 @@
+"""Checks: SMART and common-mistake rules of a plan, and data-quality checks of its sources."""

@@ -1,0 +1,1 @@
+"""Definitions: typed models, the catalog, formulas, plan files and what a metric needs."""

@@ -1,0 +1,1 @@
+"""Runs: template notebooks executed per department, exported reports, manifest and index."""

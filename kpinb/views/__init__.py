@@ -1,0 +1,1 @@
+"""Views: KPI cards, plotly charts, notebook displays and the report notebooks' helpers."""
