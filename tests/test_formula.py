@@ -122,7 +122,8 @@ def every_function_name() -> list[str]:
         names.update(func.sql_names())
     for parser in (sqlglot.parser.Parser, DuckDB.Parser, Postgres.Parser):
         names.update(parser.FUNCTIONS)
-    names.update(row[0] for row in duckdb.sql("select distinct function_name from duckdb_functions()").fetchall())
+    with duckdb.connect() as con:
+        names.update(row[0] for row in con.sql("select distinct function_name from duckdb_functions()").fetchall())
     names.update(POSTGRES_FUNCTIONS + DUCKDB_FUNCTIONS)
     return sorted({n.lower() for n in names if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)})
 
