@@ -192,6 +192,34 @@ def test_plan_html_escapes_everything_and_lists_the_kpis():
     assert PlanView(plan)._repr_html_() == out
 
 
+def sources_table(html: str) -> dict[str, dict[str, str]]:
+    """The plan display's sources table: source name -> {column header: cell text}."""
+    (table,) = re.findall(r'<table class="kpinb-plan-sources".*?</table>', html, flags=re.S)
+    root = ET.fromstring(table)
+    headers = ["".join(th.itertext()) for th in root.iter("th")]
+    rows = [["".join(td.itertext()) for td in tr.iter("td")] for tr in root.find("tbody")]
+    return {row[0]: dict(zip(headers, row, strict=True)) for row in rows}
+
+
+def test_plan_html_shows_each_column_mapping_from_canonical_name_to_the_users_column():
+    """`columns: {canonical: user_column}`: the canonical name the metrics use comes first and
+    the user's column it is read from second (`revenue ← amount_usd`), never the other way."""
+    plan = Plan.model_validate({
+        "name": "Mapped", "department": "sales",
+        "sources": {
+            "orders": {"path": "mine.csv", "time": "placed",
+                       "columns": {"revenue": "amount_usd", "order_date": "placed", "customer_id": "buyer"}},
+            "subscriptions": {"path": "subs.parquet"},
+        },
+        "kpis": [{"metric": "monthly_sales_revenue"}],
+    })  # fmt: skip
+    table = sources_table(plan_html(plan))
+    assert set(table) == {"orders", "subscriptions"}
+    assert table["orders"]["columns"] == "revenue ← amount_usd, order_date ← placed, customer_id ← buyer"
+    assert table["subscriptions"]["columns"] == ""
+    assert (table["orders"]["location"], table["orders"]["time"]) == ("mine.csv", "placed")
+
+
 def monthly_frame(values: dict[str, list[float]], start: str = "2024-01-01") -> pd.DataFrame:
     parts = []
     for metric, vals in values.items():

@@ -4,6 +4,7 @@ import sqlite3
 import textwrap
 from pathlib import Path
 
+import aggregate_support
 import duckdb
 import numpy as np
 import pandas as pd
@@ -220,3 +221,152 @@ def test_computes_from_several_threads_at_once_give_the_serial_numbers(sample_da
         parallel = list(pool.map(lambda job: compute(plan, grain=job[0], by=job[1]), jobs))
     for want, got in zip(serial, parallel, strict=True):
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+# --- each kind of metric against pandas, on files written here -----------------------------------
+# (expected values: tests/aggregate_support.py, by hand from the rows, never through kpinb)
+
+
+@pytest.fixture
+def small_orders(tmp_path):
+    """The rows of tests/aggregate_support.py as Parquet and as CSV."""
+    df = aggregate_support.orders()
+    df.to_csv(tmp_path / "orders.csv", index=False)
+    return {
+        "frame": df,
+        "parquet": aggregate_support.write_parquet(df, tmp_path / "orders.parquet"),
+        "csv": tmp_path / "orders.csv",
+    }
+
+
+def test_the_filter_changes_every_aggregate_of_the_test_rows():
+    """The comparisons below can only catch an aggregate that ignores `where:` if the filter
+    changes its value: it does, for every aggregate, in every month."""
+    df = aggregate_support.orders()
+    filtered = aggregate_support.expected(df, where=True).set_index(["metric", "period_start"])["value"]
+    everything = aggregate_support.expected(df, where=False)
+    everything["metric"] += "_filtered"
+    everything = everything.set_index(["metric", "period_start"])["value"]
+    same = (filtered == everything) | (filtered.isna() & everything.isna())
+    assert not same.any(), same[same]
+    assert filtered.xs("2024-04-01", level="period_start").fillna(0).eq(0).all()  # nothing passes in April
+
+
+@pytest.mark.parametrize("by", [(), ("region",)], ids=["month", "month-by-region"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("where", [True, False], ids=["where", "no-where"])
+def test_each_aggregate_matches_pandas(small_orders, fmt, by, where):
+    ms = aggregate_support.metrics(aggregate_support.WHERE if where else None)
+    got = compute(ms, sources={"orders": str(small_orders[fmt])}, grain="month", by=list(by))
+    want = aggregate_support.expected(small_orders["frame"], where=where, by=by)
+    assert len(want) == len(ms) * 6 * (2 if by else 1)
+    problems = aggregate_support.mismatches(want, got, by)
+    assert not problems, "\n".join(problems)
+
+
+def monthly(df, column):
+    return df.groupby(df["order_date"].dt.to_period("M").dt.start_time)[column]
+
+
+def assert_series(got, want, what):
+    """Same periods, same values (relative 1e-12; missing equals missing)."""
+    want = want.astype("float64")
+    assert list(got.index) == list(want.index), (what, got.index, want.index)
+    assert np.allclose(got, want, rtol=1e-12, atol=0, equal_nan=True), f"{what}:\n{pd.concat([got, want], axis=1)}"
+
+
+def test_ratio_with_a_zero_denominator_is_missing_and_keeps_its_parts(small_orders):
+    """A ratio is numerator / denominator per period; a zero denominator gives a missing value,
+    never 0 or infinity, with both parts still reported (aggregate and derived ratios)."""
+    ms = [
+        Metric(id="rev_per_return", name="r", source="orders", expr="sum(revenue) / count_if(status = 'returned')"),
+        Metric(id="rev_per_big", name="r", source="orders", expr="sum(revenue) / count_if(quantity >= 4)",
+               where=aggregate_support.WHERE),
+        Metric(id="rev", name="r", source="orders", expr="sum(revenue)"),
+        Metric(id="returns", name="r", source="orders", expr="count_if(status = 'returned')"),
+        Metric(id="rev_per_return_derived", name="r", expr="{rev} / {returns}"),
+    ]  # fmt: skip
+    got = compute(ms, sources={"orders": str(small_orders["parquet"])}, grain="month").set_index(
+        ["metric", "period_start"]
+    )
+    df = small_orders["frame"].assign(returned=lambda d: d["status"] == "returned")
+    big = df[aggregate_support.passes_where(df)].assign(big=lambda d: d["quantity"] >= 4)
+    num_all, den_all = monthly(df, "revenue").sum(), monthly(df, "returned").sum()
+    parts = {
+        "rev_per_return": (num_all, den_all),
+        "rev_per_big": (monthly(big, "revenue").sum(), monthly(big, "big").sum().astype(float)),
+        "rev_per_return_derived": (num_all, den_all),
+    }
+    parts["rev_per_big"] = tuple(s.reindex(num_all.index, fill_value=0.0) for s in parts["rev_per_big"])
+    zero_den = 0
+    for mid, (num, den) in parts.items():
+        row = got.loc[mid]
+        assert_series(row["numerator"], num, f"{mid} numerator")
+        assert_series(row["denominator"], den, f"{mid} denominator")
+        assert_series(row["value"], num / den.where(den != 0), f"{mid} value")
+        zero_den += int(((den == 0) & (num != 0)).sum())
+        assert row["value"][den == 0].isna().all(), mid
+    assert zero_den >= 3  # April for each ratio: a numerator over a zero denominator
+
+
+def test_derived_metrics_match_pandas_including_prev_and_a_zero_previous_value(small_orders):
+    ms = [
+        *aggregate_support.metrics(),
+        Metric(id="growth", name="g", expr="({sum_filtered} - prev({sum_filtered})) / prev({sum_filtered})"),
+        Metric(id="spread", name="s", expr="{max_filtered} - {min_filtered}"),
+        Metric(id="share", name="s", expr="coalesce({count_if_filtered} / nullif({count_filtered}, 0), 0) * 100"),
+        Metric(id="inner", name="i", expr="({count_column_filtered} + 1) / {count_filtered} * 100"),
+    ]
+    got = compute(ms, sources={"orders": str(small_orders["parquet"])}, grain="month")
+    got = got.set_index(["metric", "period_start"])["value"]
+    df = small_orders["frame"]
+    kept = df[aggregate_support.passes_where(df)]
+    months = monthly(df, "revenue").sum().index
+    total = monthly(kept, "revenue").sum().reindex(months, fill_value=0.0)
+    prev = total.shift(1)
+    growth = (total - prev) / prev.where(prev != 0)
+    spread = monthly(kept, "revenue").max() - monthly(kept, "revenue").min()
+    n, new = monthly(kept, "order_id").size(), monthly(kept, "is_new_customer").sum()
+    share = (new / n).reindex(months).fillna(0) * 100
+    n_all = n.reindex(months, fill_value=0)
+    inner = (monthly(kept, "revenue").count().reindex(months, fill_value=0) + 1) / n_all.where(n_all != 0) * 100
+    assert np.isnan(growth["2024-01-01"]) and np.isnan(growth["2024-05-01"])  # no previous month; April is 0
+    assert_series(got["growth"], growth, "growth")
+    assert_series(got["spread"], spread.reindex(months), "spread")
+    assert_series(got["share"], share, "share")
+    assert_series(got["inner"], inner, "a division inside a derived formula")
+    assert np.isnan(got["inner"]["2024-04-01"])  # (0 + 1) / 0
+    assert got["share"]["2024-04-01"] == 0
+
+
+def test_row_expressions_inside_aggregates_match_pandas(small_orders):
+    ms = [
+        Metric(id="per_unit", name="m", source="orders", expr="sum(revenue / quantity)"),
+        Metric(id="north", name="m", source="orders", expr="sum(case when region = 'North' then revenue else 0 end)"),
+        Metric(id="filled", name="m", source="orders", expr="avg(coalesce(revenue, 0))"),
+        Metric(id="mid", name="m", source="orders", expr="count_if(revenue between 10 and 100)"),
+        Metric(id="lost", name="m", source="orders", expr="count_if(status in ('returned', 'cancelled'))"),
+        Metric(id="blank", name="m", source="orders", expr="count_if(revenue is null)"),
+        Metric(id="top_qty", name="m", source="orders", expr="max(nullif(quantity, 4))"),
+        Metric(id="not_new", name="m", source="orders", expr="count_if(not is_new_customer)"),
+    ]  # fmt: skip
+    got = compute(ms, sources={"orders": str(small_orders["csv"])}, grain="month")
+    got = got.set_index(["metric", "period_start"])["value"]
+    df = small_orders["frame"].copy()
+    q = df["quantity"].astype("float64")
+    df["per_unit"] = df["revenue"] / q.where(q != 0)  # x / 0 is missing, and sum skips it
+    df["north"] = df["revenue"].where(df["region"] == "North", 0.0)
+    df["filled"] = df["revenue"].fillna(0.0)
+    df["mid"] = df["revenue"].between(10, 100)
+    df["lost"] = df["status"].isin(["returned", "cancelled"])
+    df["blank"] = df["revenue"].isna()
+    df["top_qty"] = q.where(q != 4)
+    df["not_new"] = (~df["is_new_customer"]).fillna(False).astype(bool)  # not null is null: not counted
+    want = {
+        "per_unit": monthly(df, "per_unit").sum(), "north": monthly(df, "north").sum(),
+        "filled": monthly(df, "filled").mean(), "mid": monthly(df, "mid").sum(), "lost": monthly(df, "lost").sum(),
+        "blank": monthly(df, "blank").sum(), "top_qty": monthly(df, "top_qty").max(),
+        "not_new": monthly(df, "not_new").sum(),
+    }  # fmt: skip
+    for mid, series in want.items():
+        assert_series(got[mid], series, mid)

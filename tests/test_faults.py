@@ -160,6 +160,20 @@ def test_two_concurrent_batches_on_one_folder_never_interleave(tmp_path):
 # --- SIGKILL part-way -----------------------------------------------------------------------------
 
 
+def _first_recorded_second_running(out: Path) -> bool:
+    """The email report is in the manifest and in the index (the batch writes them one after the
+    other when a run ends) and the social notebook is being written."""
+    manifest, index = out / "manifest.json", out / "index.html"
+    if not (manifest.is_file() and index.is_file()):
+        return False
+    runs = json.loads(manifest.read_text(encoding="utf-8"))["runs"]
+    return (
+        [r["department"] for r in runs] == ["email"]
+        and "email/tiny.html" in index.read_text(encoding="utf-8")
+        and any((out / "social").glob(".*.running.ipynb"))
+    )
+
+
 @pytest.mark.slow
 def test_a_killed_batch_leaves_only_whole_files_and_a_rerun_finishes_it(tmp_path):
     plans = _plans(tmp_path / "plans", "email", "social")
@@ -171,14 +185,13 @@ def test_a_killed_batch_leaves_only_whole_files_and_a_rerun_finishes_it(tmp_path
     )
     deadline = time.monotonic() + 300
     try:
-        # kill once the first report is recorded and the second notebook is being written
-        while time.monotonic() < deadline and proc.poll() is None:
-            manifest = out / "manifest.json"
-            first_done = manifest.is_file() and len(json.loads(manifest.read_text())["runs"]) == 1
-            if first_done and list((out / "social").glob(".*.running.ipynb")):
-                break
+        # Kill once the first report is recorded and the second notebook is being written. The
+        # second starts while the first is still being recorded, so wait for both records, not
+        # only the manifest: a kill between the manifest and the index left no index.html.
+        while not _first_recorded_second_running(out):
+            assert proc.poll() is None, "the batch finished before it could be killed"
+            assert time.monotonic() < deadline, "the first report was not recorded within 300 s"
             time.sleep(0.05)
-        assert proc.poll() is None, "the batch finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
@@ -186,8 +199,8 @@ def test_a_killed_batch_leaves_only_whole_files_and_a_rerun_finishes_it(tmp_path
     assert proc.returncode == -signal.SIGKILL
 
     outputs = _assert_complete(out)
-    names = sorted(p.relative_to(out).as_posix() for p in outputs)
-    assert names == ["email/tiny.html", "email/tiny.ipynb", "index.html", "manifest.json"]
+    names = {p.relative_to(out).as_posix() for p in outputs}
+    assert names == {"email/tiny.html", "email/tiny.ipynb", "index.html", "manifest.json"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is False and [r["department"] for r in manifest["runs"]] == ["email"]
     index = (out / "index.html").read_text()

@@ -281,6 +281,48 @@ def test_wizard_reuses_a_plans_sources(tmp_path: Path, data_dir: Path, as_object
     assert wizard.fields["conversion_rate"]["baseline"].value.endswith("%")
 
 
+def test_wizard_keeps_a_column_mapping_through_save_load_and_compute(sample: Path, tmp_path: Path):
+    """A source whose columns have the user's names (`columns: {canonical: user_column}`) goes
+    into the saved plan the same way round: the plan loads and computes on the user's file."""
+    from kpinb.widgets import KpiWizard
+
+    mapping = {"session_start": "started_at", "converted": "did_convert", "bounced": "was_bounce"}
+    (tmp_path / "data").mkdir()
+    mine = pd.read_parquet(sample / "web_sessions.parquet").rename(columns=mapping)
+    mine.to_parquet(tmp_path / "data" / "visits.parquet")
+    theirs = tmp_path / "mine.yml"
+    theirs.write_text(
+        "name: Mine\ndepartment: web\nsources:\n  web_sessions:\n    path: data/visits.parquet\n"
+        "    columns: {session_start: started_at, converted: did_convert, bounced: was_bounce}\nkpis: []\n"
+    )
+    wizard = KpiWizard(department="web", plans_dir=tmp_path / "plans", sources=str(theirs), today=TODAY)
+    wizard.statement.value = "Turn more visits into sign-ups"
+    wizard.next()
+    wizard.checkboxes["conversion_rate"].value = True
+    wizard.checkboxes["bounce_rate"].value = True
+    wizard.next()
+    assert wizard.step == 3 and wizard.fields["conversion_rate"]["baseline"].value.endswith("%")
+    for mid in ("conversion_rate", "bounce_rate"):
+        wizard.fields[mid]["target"].value = "50%"
+    wizard.next()
+    assert wizard.draft().sources["web_sessions"].columns == mapping
+    path = wizard.save()
+    assert path is not None, wizard.message.value  # the saved text must load as a plan
+
+    text = path.read_text()
+    assert "    columns: {bounced: was_bounce, converted: did_convert, session_start: started_at}\n" in text
+    plan = load_plan(path)
+    assert plan.sources["web_sessions"].columns == mapping
+    got = kpinb.compute(plan, metrics=["conversion_rate", "bounce_rate"], grain="month")
+    month = mine["started_at"].dt.to_period("M").dt.start_time
+    want = {"conversion_rate": mine.groupby(month)["did_convert"].mean(),
+            "bounce_rate": mine.groupby(month)["was_bounce"].mean()}  # fmt: skip
+    for mid, series in want.items():
+        values = got[got["metric"] == mid].set_index("period_start")["value"]
+        assert list(values.index) == list(series.index)
+        assert np.allclose(values, series.astype(float), rtol=1e-12), mid
+
+
 # --- the dashboard ---------------------------------------------------------------------------------
 
 PLAN = """\

@@ -247,7 +247,7 @@ def _convert(text: str, refs: list[str]) -> Node:
         raise _fail(text, f"cannot be parsed ({msg})", "Check brackets, quotes and operators") from None
     if len(trees) != 1 or trees[0] is None:
         raise _fail(text, "is not a single expression", "Write exactly one expression")
-    return _Converter(text, refs, exp).convert(trees[0], depth=0)
+    return _Converter(text, sql, refs, exp).convert(trees[0], depth=0)
 
 
 def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> None:
@@ -266,8 +266,8 @@ def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> 
 
 
 class _Converter:
-    def __init__(self, text: str, refs: list[str], exp: object) -> None:
-        self.text, self.refs, self.exp = text, refs, exp
+    def __init__(self, text: str, sql: str, refs: list[str], exp: object) -> None:
+        self.text, self.sql, self.refs, self.exp = text, sql, refs, exp
 
     def fail(self, problem: str, fix: str) -> FormulaError:
         # sqlglot's rendering of a node shows placeholders; show the user's {metric_id} instead
@@ -345,11 +345,14 @@ class _Converter:
             default = node.args.get("default")
             return Case(whens, self.convert(default, d) if default is not None else None)
         if isinstance(node, exp.Coalesce):
+            self._spelled(node, "coalesce")
             args = [node.this, *node.expressions]
             return Call("coalesce", tuple(self.convert(a, d) for a in args))
         if isinstance(node, exp.Nullif):
+            self._spelled(node, "nullif")
             return Call("nullif", (self.convert(node.this, d), self.convert(node.expression, d)))
         if isinstance(node, exp.Count):
+            self._spelled(node, "count")
             arg = node.this
             if isinstance(arg, exp.Star):
                 return Agg("count", None)
@@ -366,6 +369,7 @@ class _Converter:
                        exp.Median: "median", exp.CountIf: "count_if"}  # fmt: skip
         for cls, fn in simple_aggs.items():
             if type(node) is cls:
+                self._spelled(node, fn)
                 extra = [a for k, a in node.args.items() if k != "this" and a]
                 if extra or isinstance(node.this, exp.Distinct):
                     raise self.fail(f"{fn}() takes exactly one argument", f"Write {fn}(column)")
@@ -393,6 +397,21 @@ class _Converter:
             "Alias": "two values side by side (a missing operator?)",
         }.get(what, f"unsupported syntax ({what})")  # fmt: skip
         raise self.fail(f"uses {described}", "Use arithmetic, comparisons, case, and the allowed functions")
+
+    def _spelled(self, node: object, name: str) -> None:
+        """Refuse an allowed function written under another name.
+
+        sqlglot reads aliases into the same node (``ifnull``/``nvl`` and the ``??`` operator
+        into ``coalesce``, ``countif`` into ``count_if``); the formula language is the
+        documented list, so the name as written must be the documented one.
+        """
+        meta = getattr(node, "meta", {})
+        start, end = meta.get("start"), meta.get("end")
+        if start is None or end is None:
+            raise self.fail(f"uses an operator for {name}()", f"Write {name}(...)")
+        written = self.sql[start : end + 1].strip().lower()
+        if written != name:
+            raise self.fail(f"unknown function {_name(written)}", f"Write {name}(...) instead")
 
     def _is_null(self, node: object, d: int) -> Node:
         if not isinstance(node.expression, self.exp.Null):  # type: ignore[attr-defined]
