@@ -155,7 +155,8 @@ def markdown(
         "",
         (
             f"{'1 department x an empty template (smoke)' if quick else 'Every department x every report template'}"
-            f" on the sample data, through `kpinb.runs.runner.run_batch` (what `kpinb run` calls) in one process; the floor "
+            " on the sample data, through `kpinb.runs.runner.run_batch` (what `kpinb run` calls) in one process; "
+            "the floor "
             "is `papermill.execute_notebook` on a one-empty-cell notebook in the same process, timed before the "
             f"batches. {rounds} interleaved "
             + ("round(s)" if quick else "round(s) after an untimed warm-up (the floor and one report notebook)")

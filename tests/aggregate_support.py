@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kpinb.model import Metric
+from kpinb.definitions.model import Metric
 
 WHERE = "status = 'completed' and quantity >= 2"
 

@@ -116,7 +116,8 @@ def test_lock_refuses_a_second_holder_and_is_taken_over_when_its_process_died(tm
         assert holder["pid"] == os.getpid()
         # another process (a real one: flock is per open file, not per thread)
         probe = subprocess.run(
-            [sys.executable, "-c", f"from kpinb.runs.runner import batch_lock\nwith batch_lock({str(tmp_path)!r}): pass"],
+            [sys.executable, "-c",
+             f"from kpinb.runs.runner import batch_lock\nwith batch_lock({str(tmp_path)!r}): pass"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert probe.returncode != 0
