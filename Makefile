@@ -40,10 +40,10 @@ test: $(VENV)/.installed-test
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest tests templates notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Speed: ratios against hand-written DuckDB SQL, pandas and kpi-engine (the PyPI peer, installed
-# for the benchmark only); writes benchmarks/results.md. Not part of `make test` (a smoke run is).
+# for the benchmark only); writes perf/results.md. Not part of `make test` (a smoke run is).
 bench: sample
 	$(BIN)/python -m pip install -q kpi-engine==1.0.2
-	$(BIN)/python benchmarks/run.py --all --out benchmarks/results.md
+	$(BIN)/python perf/run.py --all --out perf/results.md
 
 clean:
 	rm -rf $(VENV) reports $(SAMPLE) .pytest_cache

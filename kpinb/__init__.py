@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import Any
 
@@ -77,3 +78,27 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+def _html(view: str, many: bool = False) -> Any:
+    def render(obj: Any) -> str:
+        return getattr(import_module("kpinb.views.display"), view)([obj] if many else obj)
+
+    return render
+
+
+def _notebook_display() -> None:
+    """In IPython, a plan or an alert at the end of a cell renders as an escaped HTML table.
+
+    Registered by type name with the running shell's HTML formatter, so nothing is imported now
+    and the definitions and outputs never import the views.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+    if "text/html" in formatters:
+        formatters["text/html"].for_type_by_name("kpinb.definitions.model", "Plan", _html("plan_html"))
+        formatters["text/html"].for_type_by_name("kpinb.outputs.alerts", "Alert", _html("alerts_html", many=True))
+
+
+_notebook_display()

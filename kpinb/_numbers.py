@@ -8,6 +8,7 @@ people read, and the figure data stored in notebooks, keep only the digits that 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,3 +47,23 @@ def steady(values: Any) -> np.ndarray:
     big = np.isfinite(raw) & (np.abs(raw) >= 1000)
     v[big] = np.round(raw[big])
     return v
+
+
+def as_float(x: Any) -> float:
+    """A float; NaN for None, NA, NaT or text."""
+    if x is None:
+        return math.nan
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def plain_number(x: Any) -> str:
+    """A number for a sentence: 42.1, 0.0273, 12,346 (``n/a`` when missing)."""
+    v = as_float(x)
+    if math.isnan(v):
+        return "n/a"
+    if abs(v) >= 10_000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"

@@ -13,10 +13,12 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+import kpinb
 from kpinb.analytics.status import evaluate
 from kpinb.definitions import catalog
-from kpinb.definitions.model import Plan
+from kpinb.definitions.model import Plan, to_dict
 from kpinb.definitions.plan import registry
 from kpinb.outputs.alerts import Alert
 from kpinb.views.cards import KpiCards, duration_unit, format_value, gauge, kpi_card, kpi_cards
@@ -305,12 +307,24 @@ def test_alerts_table_orders_critical_first_and_says_when_none():
     assert "No alerts" in alerts_html([])
 
 
-def test_a_bare_plan_or_alert_displays_as_html_in_ipython():
-    from IPython.core.formatters import DisplayFormatter
+def test_a_bare_plan_or_alert_displays_as_html_in_a_real_kernel(tmp_path):
+    """The last expression of a cell, in a real IPython kernel: no register() call, no _repr_html_
+    on the models (the definitions do not import the views)."""
+    import nbformat
+    from nbclient import NotebookClient
 
-    formatter = DisplayFormatter()  # IPython's own formatting machinery, as at the end of a cell
-    data, _ = formatter.format(PLAN)
-    assert data["text/html"] == plan_html(PLAN)
+    plan_file = tmp_path / "plan.yml"
+    plan_file.write_text(yaml.safe_dump(to_dict(PLAN)), encoding="utf-8")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"import kpinb\nplan = kpinb.load_plan({str(plan_file)!r})\nplan"),
+        nbformat.v4.new_code_cell(
+            "from kpinb.outputs.alerts import Alert\n"
+            f"Alert('x', {'X ' + EVIL!r}, None, None, None, 'missing', 'warning', 'no value')"
+        ),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    plan_out, alert_out = (c.outputs[-1]["data"] for c in nb.cells)
+    assert plan_out["text/html"] == plan_html(kpinb.load_plan(plan_file))
     alert = Alert("x", f"X {EVIL}", None, None, None, "missing", "warning", "no value")
-    data, _ = formatter.format(alert)
-    assert data["text/html"] == alerts_html([alert]) and ESCAPED in data["text/html"]
+    assert alert_out["text/html"] == alerts_html([alert]) and ESCAPED in alert_out["text/html"]

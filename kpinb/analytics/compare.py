@@ -40,7 +40,7 @@ __all__ = [
 CHANGE_COLUMNS = ("previous", "change_abs", "change_pct", "last_year", "yoy_abs", "yoy_pct")
 """Columns :func:`changes` adds."""
 
-_STEP: dict[str, pd.DateOffset] = {
+STEP: dict[str, pd.DateOffset] = {
     "day": pd.DateOffset(days=1),
     "week": pd.DateOffset(weeks=1),
     "month": pd.DateOffset(months=1),
@@ -61,7 +61,7 @@ _BASE_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
 _ADDED_COLUMNS = (*CHANGE_COLUMNS, "baseline", "vs_baseline_abs", "vs_baseline_pct")
 
 
-def _layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, list[str]]:
+def layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, list[str]]:
     """The frame's grain and dimension columns, checked; raises DataError naming the fix."""
     missing = [c for c in ("metric", "period_start", "value") if c not in df.columns]
     if missing:
@@ -145,12 +145,12 @@ def changes(df: pd.DataFrame, grain: str | Grain | None = None) -> pd.DataFrame:
     >>> out = changes(compute(["orders_count"], sources={"orders": df}, grain="quarter"))  # doctest: +SKIP
     >>> out.loc[out.period_start == "2025-01-01", ["previous", "change_pct"]]  # doctest: +SKIP
     """
-    g, dims = _layout(df, grain)
+    g, dims = layout(df, grain)
     keys = ["metric", *dims, "period_start"]
     out = df.drop(columns=[c for c in CHANGE_COLUMNS if c in df.columns])
     out["period_start"] = pd.to_datetime(out["period_start"])
     base = out[[*keys, "value"]]
-    prev = base.assign(period_start=base["period_start"] + _STEP[g]).rename(columns={"value": "previous"})
+    prev = base.assign(period_start=base["period_start"] + STEP[g]).rename(columns={"value": "previous"})
     ago = base.assign(period_start=base["period_start"] + YEAR_AGO[g]).rename(columns={"value": "last_year"})
     attrs = dict(df.attrs)
     index = out.index
@@ -203,7 +203,7 @@ def period_end(start: Any, grain: str | Grain) -> pd.Timestamp:
     Timestamp('2025-06-30 00:00:00')
     """
     g = Grain(grain).value
-    return pd.Timestamp(start) + _STEP[g] - pd.Timedelta(days=1)
+    return pd.Timestamp(start) + STEP[g] - pd.Timedelta(days=1)
 
 
 def period_label(start: Any, grain: str | Grain) -> str:
@@ -250,7 +250,7 @@ def latest_complete_period(
     >>> latest_complete_period(df, as_of="2025-07-15")  # month grain  # doctest: +SKIP
     Timestamp('2025-06-01 00:00:00')
     """
-    g, _ = _layout(df)
+    g, _ = layout(df)
     if as_of is None:
         with_data = pd.to_datetime(df.loc[df["value"].notna(), "period_start"])
         if with_data.empty:
@@ -267,5 +267,5 @@ def latest_complete_period(
             raise DataError(f"as_of={as_of!r} is not a date. Pass a date such as '2025-06-30'.") from None
     start = period_start(as_of_ts, g)
     if not include_partial and period_end(start, g) > as_of_ts:
-        start = start - _STEP[g]
+        start = start - STEP[g]
     return pd.Timestamp(start)

@@ -30,15 +30,14 @@ result is ever infinite.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from kpinb.definitions.formula import Agg, BinOp, Node, Ref, Unary, parse
-from kpinb.definitions.model import Grain, Metric, Plan
+from kpinb.definitions.analysis import additivity
+from kpinb.definitions.model import Grain, Plan
 from kpinb.engine.calendar import period_start
-from kpinb.errors import DataError, FormulaError
+from kpinb.errors import DataError
 
 __all__ = ["dimension_contributions", "product_effects", "ratio_effects", "shapley_pair"]
 
@@ -353,36 +352,6 @@ def dimension_contributions(
 
 # --- helpers -----------------------------------------------------------------------------------
 
-_ADDITIVE = ("sum", "count", "count_if")
-
-
-def _additive(metric: Metric, reg: Mapping[str, Metric], depth: int = 0) -> bool | None:
-    """True: members add up; None: they may overlap (distinct counts); False: they do not."""
-    try:
-        tree = parse(metric.expr, kind="derived" if metric.derived else "aggregate").tree
-    except FormulaError:
-        return False
-
-    def walk(node: Node) -> bool | None:
-        if isinstance(node, Agg):
-            if node.func in _ADDITIVE:
-                return True
-            return None if node.func == "count_distinct" else False
-        if isinstance(node, Ref):
-            ref = reg.get(node.metric)
-            return _additive(ref, reg, depth + 1) if ref is not None and depth < 20 else False
-        if isinstance(node, Unary) and node.op == "neg":
-            return walk(node.arg)
-        if isinstance(node, BinOp) and node.op in "+-":
-            left, right = walk(node.left), walk(node.right)
-            if left is False or right is False:
-                return False
-            return None if None in (left, right) else True
-        return False
-
-    return walk(tree)
-
-
 def _additive_note(metric: str, plan: Plan | None) -> str:
     from kpinb.definitions.plan import registry
 
@@ -390,14 +359,14 @@ def _additive_note(metric: str, plan: Plan | None) -> str:
     m = reg.get(metric)
     if m is None:  # a Metric passed straight to compute(): trust the caller
         return ""
-    kind = _additive(m, reg)
-    if kind is False:
+    kind = additivity(m, reg)
+    if kind not in ("sum", "distinct"):
         raise DataError(
             f"metric {metric!r} ({m.expr}) is not a sum or count, so its members' values do not add "
             "up to the whole and their changes cannot be split by member. Break down a sum-like "
             "metric, or a ratio (mix/rate effects)."
         )
-    if kind is None:
+    if kind == "distinct":
         return "distinct counts can overlap between members; the contributions add up to the members' total"
     return ""
 

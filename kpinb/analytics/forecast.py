@@ -37,9 +37,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from kpinb._numbers import FORECAST_DIGITS, round_significant
-from kpinb.analytics.compare import _STEP, latest_complete_period
-from kpinb.analytics.status import _num, _select, _series, direction_of
+from kpinb._numbers import FORECAST_DIGITS, as_float, round_significant
+from kpinb.analytics.compare import STEP, latest_complete_period
+from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.definitions.model import Direction, Grain, Plan
 from kpinb.engine.calendar import period_start, periods
 from kpinb.errors import DataError, PlanError
@@ -145,9 +145,9 @@ def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0
     if last is None:
         return Forecast(*nothing)
     if deadline <= last:
-        v = _num(values.get(deadline))
+        v = as_float(values.get(deadline))
         return Forecast("observed", _empty_points(), v, v, v, level, deadline, last)
-    future = periods(last + _STEP[g], deadline, g)
+    future = periods(last + STEP[g], deadline, g)
     if len(observed) < 3:
         return Forecast(*nothing)
     regular = values.loc[observed.index[0] : last].reindex(periods(observed.index[0], last, g)).interpolate()
@@ -226,10 +226,10 @@ def probability_to_reach(fc: Forecast, target: float, direction: Direction | str
     0.159
     """
     higher = Direction(direction) is Direction.higher_is_better
-    mean, t = _num(fc.value_at_deadline), _num(target)
+    mean, t = as_float(fc.value_at_deadline), as_float(target)
     if math.isnan(mean) or math.isnan(t):
         return math.nan
-    width = _num(fc.upper) - _num(fc.lower)
+    width = as_float(fc.upper) - as_float(fc.lower)
     if math.isnan(width) or width <= 0:
         reached = mean >= t if higher else mean <= t
         return 1.0 if reached else 0.0
@@ -271,13 +271,13 @@ def pace(
     --------
     >>> pace(plan, compute(plan, grain="month"))[["metric", "probability"]]  # doctest: +SKIP
     """
-    grain, chosen = _select(plan, df, kpis)
+    grain, chosen = select(plan, df, kpis)
     judged = latest_complete_period(df, as_of, include_partial=include_partial)
     rows = []
     for kpi in chosen:
-        series = _series(df, kpi.metric)
+        series = series_of(df, kpi.metric)
         history = series[series.index <= judged] if judged is not None else series.iloc[0:0]
-        value = _num(history.get(judged)) if judged is not None else math.nan
+        value = as_float(history.get(judged)) if judged is not None else math.nan
         row: dict[str, Any] = {
             "metric": kpi.metric, "period_start": judged, "value": value, "deadline": None,
             "periods_left": 0, "forecast_at_deadline": math.nan, "lower": math.nan, "upper": math.nan,
@@ -289,7 +289,7 @@ def pace(
             deadline = period_start(t.by, grain)
             left = 0
             if judged is not None and deadline > judged:
-                left = len(periods(judged + _STEP[grain], deadline, grain))
+                left = len(periods(judged + STEP[grain], deadline, grain))
             fc = forecast(history, grain, until=t.by, level=level)
             at_deadline, lower, upper = round_significant([fc.value_at_deadline, fc.lower, fc.upper], FORECAST_DIGITS)
             row.update(

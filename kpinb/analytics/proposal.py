@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb._io import write_atomic
+from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Direction, Indicator, Metric, Plan, Role, Source, Unit
 from kpinb.errors import PlanError, SourceError
 
@@ -94,15 +95,6 @@ def _slug(statement: str) -> str:
     words = re.findall(r"[a-z0-9]+", statement.lower())[:5]
     out = "-".join(words)[:60].strip("-") or "objective"
     return out if out[0].isalpha() else f"objective-{out}"
-
-
-def _needs(metric: str, reg: Mapping[str, Metric]) -> set[str]:
-    from kpinb.definitions.analysis import dependencies
-
-    try:
-        return {s for mid in dependencies([metric], reg) if (s := reg[mid].source) is not None}
-    except PlanError:
-        return {"?"}
 
 
 def _round(x: float, metric: Metric | None = None) -> float:
@@ -183,7 +175,7 @@ def propose(
         found = catalog.search(department=department, objective=s) or catalog.search(objective=s)
         ranked.append(found)
         for m in found:
-            has = _needs(m.id, reg) <= set(sources)
+            has = sources_needed([m.id], reg) <= set(sources)
             rows.append({
                 "objective": s, "metric": m.id, "name": m.name, "indicator": m.indicator.value,
                 "role": m.role.value, "vanity": m.vanity, "has_data": has, "chosen": False,
@@ -193,7 +185,7 @@ def propose(
             })  # fmt: skip
 
     def eligible(m: Metric) -> bool:
-        return m.role is Role.kpi_candidate and not m.vanity and _needs(m.id, reg) <= set(sources)
+        return m.role is Role.kpi_candidate and not m.vanity and sources_needed([m.id], reg) <= set(sources)
 
     chosen: dict[str, int] = {}  # metric -> objective index
     depth = 0
@@ -251,7 +243,9 @@ def propose(
             kpi["baseline"] = {"from": first.date().isoformat(), "to": last_day.isoformat()}
             kpi["target"] = {"value": target, "by": due.isoformat()}
             kpi["thresholds"] = {"warning": warning, "critical": critical}
-        support = [s for s in m.supporting if s in reg and _needs(s, reg) <= set(sources) and s not in chosen][:3]
+        support = [
+            s for s in m.supporting if s in reg and sources_needed([s], reg) <= set(sources) and s not in chosen
+        ][:3]
         if support:
             kpi["supporting"] = support
         kpis.append(kpi)
@@ -260,8 +254,7 @@ def propose(
             "indicator": m.indicator.value, "baseline": base, "target": target, "deadline": due,
             "warning": warning, "critical": critical,
         })  # fmt: skip
-    used = set().union(*(_needs(k["metric"], reg) | {s for sup in k.get("supporting", []) for s in _needs(sup, reg)}
-                         for k in kpis))  # fmt: skip
+    used = set().union(*(sources_needed([k["metric"], *k.get("supporting", [])], reg) for k in kpis))
     objectives_out, seen = [], set()
     for s in statements:
         oid = _slug(s)

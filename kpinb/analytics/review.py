@@ -49,9 +49,9 @@ def _kpis(plan: Plan, df: pd.DataFrame, kpis: Sequence[str] | None) -> list[str]
 
 
 def _grain(df: pd.DataFrame) -> str:
-    from kpinb.analytics.compare import _layout
+    from kpinb.analytics.compare import layout
 
-    return _layout(df)[0]
+    return layout(df)[0]
 
 
 def _window(df: pd.DataFrame, as_of: Any, periods: int) -> list[pd.Timestamp]:
@@ -89,7 +89,7 @@ def target_history(
 
 
 def _direction(plan: Plan, metric: str) -> Direction:
-    from kpinb.analytics.status import direction_of
+    from kpinb.analytics.kpis import direction_of
 
     return direction_of(plan.kpi(metric), plan)
 

@@ -33,19 +33,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb.analytics.compare import _layout, changes, latest_complete_period, period_end, period_label
+from kpinb._numbers import FORECAST_DIGITS, as_float, plain_number, round_significant
+from kpinb.analytics.compare import changes, latest_complete_period, period_end, period_label
+from kpinb.analytics.kpis import direction_of, metric_of, select, series_of
 from kpinb.definitions.model import KPI, Direction, Plan, Thresholds
 from kpinb.errors import DataError, PlanError
 
 if TYPE_CHECKING:
-    from kpinb.definitions.model import Metric
+    pass
 
 __all__ = [
     "STATUS_COLUMNS",
     "Rule",
     "Status",
     "baseline_value",
-    "direction_of",
     "evaluate",
     "progress",
     "target_at",
@@ -77,96 +78,6 @@ STATUS_COLUMNS = (
     "direction",
 )  # fmt: skip
 """Columns of :func:`evaluate`'s frame, in order."""
-
-
-# --- KPI helpers shared by status, forecast and alerts -------------------------------------------
-
-
-def direction_of(kpi: KPI, plan: Plan | None = None) -> Direction:
-    """The KPI's direction: its own ``direction:`` or else its metric's."""
-    if kpi.direction is not None:
-        return kpi.direction
-    return _metric(kpi, plan).direction
-
-
-def _metric(kpi: KPI, plan: Plan | None) -> Metric:
-    from kpinb.definitions.plan import registry
-
-    reg = registry(plan)
-    if kpi.metric not in reg:
-        raise PlanError(
-            f"KPI {kpi.metric!r}: unknown metric. Use a catalog id or define it under `metrics:`."
-        )
-    return reg[kpi.metric]
-
-
-def _select(plan: Plan, df: pd.DataFrame, kpis: Sequence[str] | None) -> tuple[str, list[KPI]]:
-    """The frame's grain and the plan's KPIs to judge on it (checked: totals, same grain)."""
-    g, dims = _layout(df)
-    if dims:
-        raise DataError(
-            f"the frame is broken down by {', '.join(dims)}; KPI targets and thresholds are for "
-            "the whole KPI. Compute it without `by=` (e.g. kpinb.compute(plan, grain=...))."
-        )
-    present = set(df["metric"].unique())
-    if kpis is None:
-        chosen = [k for k in plan.kpis if k.metric in present]
-        if not chosen:
-            raise DataError(
-                f"none of the plan's KPIs ({', '.join(k.metric for k in plan.kpis) or 'none'}) is in "
-                "the frame. Compute the plan first: kpinb.compute(plan, grain=...)."
-            )
-    else:
-        by_id = {k.metric: k for k in plan.kpis}
-        unknown = [m for m in kpis if m not in by_id]
-        if unknown:
-            raise PlanError(
-                f"{', '.join(map(repr, unknown))} is not a KPI of plan {plan.name!r}. "
-                f"Its KPIs: {', '.join(by_id) or 'none'}."
-            )
-        absent = [m for m in kpis if m not in present]
-        if absent:
-            raise DataError(
-                f"KPI(s) {', '.join(map(repr, absent))} are not in the frame. "
-                "Compute them: kpinb.compute(plan, metrics=[...], grain=...)."
-            )
-        chosen = [by_id[m] for m in kpis]
-    wrong = [k for k in chosen if k.grain.value != g]
-    if wrong:
-        listed = ", ".join(f"{k.metric!r} ({k.grain.value})" for k in wrong)
-        raise DataError(
-            f"KPI(s) {listed} are set at a different grain than the frame ({g}); their targets and "
-            f"thresholds are per {wrong[0].grain.value}. Compute them at their own grain, e.g. "
-            f"kpinb.compute(plan, metrics=[{wrong[0].metric!r}], grain={wrong[0].grain.value!r}), or "
-            "pass kpis=[...] with the KPIs of this grain."
-        )
-    return g, chosen
-
-
-def _series(df: pd.DataFrame, metric: str) -> pd.Series:
-    rows = df[df["metric"] == metric]
-    s = pd.Series(rows["value"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(rows["period_start"]))
-    return s.sort_index()
-
-
-def _num(x: Any) -> float:
-    """A float, NaN for None/NA."""
-    if x is None:
-        return math.nan
-    try:
-        return math.nan if pd.isna(x) else float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(x: float | None) -> str:
-    """A number for a sentence: 42.1, 0.0273, 12,346."""
-    x = _num(x)
-    if math.isnan(x):
-        return "n/a"
-    if abs(x) >= 10_000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
 
 
 def _better(direction: Direction) -> str:
@@ -248,7 +159,7 @@ def target_at(kpi: KPI, when: Any, baseline: float | None = None, start: Any = N
     if isinstance(t.path, str) and t.path == "flat":
         return float(t.value)
     if isinstance(t.path, str):  # linear
-        if baseline is None or math.isnan(_num(baseline)):
+        if baseline is None or math.isnan(as_float(baseline)):
             raise PlanError(
                 f"KPI {kpi.metric!r}: `target.path: linear` starts from the baseline, and there is "
                 "none. Add `baseline:` (a value or a from/to window) or use `path: flat`."
@@ -289,7 +200,7 @@ def progress(value: float, baseline: float | None, target: float | None, directi
     >>> progress(8.0, 10.0, 5.0, Direction.lower_is_better)
     0.4
     """
-    v, b, t = _num(value), _num(baseline), _num(target)
+    v, b, t = as_float(value), as_float(baseline), as_float(target)
     if math.isnan(v) or math.isnan(b) or math.isnan(t):
         return math.nan
     higher = direction is Direction.higher_is_better
@@ -302,7 +213,7 @@ def progress(value: float, baseline: float | None, target: float | None, directi
 # --- the rules -----------------------------------------------------------------------------------
 
 
-def _checked_thresholds(kpi: KPI, direction: Direction) -> Thresholds | None:
+def checked_thresholds(kpi: KPI, direction: Direction) -> Thresholds | None:
     th = kpi.thresholds
     if th is None or (th.warning is None and th.critical is None):
         return None
@@ -311,8 +222,8 @@ def _checked_thresholds(kpi: KPI, direction: Direction) -> Thresholds | None:
         if (higher and th.warning < th.critical) or (not higher and th.warning > th.critical):
             side = "above" if higher else "below"
             raise PlanError(
-                f"KPI {kpi.metric!r}: thresholds.warning {_fmt(th.warning)} should be {side} "
-                f"thresholds.critical {_fmt(th.critical)} because {_better(direction)} (the warning "
+                f"KPI {kpi.metric!r}: thresholds.warning {plain_number(th.warning)} should be {side} "
+                f"thresholds.critical {plain_number(th.critical)} because {_better(direction)} (the warning "
                 "comes first as the value worsens). Swap them, or set the KPI's `direction:`."
             )
     return th
@@ -328,7 +239,7 @@ def threshold_level(
     >>> threshold_level(44.0, Thresholds(warning=45, critical=40), Direction.higher_is_better)
     'warning'
     """
-    v = _num(value)
+    v = as_float(value)
     if thresholds is None or math.isnan(v):
         return None
     higher = direction is Direction.higher_is_better
@@ -350,9 +261,12 @@ def _by_thresholds(v: float, th: Thresholds, direction: Direction) -> tuple[Stat
     if level is not None:
         limit = th.critical if level == "critical" else th.warning
         status = Status.off_track if level == "critical" else Status.at_risk
-        return status, f"{_fmt(v)} is {worse} the {level} level {_fmt(limit)} ({_better(direction)})."
+        return status, f"{plain_number(v)} is {worse} the {level} level {plain_number(limit)} ({_better(direction)})."
     name, limit = ("warning", th.warning) if th.warning is not None else ("critical", th.critical)
-    return Status.on_track, f"{_fmt(v)} is {better} the {name} level {_fmt(limit)} ({_better(direction)})."
+    return (
+        Status.on_track,
+        f"{plain_number(v)} is {better} the {name} level {plain_number(limit)} ({_better(direction)}).",
+    )
 
 
 def _by_target(v: float, tnow: float, direction: Direction, at_risk: float, label: str) -> tuple[Status, str]:
@@ -367,20 +281,21 @@ def _by_target(v: float, tnow: float, direction: Direction, at_risk: float, labe
         met = v >= tnow if higher else v <= tnow
         side = ("meets" if met else "is below") if higher else ("meets" if met else "is above")
         status = Status.on_track if met else Status.off_track
-        return status, f"{_fmt(v)} {side} the target {_fmt(tnow)} for {label} ({_better(direction)})."
+        return status, f"{plain_number(v)} {side} the target {plain_number(tnow)} for {label} ({_better(direction)})."
     how = "" if higher else ", measured as target / value"
     shown = "100%+" if math.isinf(attainment) else f"{attainment:.0%}"
     if attainment >= 1:
         return Status.on_track, (
-            f"{_fmt(v)} reaches {shown} of the target {_fmt(tnow)} for {label} ({_better(direction)}{how})."
+            f"{plain_number(v)} reaches {shown} of the target {plain_number(tnow)} for {label} "
+            f"({_better(direction)}{how})."
         )
     if attainment >= at_risk:
         return Status.at_risk, (
-            f"{_fmt(v)} reaches {shown} of the target {_fmt(tnow)} for {label}, short of 100% but at "
+            f"{plain_number(v)} reaches {shown} of the target {plain_number(tnow)} for {label}, short of 100% but at "
             f"least {at_risk:.0%} ({_better(direction)}{how})."
         )
     return Status.off_track, (
-        f"{_fmt(v)} reaches only {shown} of the target {_fmt(tnow)} for {label}, under {at_risk:.0%} "
+        f"{plain_number(v)} reaches only {shown} of the target {plain_number(tnow)} for {label}, under {at_risk:.0%} "
         f"({_better(direction)}{how})."
     )
 
@@ -402,9 +317,11 @@ def _by_pace(
         return None
     on, risk = levels
     status = Status.on_track if p >= on else Status.at_risk if p >= risk else Status.off_track
+    mean, lower, upper = round_significant([fc.value_at_deadline, fc.lower, fc.upper], FORECAST_DIGITS)
     return status, (
-        f"At the current pace {_fmt(fc.value_at_deadline)} is expected by {t.by} ({level:.0%} range "
-        f"{_fmt(fc.lower)} to {_fmt(fc.upper)}): a {p:.0%} chance of reaching the target {_fmt(t.value)} "
+        f"At the current pace {plain_number(mean)} is expected by {t.by} ({level:.0%} range "
+        f"{plain_number(lower)} to {plain_number(upper)}): a {p:.0%} chance of reaching the target "
+        f"{plain_number(t.value)} "
         f"(on track from {on:.0%}, at risk from {risk:.0%}; {_better(direction)})."
     )
 
@@ -459,17 +376,17 @@ def evaluate(
         raise PlanError(f"at_risk={at_risk} must be a fraction in (0, 1], e.g. 0.9 for 90% of the target.")
     if rule not in ("auto", "thresholds", "percent_of_target", "pace"):
         raise PlanError(f"rule={rule!r} is not one of auto, thresholds, percent_of_target, pace.")
-    grain, chosen = _select(plan, df, kpis)
+    grain, chosen = select(plan, df, kpis)
     judged = latest_complete_period(df, as_of, include_partial=include_partial)
     ch = changes(df)
     rows = []
     for kpi in chosen:
-        metric = _metric(kpi, plan)
+        metric = metric_of(kpi, plan)
         direction = direction_of(kpi, plan)
-        series = _series(ch, kpi.metric)
+        series = series_of(ch, kpi.metric)
         at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
         value, previous, change_pct = (
-            (_num(at["value"].iloc[0]), _num(at["previous"].iloc[0]), _num(at["change_pct"].iloc[0]))
+            (as_float(at["value"].iloc[0]), as_float(at["previous"].iloc[0]), as_float(at["change_pct"].iloc[0]))
             if len(at) else (math.nan, math.nan, math.nan)
         )  # fmt: skip
         base = baseline_value(kpi, series)
@@ -482,7 +399,7 @@ def evaluate(
         gap = math.nan
         if tnow is not None and not math.isnan(value):
             gap = value - tnow if direction is Direction.higher_is_better else tnow - value
-        th = _checked_thresholds(kpi, direction)
+        th = checked_thresholds(kpi, direction)
         history = series[series.index <= judged] if judged is not None else series.iloc[0:0]
         if judged is None or math.isnan(value):
             status, used, reason = Status.no_data, Rule.no_data, _no_value(judged, history, grain)
@@ -506,9 +423,9 @@ def evaluate(
             "value": value,
             "previous": previous,
             "change_pct": change_pct,
-            "baseline": _num(base),
-            "target": _num(target),
-            "target_now": _num(tnow),
+            "baseline": as_float(base),
+            "target": as_float(target),
+            "target_now": as_float(tnow),
             "deadline": pd.Timestamp(kpi.target.by) if kpi.target is not None and kpi.target.by else None,
             "progress": progress(value, base, target, direction),
             "gap": gap,
@@ -534,7 +451,7 @@ def _no_value(judged: pd.Timestamp | None, history: pd.Series, grain: str) -> st
     if earlier.empty:
         return f"No value for {label}. Check that the KPI's data source has rows for it."
     return (
-        f"No value for {label}; the last one, {_fmt(earlier.iloc[-1])}, is for "
+        f"No value for {label}; the last one, {plain_number(earlier.iloc[-1])}, is for "
         f"{period_label(earlier.index[-1], grain)}. Check that the data is up to date."
     )
 
@@ -561,5 +478,5 @@ def _judge(
         if name == "percent_of_target" and tnow is not None:
             status, reason = _by_target(value, tnow, direction, at_risk, label)
             return status, Rule.percent_of_target, reason
-    nothing = f"Nothing to judge {_fmt(value)} against: add `target:` or `thresholds:` to KPI {kpi.metric!r}."
+    nothing = f"Nothing to judge {plain_number(value)} against: add `target:` or `thresholds:` to KPI {kpi.metric!r}."
     return Status.no_data, Rule.no_data, nothing

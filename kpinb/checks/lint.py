@@ -242,44 +242,11 @@ def _specific(ctx: _Ctx, k: KPI) -> list[Issue]:
     ]
 
 
-def _closure(roots: Iterable[str], reg: Mapping[str, Metric]) -> tuple[list[str], list[str]]:
-    """Every metric ``roots`` need (themselves, what they derive from) and the problems found."""
-    seen: list[str] = []
-    problems: list[str] = []
-    queue = list(roots)
-    while queue:
-        mid = queue.pop(0)
-        if mid in seen:
-            continue
-        seen.append(mid)
-        m = reg.get(mid)
-        if m is None:
-            close = difflib.get_close_matches(mid, list(reg), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"metric {mid!r} is neither in the catalog nor under `metrics:`{hint}")
-            continue
-        if m.derived:
-            if m.where:
-                problems.append(f"derived metric {mid!r} has `where:`, which only aggregate metrics can have")
-            try:
-                queue.extend(sorted(parse(m.expr, kind="derived").refs))
-            except FormulaError as e:
-                problems.append(f"metric {mid!r} `expr`: {e}")
-            continue
-        for name, text, kind in (("expr", m.expr, "aggregate"), ("where", m.where, "row")):
-            if text:
-                try:
-                    parse(text, kind=kind)  # type: ignore[arg-type]
-                except FormulaError as e:
-                    problems.append(f"metric {mid!r} `{name}`: {e}")
-    return seen, problems
-
-
 def _kpi_needs(ctx: _Ctx, k: KPI) -> tuple[list[str], list[str]]:
     """The metrics a KPI needs (its own, supporting ones, dependencies) and structural problems."""
-    from kpinb.definitions.analysis import dependencies
+    from kpinb.definitions.analysis import closure, dependencies
 
-    seen, problems = _closure([k.metric, *k.supporting], ctx.reg)
+    seen, problems = closure([k.metric, *k.supporting], ctx.reg)
     for mid in seen:
         m = ctx.reg.get(mid)
         if m is not None and not m.derived and m.source not in ctx.plan.sources:

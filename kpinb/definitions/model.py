@@ -228,12 +228,6 @@ class Plan(_Spec):
                 return k
         raise KeyError(metric_id)
 
-    def _repr_html_(self) -> str:
-        """The plan as HTML in notebooks (the view lives in :mod:`kpinb.display`, loaded on use)."""
-        from kpinb.views.display import plan_html
-
-        return plan_html(self)
-
 
 def to_dict(model: BaseModel) -> dict[str, Any]:
     """A plain, YAML-ready dict of a model without defaults."""

@@ -38,7 +38,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
-from kpinb.definitions.formula import Agg, BinOp, Lit, Node, Unary, parse
+from kpinb.definitions.analysis import additivity
+from kpinb.definitions.formula import parse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from kpinb.definitions.model import Metric, Plan
 
 Kind = Literal["sum", "ratio", "exact"]
-_ADDITIVE_AGGS = ("sum", "count", "count_if")
-_EXTENSIVE_AGGS = ("sum", "count", "count_if", "count_distinct")
 _VALUES = ["value", "numerator", "denominator"]
 _log = logging.getLogger(__name__)
 
@@ -77,33 +76,13 @@ def _engine_turn(background: bool = False) -> Iterator[None]:
             _ENGINE.notify_all()
 
 
-def _additive(node: Node) -> bool:
-    """True when the aggregate expression adds up over disjoint groups of rows."""
-    if isinstance(node, Agg):
-        return node.func in _ADDITIVE_AGGS
-    if isinstance(node, Unary) and node.op == "neg":
-        return _additive(node.arg)
-    if isinstance(node, BinOp):
-        if node.op in "+-":
-            return _additive(node.left) and _additive(node.right)
-        if node.op == "*":
-            return (isinstance(node.left, Lit) and _additive(node.right)) or (
-                isinstance(node.right, Lit) and _additive(node.left)
-            )
-        if node.op == "/":
-            return isinstance(node.right, Lit) and _additive(node.left)
-    return False
-
-
 def kind_of(metric: Metric) -> Kind:
-    """``sum`` (members add up), ``ratio`` (numerator and denominator add up) or ``exact``."""
+    """``sum`` (members add up), ``ratio`` (numerator and denominator add up) or ``exact``
+    (recomputed from the rows; derived metrics are combined after their parts)."""
     if metric.derived:
         return "exact"
-    f = parse(metric.expr, kind="aggregate")
-    if f.ratio is not None:
-        num, den = f.ratio
-        return "ratio" if _additive(num) and _additive(den) else "exact"
-    return "sum" if _additive(f.tree) else "exact"
+    kind = additivity(metric)
+    return kind if kind in ("sum", "ratio") else "exact"
 
 
 def is_extensive(metric: Metric) -> bool:
@@ -114,24 +93,9 @@ def is_extensive(metric: Metric) -> bool:
     """
     if str(getattr(metric.unit, "value", metric.unit)) in ("percent", "ratio", "score", "duration"):
         return False
-    f = parse(metric.expr, kind="derived" if metric.derived else "aggregate")
-    if f.ratio is not None:
+    if parse(metric.expr, kind="derived" if metric.derived else "aggregate").ratio is not None:
         return False
-    if metric.derived:
-        return True
-
-    def walk(node: Node) -> bool:
-        if isinstance(node, Agg):
-            return node.func in _EXTENSIVE_AGGS
-        if isinstance(node, Unary) and node.op == "neg":
-            return walk(node.arg)
-        if isinstance(node, BinOp) and node.op in "+-":
-            return walk(node.left) and walk(node.right)
-        if isinstance(node, BinOp) and node.op == "*":
-            return walk(node.right) if isinstance(node.left, Lit) else walk(node.left)
-        return False
-
-    return walk(f.tree)
+    return metric.derived or additivity(metric) in ("sum", "distinct")
 
 
 class Cube:

@@ -31,8 +31,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from kpinb._numbers import as_float, plain_number
 from kpinb.analytics.compare import changes, latest_complete_period, period_label
-from kpinb.analytics.status import _checked_thresholds, _fmt, _metric, _num, _select, direction_of, threshold_level
+from kpinb.analytics.kpis import direction_of, metric_of, select
+from kpinb.analytics.status import checked_thresholds, threshold_level
 from kpinb.definitions.model import Direction, Plan
 from kpinb.errors import KpinbError, PlanError
 
@@ -84,12 +86,6 @@ class Alert:
             out[k] = None if out[k] is None or math.isnan(out[k]) else float(out[k])
         return out
 
-    def _repr_html_(self) -> str:
-        """The alert as a one-row HTML table in notebooks."""
-        from kpinb.views.display import alerts_html
-
-        return alerts_html([self])
-
 
 ALERT_COLUMNS = tuple(f.name for f in fields(Alert))
 """Columns of :func:`to_frame`: ``kpi, name, period_start, value, threshold, kind, severity, message``."""
@@ -120,16 +116,16 @@ def evaluate(
     --------
     >>> [a.message for a in evaluate(plan, compute(plan), as_of="2025-06-30")]  # doctest: +SKIP
     """
-    grain, chosen = _select(plan, df, kpis)
+    grain, chosen = select(plan, df, kpis)
     judged = latest_complete_period(df, as_of, include_partial=include_partial)
     ch = changes(df)
     out: list[Alert] = []
     for kpi in chosen:
         direction = direction_of(kpi, plan)
-        th = _checked_thresholds(kpi, direction)
-        name = kpi.name or _metric(kpi, plan).name
+        th = checked_thresholds(kpi, direction)
+        name = kpi.name or metric_of(kpi, plan).name
         at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
-        value = _num(at["value"].iloc[0]) if len(at) else math.nan
+        value = as_float(at["value"].iloc[0]) if len(at) else math.nan
         day = judged.date() if judged is not None else None
         label = period_label(judged, grain) if judged is not None else "any period"
         if math.isnan(value):
@@ -147,15 +143,16 @@ def evaluate(
             better = "higher is better" if higher else "lower is better"
             out.append(Alert(
                 kpi.metric, name, day, value, limit, kind, level,
-                f"{name} is {_fmt(value)} for {label}, {side} the {level} level {_fmt(limit)} ({better}).",
+                f"{name} is {plain_number(value)} for {label}, {side} the {level} level {plain_number(limit)} "
+                f"({better}).",
             ))  # fmt: skip
         limit_pct = kpi.thresholds.change_pct if kpi.thresholds is not None else None
-        change = _num(at["change_pct"].iloc[0])
+        change = as_float(at["change_pct"].iloc[0])
         if limit_pct is not None and not math.isnan(change) and abs(change) > limit_pct:
-            previous = _num(at["previous"].iloc[0])
+            previous = as_float(at["previous"].iloc[0])
             out.append(Alert(
                 kpi.metric, name, day, value, float(limit_pct), "change", "warning",
-                f"{name} changed {change:+.1f}% for {label} (from {_fmt(previous)} to {_fmt(value)}), "
+                f"{name} changed {change:+.1f}% for {label} (from {plain_number(previous)} to {plain_number(value)}), "
                 f"more than the {limit_pct:g}% limit.",
             ))  # fmt: skip
     return out

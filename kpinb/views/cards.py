@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kpinb._numbers import as_float
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -64,19 +66,8 @@ def _esc(x: Any) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def _num(x: Any) -> float:
-    """A float; NaN for None, NA, NaT or text."""
-    if x is None:
-        return math.nan
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return f
-
-
 def _finite(x: Any) -> bool:
-    return math.isfinite(_num(x))
+    return math.isfinite(as_float(x))
 
 
 def _unit_key(unit: Any) -> str:
@@ -114,7 +105,7 @@ def format_value(value: Any, unit: Any = "count") -> str:
     >>> format_value(210.04, "seconds"), format_value(float("nan"), "count")
     ('210 s', '–')
     """
-    v = _num(value)
+    v = as_float(value)
     if not math.isfinite(v):
         return DASH
     u = _unit_key(unit)
@@ -154,7 +145,7 @@ def duration_unit(metric: Metric) -> str | None:
     return None
 
 
-def _display_unit(metric: Metric | None, unit: Any) -> str:
+def display_unit(metric: Metric | None, unit: Any) -> str:
     if metric is not None and _unit_key(metric.unit) == "duration":
         return duration_unit(metric) or "duration"
     return _unit_key(unit if unit is not None else (metric.unit if metric is not None else "count"))
@@ -165,7 +156,7 @@ def _display_unit(metric: Metric | None, unit: Any) -> str:
 
 def _sparkline_svg(values: Iterable[Any], color: str = "#1a73e8", width: int = 200, height: int = 36) -> str:
     """A polyline per run of consecutive values (gaps stay gaps) and a dot on the last value."""
-    ys = [_num(v) for v in values]
+    ys = [as_float(v) for v in values]
     good = [y for y in ys if math.isfinite(y)]
     if len(good) < 2:
         return ""
@@ -234,7 +225,7 @@ def _year_ago(history: pd.Series, when: Any) -> float:
     for back in (pd.DateOffset(years=1), pd.DateOffset(weeks=52)):
         hit = history[index == t - back]
         if len(hit):
-            return _num(hit.iloc[0])
+            return as_float(hit.iloc[0])
     return math.nan
 
 
@@ -299,12 +290,12 @@ def kpi_card(
     label, accent, background = STATUS_STYLE.get(status, (status.replace("_", " ").capitalize(), _NEUTRAL, "#f1f3f4"))
     metric = str(row.get("metric") or "")
     name = row.get("name") or metric
-    value, previous = _num(row.get("value")), _num(row.get("previous"))
-    change_pct = _num(row.get("change_pct"))
-    last_year = _num(row.get("last_year"))
+    value, previous = as_float(row.get("value")), as_float(row.get("previous"))
+    change_pct = as_float(row.get("change_pct"))
+    last_year = as_float(row.get("last_year"))
     if not math.isfinite(last_year) and history is not None:
         last_year = _year_ago(history, row.get("period_start"))
-    yoy_pct = _num(row.get("yoy_pct"))
+    yoy_pct = as_float(row.get("yoy_pct"))
     if not math.isfinite(yoy_pct) and math.isfinite(last_year) and last_year != 0 and math.isfinite(value):
         yoy_pct = (value - last_year) / abs(last_year) * 100.0
     if not math.isfinite(change_pct) and math.isfinite(previous) and previous != 0 and math.isfinite(value):
@@ -320,7 +311,7 @@ def kpi_card(
     if history is not None and len(history) >= 2:
         spark = f'<div style="margin:6px 0 2px">{_sparkline_svg(history.to_numpy(), accent)}</div>'
 
-    target, baseline, prog = _num(row.get("target")), _num(row.get("baseline")), _num(row.get("progress"))
+    target, baseline, prog = as_float(row.get("target")), as_float(row.get("baseline")), as_float(row.get("progress"))
     deadline = _date_text(row.get("deadline"))
     by = f" by {_esc(deadline)}" if deadline else ""
     progress_html = ""
@@ -410,12 +401,12 @@ def kpi_cards(
 
             ch = changes(frame)
             for r in ch.itertuples(index=False):
-                yoy[(str(r.metric), pd.Timestamp(r.period_start))] = (_num(r.last_year), _num(r.yoy_pct))
+                yoy[(str(r.metric), pd.Timestamp(r.period_start))] = (as_float(r.last_year), as_float(r.yoy_pct))
     cards = []
     for rec in status_df.to_dict("records"):
         mid = str(rec.get("metric"))
         metric = registry.get(mid)
-        unit = _display_unit(metric, rec.get("unit"))
+        unit = display_unit(metric, rec.get("unit"))
         direction = rec.get("direction") or (metric.direction if metric is not None else None)
         when = rec.get("period_start")
         hist = history.get(mid)
@@ -456,7 +447,7 @@ def gauge(
     >>> "<svg" in gauge(0.12, 0.15, 0.10, "higher_is_better", "percent")
     True
     """
-    v, t, b = _num(value), _num(target), _num(baseline)
+    v, t, b = as_float(value), as_float(target), as_float(baseline)
     u, d = _unit_key(unit), _direction_key(direction)
     vals = [x for x in (v, t, b) if math.isfinite(x)]
     w, h, r, cx, cy = 200, 120, 80.0, 100.0, 100.0

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kpinb.views.cards import STATUS_STYLE, _display_unit, format_value
+from kpinb.views.cards import STATUS_STYLE, display_unit, format_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,7 +91,7 @@ def plan_html(plan: Plan) -> str:
     rows = []
     for k in plan.kpis:
         m: Metric | None = reg.get(k.metric)
-        unit = _display_unit(m, None)
+        unit = display_unit(m, None)
         name = k.name or (m.name if m is not None else k.metric)
         if k.baseline is None:
             baseline = ""
@@ -174,7 +174,7 @@ def status_html(status: pd.DataFrame, registry: Mapping[str, Metric] | None = No
     rows = []
     for r in status.to_dict("records"):
         m = registry.get(str(r.get("metric"))) if registry else None
-        unit = _display_unit(m, r.get("unit"))
+        unit = display_unit(m, r.get("unit"))
         st = str(r.get("status") or "no_data")
         label, color, background = STATUS_STYLE.get(st, (st.replace("_", " "), "#5f6368", "#f1f3f4"))
         prog = r.get("progress")

@@ -566,7 +566,7 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
             direction = None
             if k is not None:
-                from kpinb.analytics.status import direction_of
+                from kpinb.analytics.kpis import direction_of
 
                 direction = direction_of(k, r.plan).value
             span = f"{period_label(previous, r.grain)} → {period_label(judged, r.grain)}"
@@ -607,22 +607,18 @@ def external(r: Report) -> pd.DataFrame:
     return external_(r.frame, path, directions=r.plan, period=r.judged)
 
 
-def _additive(r: Report, metric: str, part: pd.DataFrame) -> bool:
-    """True when the members add up to the whole in the judged period (amounts, counts, MRR),
-    so a member is compared with the median member rather than with the total."""
+def _members_add_up(r: Report, metric: str, part: pd.DataFrame) -> bool:
+    """True when the members' values add up to the whole in the judged period, as observed in
+    the data (amounts, counts, and MRR averaged over snapshot days, which
+    :func:`kpinb.definitions.analysis.additivity` cannot promise from the formula alone)."""
+    import pandas as pd
+
     whole = r.frame[(r.frame["metric"] == metric) & (r.frame["period_start"] == r.judged)]["value"]
     members = part[part["period_start"] == r.judged]["value"]
-    if whole.empty or _isna(whole.iloc[0]) or members.notna().sum() == 0:
+    if whole.empty or pd.isna(whole.iloc[0]) or members.notna().sum() == 0:
         return False
     total, value = float(members.sum()), float(whole.iloc[0])
     return abs(total - value) <= 1e-6 * max(abs(value), 1.0)
-
-
-def _isna(x: Any) -> bool:
-    """``pandas.isna`` for one value."""
-    import pandas as pd
-
-    return bool(pd.isna(x))
 
 
 def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -637,7 +633,7 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     for dim, frame in frames.items():
         for mid, part in frame.groupby("metric", sort=False):
             # a member of a sum is not comparable with the whole: compare it with the median member
-            whole = None if _additive(r, str(mid), part) else r.frame
+            whole = None if _members_add_up(r, str(mid), part) else r.frame
             p = peers_(part, dim, period=r.judged, overall=whole, directions=r.plan)
             parts.append(p.rename(columns={dim: "member"}).assign(dimension=dim))
     if not parts:

@@ -26,7 +26,7 @@ from kpinb.definitions.model import Grain, Plan
 from kpinb.engine.cube import Cube, filter_label, is_extensive
 from kpinb.errors import KpinbError
 from kpinb.views import charts
-from kpinb.views.cards import _display_unit, kpi_cards
+from kpinb.views.cards import display_unit, kpi_cards
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -400,7 +400,7 @@ class Dashboard(widgets.VBox):
         mid = self.focus.value
         dim = self.breakdown.value
         m = self.registry[mid]
-        name, unit = self._name(mid), _display_unit(m, None)
+        name, unit = self._name(mid), display_unit(m, None)
         first = period_start(start, g)
 
         def cut(df: pd.DataFrame) -> pd.DataFrame:

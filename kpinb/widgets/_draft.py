@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Plan, Source
 from kpinb.errors import PlanError, SourceError
 
@@ -122,13 +123,6 @@ def connect(spec: Any) -> dict[str, Source]:
     if not path.is_dir():
         raise SourceError(f"{path}: no such folder or plan file. Give the folder of your data files or a plan (.yml).")
     return sources_from(data_dir=path)
-
-
-def sources_needed(ids: Iterable[str], registry: Mapping[str, Metric]) -> set[str]:
-    """The sources the metrics ``ids`` read (through the metrics they derive from)."""
-    from kpinb.definitions.analysis import dependencies
-
-    return {s for mid in dependencies(list(ids), registry) if (s := registry[mid].source) is not None}
 
 
 def baselines(

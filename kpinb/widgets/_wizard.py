@@ -16,9 +16,10 @@ import ipywidgets as widgets
 
 from kpinb._io import write_atomic
 from kpinb.definitions import catalog
+from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Source
 from kpinb.errors import KpinbError
-from kpinb.views.cards import _display_unit, format_value
+from kpinb.views.cards import display_unit, format_value
 from kpinb.widgets._draft import (
     KpiDraft,
     PlanDraft,
@@ -27,7 +28,6 @@ from kpinb.widgets._draft import (
     number_text,
     parse_number,
     render_yaml,
-    sources_needed,
 )
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ class KpiWizard(widgets.VBox):
         return [intro, self._candidates_note, self._candidates_box, self.counter]
 
     def _candidate_html(self, m: Metric) -> str:
-        unit = _display_unit(m, None)
+        unit = display_unit(m, None)
         badges = [
             ("matches your objective", "#1b7f3b", "#e7f4ea") if m.id in self._matched else None,
             (m.indicator.value, "#1a73e8", "#e8f0fe"),
@@ -404,7 +404,7 @@ class KpiWizard(widgets.VBox):
         better = "higher is better" if m.direction.value == "higher_is_better" else "lower is better"
         order = "the warning level above the critical one" if better.startswith("higher") else "warning below critical"
         base = self._baselines.get(mid)
-        seen = f" · last 12 months: {format_value(base, _display_unit(m, None))}" if base is not None else ""
+        seen = f" · last 12 months: {format_value(base, display_unit(m, None))}" if base is not None else ""
         head = widgets.HTML(
             f'<div style="font-weight:600;margin-top:8px">{_esc(m.name)} '
             f'<span style="{_MUTED};font-weight:400;font-size:12px">({_esc(better)}; {_esc(order)}{_esc(seen)})'

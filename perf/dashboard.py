@@ -10,8 +10,8 @@ benchmark restricted to the same region — what recomputing the filtered KPI se
 costs — and reported as a ratio to it. The latency is the dashboard's own
 ``last_update_seconds``: from the value change to cards and figures updated.
 
-    python benchmarks/dashboard.py             # 10M rows, 6 warm changes
-    python benchmarks/dashboard.py --quick     # 20k rows, one cold and 2 warm changes (smoke test)
+    python perf/dashboard.py             # 10M rows, 6 warm changes
+    python perf/dashboard.py --quick     # 20k rows, one cold and 2 warm changes (smoke test)
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="20k rows over one year, 2 warm changes (smoke test)")
     p.add_argument("--rows", type=int, help="order lines (default 10M)")
     p.add_argument("--warm", type=int, help="warm filter changes to time (default 6, quick 2)")
-    p.add_argument("--data-dir", type=Path, help="where the sample orders files go (default benchmarks/data)")
+    p.add_argument("--data-dir", type=Path, help="where the sample orders files go (default perf/data)")
     a = p.parse_args(argv)
     print(run(quick=a.quick, rows=a.rows, warm=a.warm, data_dir=a.data_dir))
     return 0

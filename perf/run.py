@@ -4,9 +4,9 @@ Each benchmark is a script in this folder that prints a Markdown section on stdo
 on stderr) and accepts ``--quick`` and ``--data-dir``; it runs in its own process, so one
 benchmark's imports, caches and memory do not colour another's numbers.
 
-    python benchmarks/run.py --all --out benchmarks/results.md     # make bench
-    python benchmarks/run.py engine imports --quick
-    python benchmarks/run.py --list
+    python perf/run.py --all --out perf/results.md     # make bench
+    python perf/run.py engine imports --quick
+    python perf/run.py --list
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def header(names: Sequence[str], quick: bool) -> str:
     lines = [
         "# kpinb benchmarks",
         "",
-        "Written by `python benchmarks/run.py`" + (" --quick (smoke sizes: numbers mean nothing)" if quick else "")
+        "Written by `python perf/run.py`" + (" --quick (smoke sizes: numbers mean nothing)" if quick else "")
         + f"; benchmarks: {', '.join(names)}.",
         "",
         _timing.table(["", ""], [[k, v] for k, v in facts.items()]),
@@ -70,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
     p.add_argument("--all", action="store_true", help="every benchmark")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round (smoke test)")
-    p.add_argument("--out", type=Path, help="also write the report here (e.g. benchmarks/results.md)")
-    p.add_argument("--data-dir", type=Path, help="where generated data goes (default benchmarks/data)")
+    p.add_argument("--out", type=Path, help="also write the report here (e.g. perf/results.md)")
+    p.add_argument("--data-dir", type=Path, help="where generated data goes (default perf/data)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     a = p.parse_args(argv)
     if a.list:

@@ -7,8 +7,8 @@ this process (so the Jupyter stack is imported once, as the CLI does); the floor
 Rounds are interleaved (rotating order). Peak memory is the largest resident set of this
 process and its kernels together, sampled every 0.1 s.
 
-    python benchmarks/batch.py               # every department x report template, 1 round
-    python benchmarks/batch.py --quick       # 1 department x an empty template, 1 round (smoke test)
+    python perf/batch.py               # every department x report template, 1 round
+    python perf/batch.py --quick       # 1 department x an empty template, 1 round (smoke test)
 """
 
 from __future__ import annotations

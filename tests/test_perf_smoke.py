@@ -1,6 +1,6 @@
 """The benchmark scripts keep running: tiny sizes, one round, and they print their tables.
 
-Every script in ``benchmarks/`` runs once with ``--quick`` (20k order lines over one year, no
+Every script in ``perf/`` runs once with ``--quick`` (20k order lines over one year, no
 10M size, one round), all four at the same time in subprocesses of their own, so the module
 costs about as long as the slowest script. The numbers mean nothing at these sizes; only
 that the scripts work, check their inputs and print what ``make bench`` reports is checked.
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[1] / "perf"
 # what `import kpinb` must leave unloaded (STYLE.md: only the modules that draw or run notebooks load them)
 HEAVY = ("plotly", "ipywidgets", "anywidget", "IPython", "ipykernel", "jupyter_client", "nbformat", "nbclient",
          "nbconvert", "papermill")  # fmt: skip

@@ -4,8 +4,8 @@ Each case runs in a fresh interpreter, in interleaved rounds, and is reported as
 ``python -c pass`` timed in the same round. ``python -X importtime`` gives kpinb's own
 cumulative import time.
 
-    python benchmarks/imports.py            # 5 rounds
-    python benchmarks/imports.py --quick    # 1 round (smoke test)
+    python perf/imports.py            # 5 rounds
+    python perf/imports.py --quick    # 1 round (smoke test)
 """
 
 from __future__ import annotations

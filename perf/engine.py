@@ -14,8 +14,8 @@ and a status against a fixed target. Implementations:
 
 Every implementation is checked against ``duckdb_sql`` before anything is timed.
 
-    python benchmarks/engine.py               # 1M and 10M rows, 5 rounds
-    python benchmarks/engine.py --quick       # 20k rows, 1 round (smoke test)
+    python perf/engine.py               # 1M and 10M rows, 5 rounds
+    python perf/engine.py --quick       # 20k rows, 1 round (smoke test)
 """
 
 from __future__ import annotations
@@ -577,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kpi-engine-max-rows", type=int, default=1_000_000, help="skip kpi-engine above this size")
     p.add_argument("--impl", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
     p.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory runs")
-    p.add_argument("--data-dir", type=Path, help="where the sample orders files go (default benchmarks/data)")
+    p.add_argument("--data-dir", type=Path, help="where the sample orders files go (default perf/data)")
     p.add_argument("--child", choices=[*IMPLEMENTATIONS, "imports"], help=argparse.SUPPRESS)
     p.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--years", type=int, default=3, help=argparse.SUPPRESS)
