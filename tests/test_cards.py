@@ -21,8 +21,9 @@ from kpinb.definitions import catalog
 from kpinb.definitions.model import Plan, to_dict
 from kpinb.definitions.plan import registry
 from kpinb.outputs.alerts import Alert
-from kpinb.views.cards import KpiCards, duration_unit, format_value, gauge, kpi_card, kpi_cards
+from kpinb.views.cards import KpiCards, gauge, kpi_card, kpi_cards
 from kpinb.views.display import AlertTable, PlanView, StatusTable, alerts_html, plan_html, status_html
+from kpinb.views.kit import duration_unit, format_value
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -24,7 +24,7 @@ import pytest
 import kpinb
 from kpinb.data.sample import generate
 from kpinb.definitions.plan import load_plan
-from kpinb.views.cards import format_value
+from kpinb.views.kit import format_value
 from kpinb.widgets._dashboard import FIGURES
 from kpinb.widgets._dashboard import MIMETYPE as PLOTLY_MIME
 

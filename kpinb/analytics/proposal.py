@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb._io import write_atomic
+from kpinb.checks.lint import MAX_KPIS
 from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Direction, Indicator, Metric, Plan, Role, Source, Unit
 from kpinb.errors import PlanError, SourceError
@@ -41,10 +42,7 @@ if TYPE_CHECKING:
 
     from kpinb.checks.lint import Issue
 
-__all__ = ["MAX_KPIS", "Proposal", "propose", "sources_from", "write"]
-
-MAX_KPIS = 7
-"""A plan holds at most this many KPIs (focus; see the lint's ``kpi_count``)."""
+__all__ = ["Proposal", "propose", "sources_from", "write"]
 
 
 @dataclass(frozen=True)

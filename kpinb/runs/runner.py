@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-import html
 import json
 import os
 import re
@@ -47,6 +46,7 @@ from typing import Any, Literal
 
 from kpinb._io import write_atomic
 from kpinb.errors import PlanError, RunError
+from kpinb.views.kit import esc
 
 __all__ = [
     "ALL_TEMPLATES",
@@ -83,7 +83,6 @@ PARAMETERS = ("plan", "department", "period_end", "grain", "data_dir", "output_d
 
 _VERSIONED = ("kpinb", "pandas", "numpy", "pyarrow", "duckdb", "ibis-framework", "sqlglot", "pydantic", "plotly",
               "statsmodels", "papermill", "nbclient", "nbconvert", "ipykernel", "jupyter_client")  # fmt: skip
-_PLOTLY_BASIC = "plotly-basic-4.1.1.min.js"
 _BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
 
 
@@ -862,25 +861,11 @@ body.jp-Notebook { max-width: 1200px; margin: 0 auto; }
 """
 
 _TRACES_RE = re.compile(r'data-kpinb-traces="([^"]*)"')
-_plotly_lock = threading.Lock()
-_plotly_cache: dict[str, str] = {}
-
-
 def _plotly_js(bundle: Literal["basic", "full"]) -> str:
-    """plotly.js source for inlining (``</script`` neutralised); cached per process."""
-    with _plotly_lock:
-        if bundle not in _plotly_cache:
-            if bundle == "basic":
-                path = Path(__file__).resolve().parents[1] / "static" / _PLOTLY_BASIC
-            else:
-                import plotly
+    """plotly.js for a report's head (MathJax kept local: a report opens with no network)."""
+    from kpinb.views.charts import plotly_js_source
 
-                path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-            text = path.read_text(encoding="utf-8")
-            _plotly_cache[bundle] = "window.PlotlyConfig = {MathJaxConfig: 'local'};\n" + text.replace(
-                "</script", "<\\/script"
-            )
-        return _plotly_cache[bundle]
+    return "window.PlotlyConfig = {MathJaxConfig: 'local'};\n" + plotly_js_source(bundle)
 
 
 def _bundle_needed(nb: Any) -> Literal["none", "basic", "full"]:
@@ -995,7 +980,7 @@ _STATUS_STYLE = {
 
 
 def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
-    e = html.escape
+    e = esc
     out = []
     for k in kpis:
         colour, label = _STATUS_STYLE.get(str(k.get("status")), ("#6c757d", str(k.get("status"))))
@@ -1009,7 +994,7 @@ def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
 def _index(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str:
     """One row per department: its reports (failures marked) and its KPI statuses (once when
     every report judged them alike, else per report). Every user string is escaped."""
-    e = html.escape
+    e = esc
     rows = []
     departments: dict[str, list[RunResult]] = {}
     order = {t: i for i, t in enumerate(("kpi_dashboard", "benchmark_comparison", "kpi_review", "objective_to_kpi"))}

@@ -3,7 +3,7 @@
 Everything here is plain HTML with inline styles and inline SVG — no JavaScript — so a card
 renders the same in a live notebook, in an ipywidgets ``HTML`` widget and in an exported
 HTML report. Every piece of user text (KPI names, owners, reasons, dimension values) goes
-through :func:`html.escape`.
+through :func:`kpinb.views.kit.esc`.
 
 >>> status = kpinb.status.evaluate(plan, df)  # doctest: +SKIP
 >>> KpiCards(status, df, kpinb.plan.registry(plan))  # in a notebook: a grid of cards  # doctest: +SKIP
@@ -11,147 +11,29 @@ through :func:`html.escape`.
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpinb._numbers import as_float
+from kpinb.views import kit
+from kpinb.views.kit import DASH, STATUS_STYLE, display_unit, esc, format_value, unit_key
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from kpinb.definitions.model import Metric
 
-__all__ = ["STATUS_STYLE", "KpiCards", "duration_unit", "format_value", "gauge", "kpi_card", "kpi_cards"]
-
-DASH = "–"
-STATUS_STYLE: dict[str, tuple[str, str, str]] = {
-    "on_track": ("On track", "#1b7f3b", "#e7f4ea"),
-    "at_risk": ("At risk", "#9a5b00", "#fff3df"),
-    "off_track": ("Off track", "#b3261e", "#fdeceb"),
-    "no_data": ("No data", "#5f6368", "#f1f3f4"),
-    "not_judged": ("Not judged", "#5f6368", "#f1f3f4"),
-}
-"""Status -> (label, text/accent colour, background). Unknown statuses render grey with their own name."""
-
-_GOOD, _BAD, _NEUTRAL, _MUTED = "#1b7f3b", "#b3261e", "#5f6368", "#dadce0"
-_DURATION_WORDS = {
-    "s": "s",
-    "sec": "s",
-    "secs": "s",
-    "second": "s",
-    "seconds": "s",
-    "min": "min",
-    "mins": "min",
-    "minute": "min",
-    "minutes": "min",
-    "h": "h",
-    "hr": "h",
-    "hrs": "h",
-    "hour": "h",
-    "hours": "h",
-    "d": "days",
-    "day": "days",
-    "days": "days",
-    "week": "weeks",
-    "weeks": "weeks",
-}
-_FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
-
-
-def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
-
+__all__ = ["KpiCards", "gauge", "kpi_card", "kpi_cards"]
 
 def _finite(x: Any) -> bool:
     return math.isfinite(as_float(x))
 
 
-def _unit_key(unit: Any) -> str:
-    return str(getattr(unit, "value", unit) or "count").strip().lower()
-
-
 def _direction_key(direction: Any) -> str:
     d = str(getattr(direction, "value", direction) or "higher_is_better")
     return "lower_is_better" if d.startswith("lower") else "higher_is_better"
-
-
-def _compact(v: float, decimals: int = 2) -> str | None:
-    """1.23B / 4.56M for large numbers; None when no suffix applies."""
-    a = abs(v)
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
-        if a >= size:
-            return f"{v / size:.{decimals}f}{suffix}"
-    return None
-
-
-def format_value(value: Any, unit: Any = "count") -> str:
-    """A value for display in its unit.
-
-    Parameters
-    ----------
-    value : the number (NaN, None or text give ``"–"``).
-    unit : ``percent`` (stored as a fraction 0..1), ``currency``, ``count``, ``ratio``, ``score``,
-        ``duration``, or a time unit for durations (``s``/``seconds``, ``min``/``minutes``,
-        ``h``/``hours``, ``days``), which is kept after the number.
-
-    Examples
-    --------
-    >>> format_value(0.1234, "percent"), format_value(1234567, "currency"), format_value(12345.4, "currency")
-    ('12.3%', '1.23M', '12,345')
-    >>> format_value(210.04, "seconds"), format_value(float("nan"), "count")
-    ('210 s', '–')
-    """
-    v = as_float(value)
-    if not math.isfinite(v):
-        return DASH
-    u = _unit_key(unit)
-    if u == "percent":
-        return f"{v * 100:.1f}%"
-    if u == "currency":
-        big = _compact(v)
-        if big:
-            return big
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
-    if u == "ratio":
-        return f"{v:,.2f}"
-    if u == "score":
-        return f"{v:,.1f}"
-    if u == "duration" or u in _DURATION_WORDS:
-        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
-        label = _DURATION_WORDS.get(u)
-        return f"{text} {label}" if label else text
-    big = _compact(v)
-    if big:
-        return big
-    return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 1000 else f"{v:,.1f}"
-
-
-def duration_unit(metric: Metric) -> str | None:
-    """The time unit of a duration metric, read from its formula's columns or its description.
-
-    Returns ``"s"``, ``"min"``, ``"h"`` or ``"days"`` for a ``duration`` metric whose formula
-    reads e.g. ``duration_seconds`` or ``days_to_fill``; None when unknown or not a duration.
-    """
-    if _unit_key(metric.unit) != "duration":
-        return None
-    words = re.findall(r"[a-z]+", f"{metric.expr} {metric.description}".lower())
-    for w in words:
-        if w in ("seconds", "minutes", "hours", "days"):
-            return _DURATION_WORDS[w]
-    return None
-
-
-def display_unit(metric: Metric | None, unit: Any) -> str:
-    if metric is not None and _unit_key(metric.unit) == "duration":
-        return duration_unit(metric) or "duration"
-    return _unit_key(unit if unit is not None else (metric.unit if metric is not None else "count"))
-
-
-# --- small pieces -----------------------------------------------------------------------------
 
 
 def _sparkline_svg(values: Iterable[Any], color: str = "#1a73e8", width: int = 200, height: int = 36) -> str:
@@ -193,20 +75,20 @@ def _sparkline_svg(values: Iterable[Any], color: str = "#1a73e8", width: int = 2
 def _change_html(new: float, old: float, pct: float, unit: str, direction: str, label: str) -> str:
     """``▲ 4.2% vs previous``, coloured by whether the move is good for the KPI's direction."""
     if not (math.isfinite(new) and math.isfinite(old)) and not math.isfinite(pct):
-        return f'<span style="color:{_NEUTRAL}">{DASH} {_esc(label)}</span>'
+        return f'<span style="color:{kit.NEUTRAL}">{DASH} {esc(label)}</span>'
     diff = new - old if math.isfinite(new) and math.isfinite(old) else pct
     if unit == "percent" and math.isfinite(new) and math.isfinite(old):
         text = f"{abs(diff) * 100:.1f} pp"
     elif math.isfinite(pct):
         text = f"{abs(pct):.1f}%"
     else:
-        return f'<span style="color:{_NEUTRAL}">{DASH} {_esc(label)}</span>'
+        return f'<span style="color:{kit.NEUTRAL}">{DASH} {esc(label)}</span>'
     if diff == 0:
-        return f'<span style="color:{_NEUTRAL}">= {text} {_esc(label)}</span>'
+        return f'<span style="color:{kit.NEUTRAL}">= {text} {esc(label)}</span>'
     up = diff > 0
     good = up == (direction == "higher_is_better")
     arrow = "▲" if up else "▼"
-    return f'<span style="color:{_GOOD if good else _BAD}">{arrow} {text} {_esc(label)}</span>'
+    return f'<span style="color:{kit.GOOD if good else kit.BAD}">{arrow} {text} {esc(label)}</span>'
 
 
 def _year_ago(history: pd.Series, when: Any) -> float:
@@ -284,10 +166,11 @@ def kpi_card(
     >>> 'class="kpinb-card-value"' in html_ and "41.0" in html_
     True
     """
-    u = _unit_key(unit if unit is not None else row.get("unit"))
+    u = unit_key(unit if unit is not None else row.get("unit"))
     d = _direction_key(direction if direction is not None else row.get("direction"))
     status = str(row.get("status") or "no_data")
-    label, accent, background = STATUS_STYLE.get(status, (status.replace("_", " ").capitalize(), _NEUTRAL, "#f1f3f4"))
+    unknown = (status.replace("_", " ").capitalize(), kit.NEUTRAL, "#f1f3f4")
+    label, accent, background = STATUS_STYLE.get(status, unknown)
     metric = str(row.get("metric") or "")
     name = row.get("name") or metric
     value, previous = as_float(row.get("value")), as_float(row.get("previous"))
@@ -313,46 +196,46 @@ def kpi_card(
 
     target, baseline, prog = as_float(row.get("target")), as_float(row.get("baseline")), as_float(row.get("progress"))
     deadline = _date_text(row.get("deadline"))
-    by = f" by {_esc(deadline)}" if deadline else ""
+    by = f" by {esc(deadline)}" if deadline else ""
     progress_html = ""
     if math.isfinite(target):
         if math.isfinite(prog):
             width = max(0.0, min(1.0, prog)) * 100
-            goal = f"{_esc(format_value(target, u))}{by}"
+            goal = f"{esc(format_value(target, u))}{by}"
             if prog >= 1:
                 text = f"Target {goal} reached"
             elif prog < 0:
-                text = f"Worse than the baseline {_esc(format_value(baseline, u))}; target {goal}"
+                text = f"Worse than the baseline {esc(format_value(baseline, u))}; target {goal}"
             else:
-                text = f"{prog:.0%} of the way from {_esc(format_value(baseline, u))} to {goal}"
+                text = f"{prog:.0%} of the way from {esc(format_value(baseline, u))} to {goal}"
             bar = (
                 f'<div class="kpinb-card-progress" role="progressbar" aria-valuenow="{width:.0f}" '
-                f'aria-valuemin="0" aria-valuemax="100" style="height:6px;background:{_MUTED};border-radius:3px;'
+                f'aria-valuemin="0" aria-valuemax="100" style="height:6px;background:{kit.MUTED};border-radius:3px;'
                 f'overflow:hidden;margin-top:6px"><div style="width:{width:.1f}%;height:100%;background:{accent}">'
                 "</div></div>"
             )
         else:
-            text, bar = f"Target {_esc(format_value(target, u))}{by}", ""
-        progress_html = f'{bar}<div style="font-size:12px;color:{_NEUTRAL};margin-top:3px">{text}</div>'
+            text, bar = f"Target {esc(format_value(target, u))}{by}", ""
+        progress_html = f'{bar}<div style="font-size:12px;color:{kit.NEUTRAL};margin-top:3px">{text}</div>'
 
     reason = row.get("reason")
     reason_html = (
-        f'<div class="kpinb-card-reason" style="font-size:12px;color:#3c4043;margin-top:6px">{_esc(reason)}</div>'
+        f'<div class="kpinb-card-reason" style="font-size:12px;color:#3c4043;margin-top:6px">{esc(reason)}</div>'
         if reason
         else ""
     )
     return (
-        f'<div class="kpinb-card kpinb-status-{_esc(status)}" data-metric="{_esc(metric)}" '
-        f'data-status="{_esc(status)}" style="{_FONT};box-sizing:border-box;background:#fff;color:#202124;'
-        f"border:1px solid {_MUTED};border-top:4px solid {accent};border-radius:8px;padding:10px 12px;"
+        f'<div class="kpinb-card kpinb-status-{esc(status)}" data-metric="{esc(metric)}" '
+        f'data-status="{esc(status)}" style="{kit.FONT};box-sizing:border-box;background:#fff;color:#202124;'
+        f"border:1px solid {kit.MUTED};border-top:4px solid {accent};border-radius:8px;padding:10px 12px;"
         f'min-width:0">'
         f'<div style="display:flex;justify-content:space-between;align-items:flex-start;gap:8px">'
-        f'<div class="kpinb-card-name" style="font-weight:600;font-size:14px;line-height:1.3">{_esc(name)}</div>'
+        f'<div class="kpinb-card-name" style="font-weight:600;font-size:14px;line-height:1.3">{esc(name)}</div>'
         f'<div class="kpinb-card-status" style="white-space:nowrap;font-size:12px;font-weight:600;color:{accent};'
-        f'background:{background};border-radius:10px;padding:1px 8px">● {_esc(label)}</div></div>'
+        f'background:{background};border-radius:10px;padding:1px 8px">● {esc(label)}</div></div>'
         f'<div class="kpinb-card-value" style="font-size:28px;font-weight:700;margin-top:4px;'
-        f'font-variant-numeric:tabular-nums">{_esc(format_value(value, u))}</div>'
-        f'<div class="kpinb-card-meta" style="font-size:12px;color:{_NEUTRAL}">{_esc(" · ".join(meta))}</div>'
+        f'font-variant-numeric:tabular-nums">{esc(format_value(value, u))}</div>'
+        f'<div class="kpinb-card-meta" style="font-size:12px;color:{kit.NEUTRAL}">{esc(" · ".join(meta))}</div>'
         f'<div class="kpinb-card-changes" style="font-size:12px;margin-top:4px">{changes}</div>'
         f"{spark}{progress_html}{reason_html}</div>"
     )
@@ -423,7 +306,7 @@ def kpi_cards(
             hist = hist.iloc[-periods:]
         cards.append(kpi_card(rec, hist, unit=unit, direction=direction))
     if not cards:
-        return f'<div class="kpinb-cards" style="{_FONT};color:{_NEUTRAL}">No KPI to show.</div>'
+        return f'<div class="kpinb-cards" style="{kit.FONT};color:{kit.NEUTRAL}">No KPI to show.</div>'
     return (
         f'<div class="kpinb-cards" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));'
         f'gap:12px;align-items:stretch">{"".join(cards)}</div>'
@@ -448,7 +331,7 @@ def gauge(
     True
     """
     v, t, b = as_float(value), as_float(target), as_float(baseline)
-    u, d = _unit_key(unit), _direction_key(direction)
+    u, d = unit_key(unit), _direction_key(direction)
     vals = [x for x in (v, t, b) if math.isfinite(x)]
     w, h, r, cx, cy = 200, 120, 80.0, 100.0, 100.0
     if not vals:
@@ -486,10 +369,10 @@ def gauge(
     if math.isfinite(v) and math.isfinite(t):
         met = v >= t if higher else v <= t
         better = math.isfinite(b) and (v > b if higher else v < b)
-        color = _GOOD if met else ("#e8a317" if better else _BAD)
+        color = kit.GOOD if met else ("#e8a317" if better else kit.BAD)
     else:
-        color = _NEUTRAL
-    parts = [arc(math.pi, 0.0, _MUTED)]
+        color = kit.NEUTRAL
+    parts = [arc(math.pi, 0.0, kit.MUTED)]
     if math.isfinite(v):
         parts.append(arc(math.pi, angle(v), color))
     if math.isfinite(b):
@@ -501,12 +384,12 @@ def gauge(
         target_text += f" · baseline {format_value(b, u)}"
     return (
         f'<svg class="kpinb-gauge" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 16}" '
-        f'viewBox="0 0 {w} {h + 16}" role="img" aria-label="{_esc(format_value(v, u))} ({_esc(target_text)})">'
+        f'viewBox="0 0 {w} {h + 16}" role="img" aria-label="{esc(format_value(v, u))} ({esc(target_text)})">'
         f"{''.join(parts)}"
         f'<text x="{cx}" y="{cy - 8}" text-anchor="middle" font-size="22" font-weight="700" fill="#202124" '
-        f'font-family="system-ui,sans-serif">{_esc(format_value(v, u))}</text>'
-        f'<text x="{cx}" y="{cy + 28}" text-anchor="middle" font-size="11" fill="{_NEUTRAL}" '
-        f'font-family="system-ui,sans-serif">{_esc(target_text)}</text></svg>'
+        f'font-family="system-ui,sans-serif">{esc(format_value(v, u))}</text>'
+        f'<text x="{cx}" y="{cy + 28}" text-anchor="middle" font-size="11" fill="{kit.NEUTRAL}" '
+        f'font-family="system-ui,sans-serif">{esc(target_text)}</text></svg>'
     )
 
 

@@ -328,7 +328,7 @@ def breakdown(
     here = here.groupby(dimension, dropna=False, sort=False)["value"].sum(min_count=1).dropna().sort_values()
     if here.empty:
         return _empty(fig, "No data for this selection")
-    from kpinb.views.cards import format_value
+    from kpinb.views.kit import format_value
 
     fig.add_trace(
         go.Bar(
@@ -390,7 +390,7 @@ def _unit_of(frame: pd.DataFrame, unit: str | None) -> str:
 def _external(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
     """Metrics of different units share one axis: their position (0-100) in the benchmark's distribution."""
     go = _go()
-    from kpinb.views.cards import format_value
+    from kpinb.views.kit import format_value
 
     names = [_meta(str(m), None, None)[0] for m in frame["metric"]]
     given = frame["unit"] if "unit" in frame.columns else [None] * len(frame)
@@ -586,7 +586,7 @@ def drivers(
 
 def _signed(x: float, unit: str) -> str:
     """A change with its sign: ``+1.2 pp`` for percent metrics (stored as fractions), else ``−1.23M``."""
-    from kpinb.views.cards import format_value
+    from kpinb.views.kit import format_value
 
     sign = "+" if x >= 0 else "−"
     if str(unit) == "percent":
@@ -648,7 +648,9 @@ def _basic_usable() -> bool:
 
 
 @functools.cache
-def _plotly_js_text(bundle: Literal["basic", "full"]) -> str:
+def plotly_js_source(bundle: Literal["basic", "full"]) -> str:
+    """plotly.js source to inline in a ``<script>`` element: the shipped basic bundle or the full
+    one of the installed plotly (``</script`` neutralised); read once per process."""
     if bundle == "basic":
         text = PLOTLY_BASIC.read_text(encoding="utf-8")
     else:
@@ -665,7 +667,7 @@ def plotly_js(figures: Iterable[go.Figure] = ()) -> str:
     those types, else the full one from the installed plotly package (~4.8 MB). No CDN.
     """
     types = {str(t.type or "scatter") for fig in figures for t in fig.data}
-    return _plotly_js_text("basic" if types <= BASIC_TRACES and _basic_usable() else "full")
+    return plotly_js_source("basic" if types <= BASIC_TRACES and _basic_usable() else "full")
 
 
 def figure_html(fig: go.Figure, include_plotlyjs: bool | str = False, div_id: str | None = None) -> str:

@@ -10,13 +10,13 @@ A bare ``plan`` or ``alert`` at the end of a cell renders as HTML by itself (the
 
 from __future__ import annotations
 
-import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kpinb.views.cards import STATUS_STYLE, display_unit, format_value
+from kpinb.views import kit
+from kpinb.views.kit import SEVERITY_STYLE, STATUS_STYLE, display_unit, esc, format_value, pill, table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,31 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "status_html"]
 
-_FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:13px;color:#202124"
-_TABLE = "border-collapse:collapse;margin:4px 0 10px;min-width:60%"
-_TH = "text-align:left;padding:4px 8px;border-bottom:2px solid #dadce0;background:#f8f9fa;font-weight:600"
-_TD = "text-align:left;padding:4px 8px;border-bottom:1px solid #eceff1;vertical-align:top"
-_SEVERITY = {"critical": ("#b3261e", "#fdeceb"), "warning": ("#9a5b00", "#fff3df")}
-
-
-def _esc(x: Any) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return html.escape(str(getattr(x, "value", x)), quote=True)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str) -> str:
-    """An HTML table; ``rows`` cells are already-escaped HTML."""
-    head = "".join(f'<th style="{_TH}">{_esc(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f'<td style="{_TD}">{c}</td>' for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}" style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _pill(text: str, color: str, background: str) -> str:
-    return (
-        f'<span style="white-space:nowrap;font-weight:600;color:{color};background:{background};'
-        f'border-radius:10px;padding:1px 8px">● {_esc(text)}</span>'
-    )
+_FONT = f"{kit.FONT};font-size:13px;color:#202124"
 
 
 def _date(x: Any) -> str:
@@ -61,7 +37,7 @@ def _date(x: Any) -> str:
     try:
         t = pd.Timestamp(x)
     except (TypeError, ValueError):
-        return _esc(x)
+        return esc(x)
     return "" if t is pd.NaT else f"{t:%Y-%m-%d}"
 
 
@@ -80,13 +56,13 @@ def plan_html(plan: Plan) -> str:
     objectives = {o.id: o.statement for o in plan.objectives}
     parts = [
         f'<div class="kpinb-plan" style="{_FONT}">',
-        f'<div style="font-size:16px;font-weight:700">{_esc(plan.name)}</div>',
-        f'<div style="color:#5f6368;margin-bottom:6px">department: {_esc(plan.department)}'
-        + (f" · file: {_esc(plan.file)}" if plan.file else "")
+        f'<div style="font-size:16px;font-weight:700">{esc(plan.name)}</div>',
+        f'<div style="color:#5f6368;margin-bottom:6px">department: {esc(plan.department)}'
+        + (f" · file: {esc(plan.file)}" if plan.file else "")
         + "</div>",
     ]
     if plan.objectives:
-        items = "".join(f"<li><code>{_esc(o.id)}</code> {_esc(o.statement)}</li>" for o in plan.objectives)
+        items = "".join(f"<li><code>{esc(o.id)}</code> {esc(o.statement)}</li>" for o in plan.objectives)
         parts.append(f'<div style="font-weight:600">Objectives</div><ul style="margin:2px 0 8px">{items}</ul>')
     rows = []
     for k in plan.kpis:
@@ -96,12 +72,12 @@ def plan_html(plan: Plan) -> str:
         if k.baseline is None:
             baseline = ""
         elif k.baseline.value is not None:
-            baseline = _esc(format_value(k.baseline.value, unit))
+            baseline = esc(format_value(k.baseline.value, unit))
         else:
             baseline = f"mean {_date(k.baseline.from_)} – {_date(k.baseline.to)}"
         target = ""
         if k.target is not None:
-            target = _esc(format_value(k.target.value, unit)) + (f" by {_date(k.target.by)}" if k.target.by else "")
+            target = esc(format_value(k.target.value, unit)) + (f" by {_date(k.target.by)}" if k.target.by else "")
         th = k.thresholds
         thresholds = ""
         if th is not None:
@@ -112,20 +88,20 @@ def plan_html(plan: Plan) -> str:
             ]
             if th.change_pct is not None:
                 bits.append(f"change > {th.change_pct:g}%")
-            thresholds = _esc(", ".join(bits))
-        support = ", ".join(_esc(reg[s].name if s in reg else s) for s in k.supporting)
+            thresholds = esc(", ".join(bits))
+        support = ", ".join(esc(reg[s].name if s in reg else s) for s in k.supporting)
         objective = k.objective or ""
         rows.append(
             [
-                f"<b>{_esc(name)}</b><br><code style='color:#5f6368'>{_esc(k.metric)}</code>",
-                _esc(objective)
+                f"<b>{esc(name)}</b><br><code style='color:#5f6368'>{esc(k.metric)}</code>",
+                esc(objective)
                 + (
-                    f"<br><span style='color:#5f6368'>{_esc(objectives[objective])}</span>"
+                    f"<br><span style='color:#5f6368'>{esc(objectives[objective])}</span>"
                     if objective in objectives
                     else ""
                 ),
-                _esc(k.owner) or '<span style="color:#b3261e">no owner</span>',
-                _esc(k.grain),
+                esc(k.owner) or '<span style="color:#b3261e">no owner</span>',
+                esc(k.grain),
                 baseline,
                 target or '<span style="color:#b3261e">no target</span>',
                 thresholds,
@@ -134,7 +110,7 @@ def plan_html(plan: Plan) -> str:
         )
     parts.append('<div style="font-weight:600">KPIs</div>')
     parts.append(
-        _table(
+        table(
             ["KPI", "objective", "owner", "grain", "baseline", "target", "thresholds", "supporting"],
             rows,
             "kpinb-plan-kpis",
@@ -145,19 +121,19 @@ def plan_html(plan: Plan) -> str:
     if plan.sources:
         srows = []
         for name, s in plan.sources.items():
-            where = _esc(s.path) if s.path else _esc(redact(s.url or "")) + (f" · {_esc(s.table)}" if s.table else "")
-            mapped = ", ".join(f"{_esc(c)} ← {_esc(u)}" for c, u in s.columns.items())
+            where = esc(s.path) if s.path else esc(redact(s.url or "")) + (f" · {esc(s.table)}" if s.table else "")
+            mapped = ", ".join(f"{esc(c)} ← {esc(u)}" for c, u in s.columns.items())
             srows.append(
-                [f"<code>{_esc(name)}</code>", where, _esc(s.time), _esc(", ".join(s.dimensions or ())), mapped]
+                [f"<code>{esc(name)}</code>", where, esc(s.time), esc(", ".join(s.dimensions or ())), mapped]
             )
         parts.append('<div style="font-weight:600">Sources</div>')
-        parts.append(_table(["source", "location", "time", "dimensions", "columns"], srows, "kpinb-plan-sources"))
+        parts.append(table(["source", "location", "time", "dimensions", "columns"], srows, "kpinb-plan-sources"))
     extra = []
     if plan.benchmarks:
-        extra.append(f"benchmarks: {_esc(plan.benchmarks)}")
+        extra.append(f"benchmarks: {esc(plan.benchmarks)}")
     if plan.review is not None:
         extra.append(
-            f"review every {_esc(plan.review.every)}"
+            f"review every {esc(plan.review.every)}"
             + (f", last {_date(plan.review.last)}" if plan.review.last else "")
         )
     if extra:
@@ -183,19 +159,19 @@ def status_html(status: pd.DataFrame, registry: Mapping[str, Metric] | None = No
         change_text = f"{change:+.1f}%" if isinstance(change, (int, float)) and math.isfinite(change) else ""
         rows.append(
             [
-                f"<b>{_esc(r.get('name') or r.get('metric'))}</b>",
-                _esc(r.get("owner")),
+                f"<b>{esc(r.get('name') or r.get('metric'))}</b>",
+                esc(r.get("owner")),
                 _date(r.get("period_start")),
-                _esc(format_value(r.get("value"), unit)),
-                _esc(change_text),
-                _esc(format_value(r.get("target_now"), unit)),
-                _esc(prog_text),
-                _pill(label, color, background),
-                _esc(r.get("reason")),
+                esc(format_value(r.get("value"), unit)),
+                esc(change_text),
+                esc(format_value(r.get("target_now"), unit)),
+                esc(prog_text),
+                pill(label, color, background),
+                esc(r.get("reason")),
             ]
         )
     headers = ["KPI", "owner", "period", "value", "change", "target now", "progress", "status", "reason"]
-    return f'<div class="kpinb-status" style="{_FONT}">{_table(headers, rows, "kpinb-status-table")}</div>'
+    return f'<div class="kpinb-status" style="{_FONT}">{table(headers, rows, "kpinb-status-table")}</div>'
 
 
 # --- alerts -------------------------------------------------------------------------------------
@@ -226,22 +202,22 @@ def alerts_html(alerts: Sequence[Alert] | pd.DataFrame) -> str:
     rows = []
     for r in records:
         sev = str(r.get("severity") or "warning")
-        color, background = _SEVERITY.get(sev, ("#5f6368", "#f1f3f4"))
+        color, background = SEVERITY_STYLE.get(sev, ("#5f6368", "#f1f3f4"))
         value = r.get("value")
         threshold = r.get("threshold")
         rows.append(
             [
-                _pill(sev, color, background),
-                f"<b>{_esc(r.get('name') or r.get('kpi'))}</b>",
+                pill(sev, color, background),
+                f"<b>{esc(r.get('name') or r.get('kpi'))}</b>",
                 _date(r.get("period_start")),
-                _esc(r.get("kind")),
-                _esc(f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else ""),
-                _esc(f"{threshold:.4g}" if isinstance(threshold, (int, float)) and math.isfinite(threshold) else ""),
-                _esc(r.get("message")),
+                esc(r.get("kind")),
+                esc(f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else ""),
+                esc(f"{threshold:.4g}" if isinstance(threshold, (int, float)) and math.isfinite(threshold) else ""),
+                esc(r.get("message")),
             ]
         )
     headers = ["severity", "KPI", "period", "kind", "value", "threshold", "message"]
-    return f'<div class="kpinb-alerts" style="{_FONT}">{_table(headers, rows, "kpinb-alerts-table")}</div>'
+    return f'<div class="kpinb-alerts" style="{_FONT}">{table(headers, rows, "kpinb-alerts-table")}</div>'
 
 
 # --- wrappers and registration ------------------------------------------------------------------

@@ -13,7 +13,6 @@ logic lives here, where it is typed and tested.
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb.errors import PlanError
+from kpinb.views.kit import esc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +99,7 @@ def _report_renderer() -> Any:
                 default_width="100%", default_height=420, validate=False,
                 config={"displaylogo": False, "responsive": True},
             )  # fmt: skip
-            marker = html.escape(" ".join(traces), quote=True)
+            marker = esc(" ".join(traces))
             return {"text/html": f'<div class="kpinb-plotly" {TRACES_ATTRIBUTE}="{marker}">{body}</div>'}
 
     return ReportRenderer()
@@ -186,7 +186,7 @@ class Report:
 
     def unit(self, metric_id: str) -> str:
         """The display unit of a metric (durations in their time unit) for :func:`kpinb.cards.format_value`."""
-        from kpinb.views.cards import duration_unit
+        from kpinb.views.kit import duration_unit
 
         m = self.registry.get(metric_id)
         if m is None:
@@ -288,9 +288,9 @@ def heading(text: str, level: int = 2, sub: str | None = None) -> Any:
     from IPython.display import HTML
 
     level = min(max(int(level), 1), 6)
-    out = f"<h{level}>{html.escape(str(text))}</h{level}>"
+    out = f"<h{level}>{esc(text)}</h{level}>"
     if sub:
-        out += f'<p class="kpinb-sub">{html.escape(str(sub))}</p>'
+        out += f'<p class="kpinb-sub">{esc(sub)}</p>'
     return HTML(out)
 
 
@@ -300,25 +300,18 @@ def note(text: str, kind: str = "info") -> Any:
 
     colours = {"info": "#e8f0fe", "warning": "#fff4e5", "error": "#fdecea"}
     bg = colours.get(kind, colours["info"])
-    return HTML(f'<div style="background:{bg};padding:.5em .8em;border-radius:4px">{html.escape(str(text))}</div>')
+    return HTML(f'<div style="background:{bg};padding:.5em .8em;border-radius:4px">{esc(text)}</div>')
 
 
 # --- dashboard pieces ---------------------------------------------------------------------------
 
 
-def _cell(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
-
-
 def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> str:
     """A plain HTML table; every cell is text and is escaped (numbers: format them first)."""
-    style_th = "text-align:left;padding:3px 8px;border-bottom:2px solid #dadce0;background:#f8f9fa"
-    style_td = "text-align:left;padding:3px 8px;border-bottom:1px solid #eceff1;vertical-align:top"
-    head = "".join(f'<th style="{style_th}">{_cell(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f'<td style="{style_td}">{_cell(c)}</td>' for c in row) + "</tr>" for row in rows)
-    cap = f'<caption style="text-align:left;color:#5f6368">{_cell(caption)}</caption>' if caption else ""
-    table = '<table class="kpinb-table" style="border-collapse:collapse;font-size:13px">'
-    return f"{table}{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    from kpinb.views.kit import table
+
+    cap = f'<div style="color:#5f6368">{esc(caption)}</div>' if caption else ""
+    return cap + table(headers, [[esc(c) for c in row] for row in rows], "kpinb-table")
 
 
 def _html(body: str) -> Any:
@@ -328,7 +321,7 @@ def _html(body: str) -> Any:
 
 
 def _fmt(r: Report, metric: str, value: Any) -> str:
-    from kpinb.views.cards import format_value
+    from kpinb.views.kit import format_value
 
     return format_value(value, r.unit(metric))
 
@@ -786,7 +779,7 @@ def vanity_table(van: pd.DataFrame) -> Any:
 def balance_table(bal: pd.DataFrame, verdict: str) -> Any:
     """:func:`kpinb.review.balance` formatted, with its verdict."""
     rows = [[x["indicator"], str(x["kpis"]), x["names"] or "–"] for x in bal.to_dict("records")]
-    return _html(f"<p><b>{html.escape(verdict)}</b></p>" + table_html(["indicator", "KPIs", "which"], rows))
+    return _html(f"<p><b>{esc(verdict)}</b></p>" + table_html(["indicator", "KPIs", "which"], rows))
 
 
 def suggestions_table(sug: pd.DataFrame) -> Any:
@@ -811,7 +804,7 @@ def candidates_table(p: Any) -> Any:
 
 def targets_table(p: Any) -> Any:
     """The proposed KPIs with baseline, target, deadline and thresholds."""
-    from kpinb.views.cards import format_value
+    from kpinb.views.kit import format_value
 
     rows = [
         [x["name"], x["indicator"], x["direction"].replace("_", " "), format_value(x["baseline"], x["unit"]),
@@ -831,8 +824,8 @@ def issues_table(issues: Sequence[Any]) -> Any:
 
 def code_block(text: str, caption: str | None = None) -> Any:
     """Text (YAML, a path) shown verbatim and escaped."""
-    cap = f"<p>{html.escape(caption)}</p>" if caption else ""
-    return _html(f'{cap}<pre style="background:#f8f9fa;padding:8px;font-size:12px">{html.escape(text)}</pre>')
+    cap = f"<p>{esc(caption)}</p>" if caption else ""
+    return _html(f'{cap}<pre style="background:#f8f9fa;padding:8px;font-size:12px">{esc(text)}</pre>')
 
 
 # --- the machine-readable summary ---------------------------------------------------------------

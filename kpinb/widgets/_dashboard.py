@@ -11,7 +11,6 @@ set of filtered dimensions and cached (see that module).
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import math
 import time
@@ -26,7 +25,8 @@ from kpinb.definitions.model import Grain, Plan
 from kpinb.engine.cube import Cube, filter_label, is_extensive
 from kpinb.errors import KpinbError
 from kpinb.views import charts
-from kpinb.views.cards import display_unit, kpi_cards
+from kpinb.views.cards import kpi_cards
+from kpinb.views.kit import display_unit, esc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,9 +38,6 @@ GRAINS = ("week", "month", "quarter", "year")
 FIGURES = ("trend", "breakdown", "benchmark", "drivers")
 MIMETYPE = "application/vnd.plotly.v1+json"
 
-
-def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
 
 
 def _classed(widget: Any, *classes: str) -> Any:
@@ -171,8 +168,8 @@ class Dashboard(widgets.VBox):
         self._set_breakdown_options()
 
         self.header = widgets.HTML(
-            f'<div style="font-size:18px;font-weight:700">{_esc(self.plan.name)}</div>'
-            f'<div style="color:#5f6368">department: {_esc(self.plan.department)}</div>'
+            f'<div style="font-size:18px;font-weight:700">{esc(self.plan.name)}</div>'
+            f'<div style="color:#5f6368">department: {esc(self.plan.department)}</div>'
         )
         self.cards = _classed(widgets.HTML(), "kpinb-cards-widget")
         self.notes = _classed(widgets.HTML(), "kpinb-dashboard-notes")
@@ -301,7 +298,7 @@ class Dashboard(widgets.VBox):
         self.status, cards_html = self._cards(filters, end, notes)
         self.cards.value = cards_html
         self.figures = self._figures(filters, start, end, notes)
-        return "".join(f'<div style="color:#5f6368;font-size:12px">{_esc(n)}</div>' for n in notes)
+        return "".join(f'<div style="color:#5f6368;font-size:12px">{esc(n)}</div>' for n in notes)
 
     def _draw(self, name: str, fig: go.Figure) -> None:
         """Show ``fig`` in its Output widget, replacing the chart there in one state update.
@@ -350,7 +347,7 @@ class Dashboard(widgets.VBox):
             statuses.append(status)
             block = kpi_cards(status, frame, self.registry)
             if len(grains) > 1:
-                block = f'<div style="font-weight:600;margin:6px 0 2px">per {_esc(g)}</div>{block}'
+                block = f'<div style="font-weight:600;margin:6px 0 2px">per {esc(g)}</div>{block}'
             blocks.append(block)
         if label:
             notes.insert(0, f"Filtered: {label}.")
@@ -512,20 +509,20 @@ class Dashboard(widgets.VBox):
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_esc(heading)}</title>",
+            f"<title>{esc(heading)}</title>",
             "<style>body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:16px;color:#202124}"
             ".kpinb-figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px}"
             ".kpinb-figs>div{min-width:0}</style>",
             "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
             f"<script>{charts.plotly_js(self.figures.values())}</script>",
             "</head><body>",
-            f"<h1 style='font-size:20px;margin:0'>{_esc(heading)}</h1>",
-            f"<div style='color:#5f6368'>department {_esc(self.plan.department)} · months {start:%Y-%m} to "
-            f"{end:%Y-%m} · charts per {_esc(self.grain.value)} · filters: {_esc(label)} · generated "
+            f"<h1 style='font-size:20px;margin:0'>{esc(heading)}</h1>",
+            f"<div style='color:#5f6368'>department {esc(self.plan.department)} · months {start:%Y-%m} to "
+            f"{end:%Y-%m} · charts per {esc(self.grain.value)} · filters: {esc(label)} · generated "
             f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
             self.cards.value,
             self.notes.value,
-            f"<h2 style='font-size:15px'>Supporting metrics: {_esc(self._name(self.focus.value))}</h2>",
+            f"<h2 style='font-size:15px'>Supporting metrics: {esc(self._name(self.focus.value))}</h2>",
             '<div class="kpinb-figs">',
         ]
         for name in FIGURES:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,20 +14,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from kpinb._io import write_atomic
+from kpinb.checks.lint import MAX_KPIS
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Source
 from kpinb.errors import KpinbError
-from kpinb.views.cards import display_unit, format_value
-from kpinb.widgets._draft import (
-    KpiDraft,
-    PlanDraft,
-    baselines,
-    connect,
-    number_text,
-    parse_number,
-    render_yaml,
-)
+from kpinb.views.kit import SEVERITY_STYLE, display_unit, esc, format_value
+from kpinb.widgets._draft import KpiDraft, PlanDraft, baselines, connect, number_text, parse_number, render_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,15 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["KpiWizard"]
 
-MAX_KPIS = 7
 STEPS = ("Objective", "Candidate KPIs", "Baselines and targets", "SMART review")
 FIELDS = ("baseline", "target", "deadline", "owner", "warning", "critical")
 _MUTED = "color:#5f6368"
-_LEVEL = {"error": ("#b3261e", "#fdeceb"), "warning": ("#9a5b00", "#fff3df"), "info": ("#1a73e8", "#e8f0fe")}
 
-
-def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
 
 
 def _classed(widget: widgets.DOMWidget, *classes: str) -> Any:
@@ -198,10 +185,10 @@ class KpiWizard(widgets.VBox):
             self.message.value = ""
             return
         items = [lines] if isinstance(lines, str) else lines
-        color, background = _LEVEL.get(level, _LEVEL["info"])
+        color, background = SEVERITY_STYLE.get(level, SEVERITY_STYLE["info"])
         self.message.value = (
             f'<div style="color:{color};background:{background};padding:6px 10px;border-radius:6px">'
-            + "<br>".join(_esc(x) for x in items)
+            + "<br>".join(esc(x) for x in items)
             + "</div>"
         )
 
@@ -209,7 +196,7 @@ class KpiWizard(widgets.VBox):
         self._say([])
         self.title.value = (
             f'<div style="font-size:16px;font-weight:700">KPI wizard · step {self.step} of {len(STEPS)}: '
-            f"{_esc(STEPS[self.step - 1])}</div>"
+            f"{esc(STEPS[self.step - 1])}</div>"
         )
         builders = {1: self._step_objective, 2: self._step_candidates, 3: self._step_targets, 4: self._step_review}
         self._body.children = builders[self.step]()
@@ -279,7 +266,7 @@ class KpiWizard(widgets.VBox):
                 note = "No metric matched the objective's words; here is every metric of the department."
             else:
                 note = ""
-            self._candidates_note.value = f'<div style="color:#9a5b00">{_esc(note)}</div>' if note else ""
+            self._candidates_note.value = f'<div style="color:#9a5b00">{esc(note)}</div>' if note else ""
         self._count()
         intro = widgets.HTML(
             f'<div style="{_MUTED}">Pick the few numbers that tell you whether the objective is being met — ask of '
@@ -303,7 +290,7 @@ class KpiWizard(widgets.VBox):
             )
         chips = "".join(
             f'<span style="color:{c};background:{b};border-radius:8px;padding:0 6px;margin-right:4px;'
-            f'font-size:11px">{_esc(t)}</span>'
+            f'font-size:11px">{esc(t)}</span>'
             for t, c, b in (x for x in badges if x)
         )
         vanity = (
@@ -313,7 +300,7 @@ class KpiWizard(widgets.VBox):
             else ""
         )
         return (
-            f'<div style="margin:-4px 0 8px 24px;font-size:12px"><div style="{_MUTED}">{_esc(m.description)}</div>'
+            f'<div style="margin:-4px 0 8px 24px;font-size:12px"><div style="{_MUTED}">{esc(m.description)}</div>'
             f'<div style="margin-top:2px">{chips}</div>{vanity}</div>'
         )
 
@@ -333,7 +320,7 @@ class KpiWizard(widgets.VBox):
             warn.append("A vanity metric is chosen as a KPI.")
         style = "color:#b3261e" if n > MAX_KPIS else "color:#202124"
         self.counter.value = f'<div class="kpinb-counter" data-count="{n}" style="{style}">{text}</div>' + "".join(
-            f'<div style="color:#9a5b00">⚠ {_esc(w)}</div>' for w in warn
+            f'<div style="color:#9a5b00">⚠ {esc(w)}</div>' for w in warn
         )
 
     # --- step 3 ---------------------------------------------------------------------------------
@@ -365,9 +352,9 @@ class KpiWizard(widgets.VBox):
             "<code>0.12</code>; large numbers take <code>1.5M</code>.</div>"
         )
         if self._baselines:
-            intro += f'<div style="{_MUTED}">Baselines pre-filled from the data: {_esc(self._baseline_label)}.</div>'
+            intro += f'<div style="{_MUTED}">Baselines pre-filled from the data: {esc(self._baseline_label)}.</div>'
         if note:
-            intro += f'<div style="color:#9a5b00">{_esc(note)}</div>'
+            intro += f'<div style="color:#9a5b00">{esc(note)}</div>'
         return [widgets.HTML(intro), self._targets_box]
 
     def _make_fields(self, mid: str) -> dict[str, widgets.Widget]:
@@ -406,8 +393,8 @@ class KpiWizard(widgets.VBox):
         base = self._baselines.get(mid)
         seen = f" · last 12 months: {format_value(base, display_unit(m, None))}" if base is not None else ""
         head = widgets.HTML(
-            f'<div style="font-weight:600;margin-top:8px">{_esc(m.name)} '
-            f'<span style="{_MUTED};font-weight:400;font-size:12px">({_esc(better)}; {_esc(order)}{_esc(seen)})'
+            f'<div style="font-weight:600;margin-top:8px">{esc(m.name)} '
+            f'<span style="{_MUTED};font-weight:400;font-size:12px">({esc(better)}; {esc(order)}{esc(seen)})'
             "</span></div>"
         )
         grid = widgets.GridBox(
@@ -494,7 +481,7 @@ class KpiWizard(widgets.VBox):
             self.save_button.disabled = True
             self.issues = []
             self.review.value = (
-                f'<div style="color:#b3261e">The plan is not valid yet; go back and fix:</div><pre>{_esc(e)}</pre>'
+                f'<div style="color:#b3261e">The plan is not valid yet; go back and fix:</div><pre>{esc(e)}</pre>'
             )
             return [self.review]
         data = self._lint_data()
@@ -519,11 +506,12 @@ class KpiWizard(widgets.VBox):
     @staticmethod
     def _review_html(issues: list[Any], text: str) -> str:
         if issues:
+            level_colour = {k: v[0] for k, v in SEVERITY_STYLE.items()}
             rows = "".join(
-                f'<tr><td style="padding:3px 6px"><span style="color:{_LEVEL.get(i.level, _LEVEL["info"])[0]};'
-                f'font-weight:600">{_esc(i.level)}</span></td><td style="padding:3px 6px">{_esc(i.rule)}</td>'
-                f'<td style="padding:3px 6px">{_esc(i.kpi or "plan")}</td>'
-                f'<td style="padding:3px 6px">{_esc(i.message)}<br><span style="{_MUTED}">Fix: {_esc(i.fix)}'
+                f'<tr><td style="padding:3px 6px"><span style="color:{level_colour.get(i.level, level_colour["info"])};'
+                f'font-weight:600">{esc(i.level)}</span></td><td style="padding:3px 6px">{esc(i.rule)}</td>'
+                f'<td style="padding:3px 6px">{esc(i.kpi or "plan")}</td>'
+                f'<td style="padding:3px 6px">{esc(i.message)}<br><span style="{_MUTED}">Fix: {esc(i.fix)}'
                 "</span></td></tr>"
                 for i in issues
             )
@@ -544,7 +532,7 @@ class KpiWizard(widgets.VBox):
         return (
             f'<div style="font-weight:600">SMART review</div>{lead}{table}'
             '<div style="font-weight:600;margin-top:8px">Plan file</div>'
-            f'<pre class="kpinb-wizard-yaml" style="background:#f8f9fa;padding:8px;font-size:12px">{_esc(text)}</pre>'
+            f'<pre class="kpinb-wizard-yaml" style="background:#f8f9fa;padding:8px;font-size:12px">{esc(text)}</pre>'
         )
 
     # --- save -----------------------------------------------------------------------------------
