@@ -39,7 +39,6 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
 from kpinb.definitions.analysis import additivity
-from kpinb.definitions.formula import parse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,19 +82,6 @@ def kind_of(metric: Metric) -> Kind:
         return "exact"
     kind = additivity(metric)
     return kind if kind in ("sum", "ratio") else "exact"
-
-
-def is_extensive(metric: Metric) -> bool:
-    """True for totals (sums, counts, distinct counts), whose value shrinks with a filter.
-
-    A target for such a KPI is a target for the whole: a filtered value is not judged against
-    it. Rates, averages and ratios (intensive) keep their meaning for a segment.
-    """
-    if str(getattr(metric.unit, "value", metric.unit)) in ("percent", "ratio", "score", "duration"):
-        return False
-    if parse(metric.expr, kind="derived" if metric.derived else "aggregate").ratio is not None:
-        return False
-    return metric.derived or additivity(metric) in ("sum", "distinct")
 
 
 class Cube:

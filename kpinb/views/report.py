@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from kpinb.definitions.model import KPI, Metric, Plan
     from kpinb.outputs.alerts import Alert
+    from kpinb.scorecard import Scorecard
 
 __all__ = [
     "RENDERER_ENV",
@@ -140,8 +141,9 @@ class Report:
     """Everything a report notebook shows for one plan, grain and period.
 
     ``frame`` is the engine's tidy frame (KPIs and supporting metrics, totals) up to
-    ``period_end``; ``status`` is :func:`kpinb.status.evaluate` on it; ``kpis`` are the plan's
-    KPIs at ``grain`` and ``skipped`` the others (reported, not judged).
+    ``period_end``; ``scorecard`` judges its KPIs once (:func:`kpinb.scorecard.evaluate`) and
+    ``status`` is that scorecard's status frame; ``kpis`` are the plan's KPIs at ``grain`` and
+    ``skipped`` the others (reported, not judged).
     """
 
     plan: Plan
@@ -153,6 +155,7 @@ class Report:
     kpis: tuple[KPI, ...]
     skipped: tuple[KPI, ...] = ()
     registry: Mapping[str, Metric] = field(default_factory=dict)
+    scorecard: Scorecard | None = field(default=None, repr=False)
 
     @property
     def title(self) -> str:
@@ -251,7 +254,7 @@ def load(
     """
     import pandas as pd
 
-    from kpinb.analytics import status as status_mod
+    from kpinb import scorecard
     from kpinb.definitions.model import Grain
     from kpinb.definitions.plan import registry
     from kpinb.engine.query import compute
@@ -273,10 +276,10 @@ def load(
     end = pd.Timestamp(period_end).normalize() if period_end not in (None, "") else None
     ids = list(dict.fromkeys(m for k in kpis for m in (k.metric, *k.supporting)))
     frame = _steady(compute(p, metrics=ids, grain=g, end=end))
-    st = status_mod.evaluate(p, frame, as_of=end, kpis=[k.metric for k in kpis])
+    card = scorecard.evaluate(p, frame, as_of=end, kpis=[k.metric for k in kpis])
     return Report(
-        plan=p, department=p.department, grain=g, period_end=end, frame=frame, status=st,
-        kpis=kpis, skipped=skipped, registry=registry(p),
+        plan=p, department=p.department, grain=g, period_end=end, frame=frame, status=card.status_frame(),
+        kpis=kpis, skipped=skipped, registry=registry(p), scorecard=card,
     )  # fmt: skip
 
 
@@ -346,10 +349,12 @@ def status_table(r: Report) -> Any:
 
 
 def pace(r: Report, level: float = 0.8) -> pd.DataFrame:
-    """:func:`kpinb.forecast.pace` of the judged KPIs (forecast to the deadline, probability)."""
-    from kpinb.analytics.forecast import pace as pace_
+    """The judged KPIs' pace to their deadlines (forecast, range, probability) from the scorecard."""
+    if r.scorecard is not None and level == 0.8:
+        return r.scorecard.pace_frame()
+    from kpinb import scorecard
 
-    return pace_(r.plan, r.frame, as_of=r.period_end, level=level, kpis=r.kpi_ids)
+    return scorecard.evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids, level=level).pace_frame()
 
 
 def pace_table(r: Report, pace_df: pd.DataFrame) -> Any:
@@ -375,17 +380,13 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
     the way to the deadline: a cone from the latest value to the forecast's range there."""
     import pandas as pd
 
-    from kpinb.analytics.status import baseline_value, target_at
     from kpinb.engine.calendar import period_start
     from kpinb.views.charts import trend
 
     figs = []
     for k in r.kpis:
-        rows = r.frame[r.frame["metric"] == k.metric]
-        series = pd.Series(rows["value"].to_numpy("float64"), index=pd.DatetimeIndex(rows["period_start"])).sort_index()
         cone = None
         target: Any = None
-        when = list(series.index)
         p = pace_df[pace_df["metric"] == k.metric] if pace_df is not None else None
         if p is not None and len(p) and _num(p["forecast_at_deadline"].iloc[0]) is not None:
             x = p.iloc[0]
@@ -397,18 +398,8 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
                     "lower": [x["value"], x["lower"]],
                     "upper": [x["value"], x["upper"]],
                 })  # fmt: skip
-                when.append(end)
-        if k.target is not None and k.target.by is not None:
-            try:
-                base = baseline_value(k, series)
-            except Exception:  # a baseline window without data: the flat/step paths need none
-                base = None
-            first = series.dropna().index.min() if series.notna().any() else None
-            target = pd.Series(
-                [target_at(k, w, baseline=base, start=first) for w in when],
-                index=pd.DatetimeIndex(when),
-                dtype="float64",
-            )
+        if r.scorecard is not None:
+            target = r.scorecard.get(k.metric).target_path
         figs.append(
             trend(r.frame, k.metric, target=target, forecast=cone, name=r.metric_name(k.metric), unit=r.unit(k.metric))
         )
@@ -535,35 +526,34 @@ def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any
 
 
 def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
-    """What moved each KPI since the previous period: each member's contribution (rate and mix
-    effects for ratios), from :func:`kpinb.drivers.dimension_contributions`."""
+    """What moved each KPI since the previous period (:func:`kpinb.scorecard.drivers`): each
+    member's contribution (rate and mix effects for ratios), else a ratio's numerator and
+    denominator effects."""
     import pandas as pd
 
+    from kpinb import scorecard
     from kpinb.analytics.compare import period_label
-    from kpinb.analytics.drivers import dimension_contributions
+    from kpinb.analytics.kpis import direction_of
     from kpinb.engine.calendar import period_start
-    from kpinb.errors import KpinbError
     from kpinb.views.charts import drivers as drivers_chart
 
     judged = r.judged
     if judged is None:
         return []
     previous = period_start(judged - pd.Timedelta(days=1), r.grain)
-    figs = []
+    figs: list[Any] = []
+    whole: set[str] = set()
     for dim, frame in frames.items():
         for mid in dict.fromkeys(frame["metric"]):
-            try:
-                contrib = dimension_contributions(frame, mid, previous, judged, plan=r.plan)
-            except KpinbError:
+            contrib = scorecard.drivers(r.frame, frame, mid, previous, judged, plan=r.plan)
+            by_member = contrib is not None and dim in contrib.columns
+            if contrib is None or (not by_member and mid in whole):
                 continue
+            whole.update(() if by_member else (mid,))  # a ratio's own split: once, not per dimension
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
-            direction = None
-            if k is not None:
-                from kpinb.analytics.kpis import direction_of
-
-                direction = direction_of(k, r.plan).value
+            direction = direction_of(k, r.plan).value if k is not None else None
             span = f"{period_label(previous, r.grain)} → {period_label(judged, r.grain)}"
-            title = f"What moved {r.metric_name(mid)} by {dim}: {span}"
+            title = f"What moved {r.metric_name(mid)}{f' by {dim}' if by_member else ''}: {span}"
             figs.append(drivers_chart(contrib, direction=direction, unit=r.unit(mid), title=title))
     return figs
 

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ import ipywidgets as widgets
 
 from kpinb._io import write_atomic
 from kpinb.definitions.model import Grain, Plan
-from kpinb.engine.cube import Cube, filter_label, is_extensive
+from kpinb.engine.cube import Cube, filter_label
 from kpinb.errors import KpinbError
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
@@ -311,7 +311,8 @@ class Dashboard(widgets.VBox):
     def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
         import pandas as pd
 
-        from kpinb.analytics.status import STATUS_COLUMNS, evaluate
+        from kpinb import scorecard
+        from kpinb.analytics.status import STATUS_COLUMNS
 
         label = filter_label(filters)
         grains: dict[str, list[str]] = {}
@@ -323,27 +324,14 @@ class Dashboard(widgets.VBox):
             unfiltered = frame.attrs.get("unfiltered", {})
             frame = frame[frame["period_start"] <= end].reset_index(drop=True)
             frame.attrs.update(grain=g, by=())
-            status = self._evaluate(evaluate, frame, ids, STATUS_COLUMNS)
-            for i, row in status.iterrows():
-                mid = row["metric"]
-                applied = [d for d in filters if d not in unfiltered.get(mid, [])]
+            for mid in ids:
                 if unfiltered.get(mid):
                     notes.append(
                         f"{self._name(mid)} is not filtered by {', '.join(unfiltered[mid])}: "
                         "its data has no such column."
                     )
-                if not applied:
-                    continue
-                shown = ", ".join(f"{d} = {filters[d]}" for d in applied)
-                if is_extensive(self.registry[mid]) and row["status"] != "no_data":
-                    status.loc[i, ["status", "rule"]] = ["not_judged", "filtered"]
-                    status.loc[i, ["progress", "gap"]] = [math.nan, math.nan]
-                    status.loc[i, "reason"] = (
-                        f"Showing {shown} only; the target and thresholds are for the whole KPI, so this part of it "
-                        "is not judged against them."
-                    )
-                else:
-                    status.loc[i, "reason"] = f"{shown}: {row['reason']}"
+            card = scorecard.evaluate(self.plan, frame, kpis=ids, filters=filters, unfiltered=unfiltered, pace=False)
+            status = card.status_frame()
             statuses.append(status)
             block = kpi_cards(status, frame, self.registry)
             if len(grains) > 1:
@@ -353,40 +341,6 @@ class Dashboard(widgets.VBox):
             notes.insert(0, f"Filtered: {label}.")
         out = pd.concat(statuses, ignore_index=True) if statuses else pd.DataFrame(columns=list(STATUS_COLUMNS))
         return out, "".join(blocks)
-
-    def _evaluate(
-        self, evaluate: Callable[..., pd.DataFrame], frame: pd.DataFrame, ids: list[str], columns: tuple[str, ...]
-    ) -> pd.DataFrame:
-        import pandas as pd
-
-        try:
-            return evaluate(self.plan, frame, kpis=ids)
-        except KpinbError:
-            pass
-        rows = []
-        for mid in ids:  # one KPI's problem (a baseline window without data...) must not blank the others
-            try:
-                rows.append(evaluate(self.plan, frame, kpis=[mid]))
-            except KpinbError as e:
-                m = self.registry[mid]
-                rows.append(
-                    pd.DataFrame(
-                        [
-                            {
-                                "metric": mid,
-                                "name": self._name(mid),
-                                "owner": self.plan.kpi(mid).owner,
-                                "status": "no_data",
-                                "rule": "no_data",
-                                "reason": str(e).splitlines()[0],
-                                "unit": m.unit.value,
-                                "direction": m.direction.value,
-                            }
-                        ],
-                        columns=list(columns),
-                    )
-                )
-        return pd.concat(rows, ignore_index=True)
 
     def _figures(
         self, filters: Mapping[str, str], start: pd.Timestamp, end: pd.Timestamp, notes: list[str]
@@ -427,13 +381,16 @@ class Dashboard(widgets.VBox):
     ) -> tuple[Any, Any]:
         import pandas as pd
 
+        from kpinb.analytics.kpis import series_of
+        from kpinb.scorecard import target_path
+
         kpi = next((k for k in self.plan.kpis if k.metric == mid), None)
         if kpi is None or kpi.target is None or kpi.grain.value != grain:
             return None, None
-        if filters and is_extensive(self.registry[mid]) and set(filters) & set(self.cube.dims_of[mid]):
-            return None, None  # a whole-KPI target next to one segment would mislead
-        target: Any = float(kpi.target.value)
-        values = total[total["metric"] == mid].set_index("period_start")["value"].astype("float64").sort_index()
+        if set(filters) & set(self.cube.dims_of[mid]):
+            return None, None  # a slice is not judged against the whole KPI's target (the scorecard's rule)
+        values = series_of(total, mid)
+        target = target_path(kpi, values, grain, kpi.target.by)
         fc = None
         history = values.dropna()
         if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
@@ -468,25 +425,17 @@ class Dashboard(widgets.VBox):
         return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or peers for this selection")
 
     def _drivers_figure(self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, unit: str) -> go.Figure:
-        from kpinb.analytics import drivers
+        from kpinb import scorecard
+        from kpinb.analytics.kpis import direction_of
 
         have = sorted(total.loc[total["value"].notna(), "period_start"].unique())
         title = f"What moved {self._name(mid)}"
         if len(have) < 2:
             return charts.empty_figure(title, "Needs two periods with data")
         pa, pb = have[-2], have[-1]
-        direction = self.registry[mid].direction.value
-        frame = None
-        if by is not None:
-            try:
-                frame = drivers.dimension_contributions(by, mid, pa, pb, plan=self.plan)
-            except KpinbError:
-                frame = None
-        if frame is None and self.cube.kinds.get(mid) != "sum" and total["numerator"].notna().any():
-            try:
-                frame = drivers.ratio_effects(total, mid, pa, pb)
-            except KpinbError:
-                frame = None
+        kpi = next((k for k in self.plan.kpis if k.metric == mid), None)
+        direction = (direction_of(kpi, self.plan) if kpi is not None else self.registry[mid].direction).value
+        frame = scorecard.drivers(total, by, mid, pa, pb, plan=self.plan)
         if frame is None:
             return charts.empty_figure(
                 title, "Its change cannot be split: an average or distinct count does not add up"

@@ -1,0 +1,293 @@
+"""Build the scorecard: each KPI's status, target path, pace and slice judgement, once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kpinb._numbers import as_float
+from kpinb.analytics.compare import period_end, period_label
+from kpinb.analytics.forecast import PACE_COLUMNS
+from kpinb.analytics.kpis import direction_of, series_of
+from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
+from kpinb.definitions.model import KPI, Plan
+from kpinb.errors import KpinbError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["KpiEvaluation", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+
+NOT_JUDGED = "not_judged"
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The forecast to a KPI's deadline (3 significant digits) and the chance of reaching it."""
+
+    deadline: pd.Timestamp | None
+    periods_left: int
+    forecast: float
+    lower: float
+    upper: float
+    probability: float
+    required_per_period: float
+    method: str
+
+
+@dataclass(frozen=True)
+class KpiEvaluation:
+    """One KPI judged on one period (for the whole KPI, or for the slice in ``filters``).
+
+    ``status`` is on_track / at_risk / off_track / no_data, or not_judged for a slice that has
+    no target of its own; ``rule`` and ``reason`` say why. ``target_path`` is the target in
+    force at the end of each period of the frame (and of the deadline's period): the line a
+    trend draws, the same one the status is judged against.
+    """
+
+    metric: str
+    name: str
+    owner: str | None
+    grain: str
+    period_start: pd.Timestamp | None
+    value: float
+    previous: float
+    change_pct: float
+    baseline: float
+    target: float
+    target_now: float
+    deadline: Any
+    progress: float
+    gap: float
+    status: str
+    rule: str
+    reason: str
+    unit: str
+    direction: str
+    filters: tuple[tuple[str, str], ...] = ()
+    pace: Pace | None = None
+    target_path: pd.Series | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def judged(self) -> bool:
+        """False for a slice without a target of its own (and for a KPI without data)."""
+        return self.status not in (NOT_JUDGED, "no_data")
+
+    @property
+    def period_label(self) -> str:
+        """The judged period as people read it (``2025-06``, ``2025-Q2``), or ``no data``."""
+        return "no data" if self.period_start is None else period_label(self.period_start, self.grain)
+
+    def row(self) -> dict[str, Any]:
+        """The status columns (:data:`kpinb.analytics.status.STATUS_COLUMNS`) as a dict."""
+        return {c: getattr(self, c) for c in STATUS_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Every KPI of a plan at one grain, judged once; the views read it, never re-judge."""
+
+    plan: Plan
+    grain: str
+    as_of: pd.Timestamp | None
+    frame: pd.DataFrame = field(repr=False, compare=False)
+    evaluations: tuple[KpiEvaluation, ...]
+    filters: tuple[tuple[str, str], ...] = ()
+
+    def get(self, metric: str) -> KpiEvaluation:
+        """The evaluation of the KPI measuring ``metric``."""
+        for e in self.evaluations:
+            if e.metric == metric:
+                return e
+        raise KeyError(metric)
+
+    def __iter__(self) -> Iterable[KpiEvaluation]:  # type: ignore[override]
+        return iter(self.evaluations)
+
+    def status_frame(self) -> pd.DataFrame:
+        """One row per KPI, :data:`~kpinb.analytics.status.STATUS_COLUMNS` (what cards and tables read)."""
+        import pandas as pd
+
+        out = pd.DataFrame([e.row() for e in self.evaluations], columns=list(STATUS_COLUMNS))
+        out["period_start"] = pd.to_datetime(out["period_start"])
+        return out
+
+    def pace_frame(self) -> pd.DataFrame:
+        """One row per KPI with a pace, :data:`~kpinb.analytics.forecast.PACE_COLUMNS`."""
+        import pandas as pd
+
+        rows = [
+            (e.metric, e.period_start, e.value, p.deadline, p.periods_left, p.forecast, p.lower, p.upper, e.target,
+             p.probability, p.required_per_period, p.method)
+            for e in self.evaluations
+            if (p := e.pace) is not None
+        ]  # fmt: skip
+        out = pd.DataFrame(rows, columns=list(PACE_COLUMNS))
+        out["period_start"] = pd.to_datetime(out["period_start"])
+        out["deadline"] = pd.to_datetime(out["deadline"])
+        out["periods_left"] = out["periods_left"].astype("int64")
+        out.attrs.update(grain=self.grain)
+        return out
+
+
+def target_path(kpi: KPI, series: pd.Series, grain: str, until: Any = None) -> pd.Series:
+    """The target in force at the end of each period of ``series`` (and of the period of
+    ``until``, e.g. the deadline): the line a trend draws and the status is judged against.
+    Empty when the KPI has no target or its path cannot be drawn (a linear path without data
+    for its baseline)."""
+    import pandas as pd
+
+    from kpinb.engine.calendar import period_start
+
+    if kpi.target is None or kpi.target.by is None:
+        return pd.Series(dtype="float64")
+    when = list(series.index)
+    if until is not None and (not when or period_start(until, grain) > max(when)):
+        when.append(period_start(until, grain))
+    try:
+        base = baseline_value(kpi, series)
+    except KpinbError:  # a baseline window without data: flat and step paths need none
+        base = None
+    first = series.dropna().index.min() if series.notna().any() else None
+    try:
+        values = [target_at(kpi, period_end(w, grain), baseline=base, start=first) for w in when]
+    except KpinbError:
+        return pd.Series(dtype="float64")
+    return pd.Series(values, index=pd.DatetimeIndex(when), dtype="float64")
+
+
+def evaluate(
+    plan: Plan,
+    frame: pd.DataFrame,
+    as_of: Any = None,
+    *,
+    kpis: Sequence[str] | None = None,
+    filters: Mapping[str, str] | None = None,
+    unfiltered: Mapping[str, Sequence[str]] | None = None,
+    pace: bool | Sequence[str] = True,
+    include_partial: bool = False,
+    level: float = 0.8,
+) -> Scorecard:
+    """Judge the plan's KPIs on ``frame`` (the engine's tidy frame at their grain, no ``by``).
+
+    Parameters
+    ----------
+    plan, frame, as_of, kpis, include_partial : as :func:`kpinb.analytics.status.evaluate`.
+    filters : the slice the frame shows (``{"region": "Europe"}``); a KPI seen through a filter
+        is not judged against the targets of the whole KPI.
+    unfiltered : per metric, the filter dimensions its data lacks (so the filter did not apply).
+    pace : forecast every KPI with a target to its deadline (True), none (False) or these ids.
+    level : the forecast interval's coverage.
+
+    A KPI whose definition cannot be judged (a baseline window without data, inverted
+    thresholds) gets status no_data with the problem as its reason; the others are judged.
+    """
+    import pandas as pd
+
+    from kpinb.analytics import forecast, status
+    from kpinb.analytics.compare import layout
+
+    grain, _ = layout(frame)
+    present = set(frame["metric"].unique())
+    ids = list(kpis) if kpis is not None else [k.metric for k in plan.kpis if k.metric in present]
+    try:
+        st = status.evaluate(plan, frame, as_of, kpis=ids, include_partial=include_partial, level=level)
+    except KpinbError:
+        st = pd.concat([_one(plan, frame, as_of, mid, include_partial, level) for mid in ids], ignore_index=True)
+    paced = ids if pace is True else [] if pace is False else [m for m in ids if m in set(pace)]
+    paces: dict[str, Pace] = {}
+    for mid in paced:
+        try:
+            p = forecast.pace(plan, frame, as_of, level=level, include_partial=include_partial, kpis=[mid]).iloc[0]
+        except KpinbError:
+            continue
+        if p["method"] != "no_target":
+            paces[mid] = Pace(
+                p["deadline"], int(p["periods_left"]), as_float(p["forecast_at_deadline"]), as_float(p["lower"]),
+                as_float(p["upper"]), as_float(p["probability"]), as_float(p["required_per_period"]), str(p["method"]),
+            )  # fmt: skip
+    shown = {d: str(v) for d, v in (filters or {}).items()}
+    evaluations = []
+    for row in st.to_dict("records"):
+        mid = row["metric"]
+        kpi = plan.kpi(mid)
+        applied = tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
+        series = series_of(frame, mid)
+        if applied and row["status"] != "no_data":
+            sliced = ", ".join(f"{d} = {v}" for d, v in applied)
+            row.update(
+                status=NOT_JUDGED, rule="slice", progress=math.nan, gap=math.nan, target_now=math.nan,
+                reason=f"Showing {sliced} only; the targets are for the whole KPI, so this slice is not judged.",
+            )  # fmt: skip
+        evaluations.append(
+            KpiEvaluation(
+                **{c: _plain(row[c]) for c in STATUS_COLUMNS},
+                grain=grain,
+                filters=applied,
+                pace=None if applied else paces.get(mid),
+                target_path=pd.Series(dtype="float64") if applied else target_path(kpi, series, grain, _by(kpi)),
+            )
+        )
+    when = pd.Timestamp(as_of).normalize() if as_of not in (None, "") else None
+    return Scorecard(plan, grain, when, frame, tuple(evaluations), tuple(shown.items()))
+
+
+def drivers(
+    total: pd.DataFrame, by: pd.DataFrame | None, metric: str, period_a: Any, period_b: Any, plan: Plan | None = None
+) -> pd.DataFrame | None:
+    """What moved ``metric`` from ``period_a`` to ``period_b``: each member's contribution when
+    ``by`` (a breakdown) is given and the members add up, else the numerator and denominator
+    effects of a ratio; None when its change cannot be split (an average, a distinct count)."""
+    from kpinb.analytics import drivers as drivers_
+
+    if by is not None:
+        try:
+            return drivers_.dimension_contributions(by, metric, period_a, period_b, plan=plan)
+        except KpinbError:
+            pass
+    rows = total[total["metric"] == metric]
+    if rows["numerator"].notna().any() and rows["denominator"].notna().any():
+        try:
+            return drivers_.ratio_effects(total, metric, period_a, period_b)
+        except KpinbError:
+            return None
+    return None
+
+
+def _one(plan: Plan, frame: pd.DataFrame, as_of: Any, mid: str, include_partial: bool, level: float) -> pd.DataFrame:
+    """One KPI's status row; a KPI that cannot be judged (a baseline window without data,
+    inverted thresholds) gets no_data with the problem as its reason, so it blanks no other."""
+    import pandas as pd
+
+    from kpinb.analytics import status
+    from kpinb.definitions.plan import registry
+
+    try:
+        return status.evaluate(plan, frame, as_of, kpis=[mid], include_partial=include_partial, level=level)
+    except KpinbError as e:
+        k, m = plan.kpi(mid), registry(plan).get(mid)
+        row = {
+            "metric": mid, "name": k.name or (m.name if m else mid), "owner": k.owner, "status": "no_data",
+            "rule": "no_data", "reason": str(e).splitlines()[0], "unit": m.unit.value if m else "count",
+            "direction": direction_of(k, plan).value if m else "higher_is_better",
+        }  # fmt: skip
+        return pd.DataFrame([row], columns=list(STATUS_COLUMNS))
+
+
+def _by(kpi: KPI) -> Any:
+    return kpi.target.by if kpi.target is not None else None
+
+
+def _plain(x: Any) -> Any:
+    """NaN for missing numbers, None for missing text (pandas' NA and NaT are neither)."""
+    import pandas as pd
+
+    if x is None or x is pd.NaT:
+        return None
+    try:
+        missing = bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return x
+    return math.nan if missing and not isinstance(x, str) else x

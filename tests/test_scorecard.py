@@ -1,0 +1,124 @@
+"""The scorecard judges each KPI once; the report and the dashboard read the same judgement.
+
+Exact values on the hand-made plans of tests/test_status.py, and the two surfaces that used to
+decide on their own (the report's trend and the dashboard's) compared on the sample data.
+"""
+
+import math
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_status import PLAN, data, plan
+
+from kpinb import scorecard
+from kpinb.analytics import forecast, status
+from kpinb.analytics.compare import period_end
+from kpinb.analytics.status import STATUS_COLUMNS, target_at
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_every_kpi_is_judged_as_the_status_rules_say():
+    p, df = plan(), data()
+    card = scorecard.evaluate(p, df, as_of="2025-06-30")
+    want = status.evaluate(p, df, as_of="2025-06-30")
+    got = card.status_frame()
+    assert list(got.columns) == list(STATUS_COLUMNS)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert card.get("revenue").period_label == "2025-06" and card.get("revenue").judged
+    with pytest.raises(KeyError):
+        card.get("nope")
+    pace = card.pace_frame()
+    want_pace = forecast.pace(p, df, as_of="2025-06-30")
+    want_pace = want_pace[want_pace["method"] != "no_target"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pace, want_pace, check_dtype=False)
+
+
+def test_the_target_path_is_the_target_in_force_at_each_period_end_and_at_the_deadline():
+    p, df = plan(), data()
+    card = scorecard.evaluate(p, df, as_of="2025-06-30")
+    path = card.get("revenue").target_path
+    kpi = p.kpi("revenue")
+    first = pd.Timestamp("2024-01-01")
+    assert path.index[-1] == pd.Timestamp("2025-12-01")  # drawn up to the deadline's period
+    want = [target_at(kpi, period_end(w, "month"), baseline=100.0, start=first) for w in path.index]
+    np.testing.assert_allclose(path.to_numpy(), want)
+    # the status judged June against the same line
+    assert card.get("revenue").target_now == pytest.approx(path[pd.Timestamp("2025-06-01")])
+    assert card.get("visits").target_path.empty  # no target, no line
+
+
+def test_a_slice_is_not_judged_against_the_whole_kpis_target_unless_its_data_lacks_the_dimension():
+    p, df = plan(), data()
+    card = scorecard.evaluate(
+        p, df, as_of="2025-06-30", filters={"region": "Europe"}, unfiltered={"visits": ["region"]}
+    )
+    for mid in ("revenue", "refund_rate", "signups"):  # sums and rates alike
+        e = card.get(mid)
+        assert (e.status, e.rule, e.judged) == ("not_judged", "slice", False)
+        assert "Showing region = Europe only" in e.reason
+        assert math.isnan(e.progress) and e.pace is None and e.target_path.empty
+        assert e.filters == (("region", "Europe"),)
+    assert card.get("visits").filters == ()  # its data has no region: the filter did not apply
+    assert card.get("visits").status == status.evaluate(p, df, as_of="2025-06-30", kpis=["visits"])["status"][0]
+
+
+def test_one_kpi_that_cannot_be_judged_does_not_blank_the_others():
+    text = PLAN.replace("baseline: {from: 2024-01-01, to: 2024-03-31}", "baseline: {from: 2019-01-01, to: 2019-03-31}")
+    p, df = plan(text), data()
+    with pytest.raises(Exception, match="baseline"):
+        status.evaluate(p, df, as_of="2025-06-30")
+    card = scorecard.evaluate(p, df, as_of="2025-06-30", pace=False)
+    returns = card.get("refund_rate")
+    assert returns.status == "no_data" and "baseline" in returns.reason
+    assert card.get("revenue").status in ("on_track", "at_risk", "off_track")
+
+
+def test_drivers_split_by_member_else_numerator_and_denominator_else_nothing(sample_data):
+    import kpinb
+
+    p = kpinb.load_plan(ROOT / "templates" / "plans" / "sales.yml")
+    ids = ["average_order_value", "monthly_sales_revenue"]
+    total = kpinb.compute(p, metrics=ids, grain="month", end="2025-06-30")
+    by = kpinb.compute(p, metrics=ids, grain="month", end="2025-06-30", by=["region"])
+    members = scorecard.drivers(total, by, "monthly_sales_revenue", "2025-05-01", "2025-06-01", plan=p)
+    assert "region" in members.columns
+    assert members["effect"].sum() == pytest.approx(members.attrs["change"])
+    ratio = scorecard.drivers(total, None, "average_order_value", "2025-05-01", "2025-06-01", plan=p)
+    assert set(ratio["driver"]) == {"numerator", "denominator"}
+    assert ratio["effect"].sum() == pytest.approx(ratio.attrs["change"])
+    assert scorecard.drivers(total, None, "monthly_sales_revenue", "2025-05-01", "2025-06-01", plan=p) is None
+
+
+def test_report_and_dashboard_draw_the_same_target_path(sample_data, tmp_path):
+    """They used to differ: the report drew the target path, the dashboard a flat line."""
+    import yaml
+
+    from kpinb.views import report
+    from kpinb.widgets import Dashboard
+
+    data = yaml.safe_load((ROOT / "templates" / "plans" / "sales.yml").read_text(encoding="utf-8"))
+    for src in data["sources"].values():
+        src["path"] = str(sample_data / pathlib.Path(src["path"]).name)
+    data.pop("benchmarks", None)
+    mid = "monthly_recurring_revenue"
+    kpi = next(k for k in data["kpis"] if k["metric"] == mid)
+    kpi["target"]["path"] = "linear"
+    plan_file = tmp_path / "sales.yml"
+    plan_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    r = report.load(plan_file, period_end="2025-06-30")
+    (fig,) = [f for f, k in zip(report.trend_figures(r), r.kpis, strict=True) if k.metric == mid]
+    (in_report,) = [t for t in fig.data if t.name == "target"]
+    dash = Dashboard(plan_file, grain="month")
+    dash.focus.value = mid
+    (in_dashboard,) = [t for t in dash.figures["trend"].data if t.name == "target"]
+    want = r.scorecard.get(mid).target_path
+    report_line = pd.Series(list(in_report.y), index=pd.to_datetime(list(in_report.x)))
+    dash_line = pd.Series(list(in_dashboard.y), index=pd.to_datetime(list(in_dashboard.x)))
+    common = report_line.index.intersection(dash_line.index)
+    assert len(common) >= 12 and dash_line[common].nunique() > 1  # a path, not a flat line
+    np.testing.assert_allclose(dash_line[common], report_line[common], rtol=1e-4)
+    np.testing.assert_allclose(report_line.to_numpy(), want[report_line.index].to_numpy(), rtol=1e-4)
