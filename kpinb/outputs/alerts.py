@@ -27,18 +27,22 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb._numbers import as_float, plain_number
-from kpinb.analytics.compare import changes, latest_complete_period, period_label
-from kpinb.analytics.kpis import direction_of, metric_of, select
+from kpinb._numbers import plain_number
+from kpinb.analytics.kpis import direction_of
 from kpinb.analytics.status import checked_thresholds, threshold_level
 from kpinb.definitions.model import Direction, Plan
 from kpinb.errors import KpinbError, PlanError
 
-__all__ = ["ALERT_COLUMNS", "Alert", "DeliveryError", "evaluate", "send", "summary", "to_frame", "to_json"]
+if TYPE_CHECKING:
+    from kpinb.scorecard import Scorecard
+
+__all__ = [
+    "ALERT_COLUMNS", "Alert", "DeliveryError", "evaluate", "from_scorecard", "send", "summary", "to_frame", "to_json",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +120,25 @@ def evaluate(
     --------
     >>> [a.message for a in evaluate(plan, compute(plan), as_of="2025-06-30")]  # doctest: +SKIP
     """
-    grain, chosen = select(plan, df, kpis)
-    judged = latest_complete_period(df, as_of, include_partial=include_partial)
-    ch = changes(df)
+    from kpinb import scorecard
+
+    card = scorecard.evaluate(plan, df, as_of, kpis=kpis, include_partial=include_partial, pace=False)
+    return from_scorecard(card)
+
+
+def from_scorecard(card: Scorecard) -> list[Alert]:
+    """The alerts of a scorecard's KPIs (see :func:`evaluate`); slices, which have no thresholds
+    of their own, raise none."""
     out: list[Alert] = []
-    for kpi in chosen:
-        direction = direction_of(kpi, plan)
+    for e in card.evaluations:
+        if e.filters:
+            continue
+        kpi = card.plan.kpi(e.metric)
+        direction = direction_of(kpi, card.plan)
         th = checked_thresholds(kpi, direction)
-        name = kpi.name or metric_of(kpi, plan).name
-        at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
-        value = as_float(at["value"].iloc[0]) if len(at) else math.nan
-        day = judged.date() if judged is not None else None
-        label = period_label(judged, grain) if judged is not None else "any period"
+        day = e.period_start.date() if e.period_start is not None else None
+        label = e.period_label if e.period_start is not None else "any period"
+        value, name = e.value, e.name
         if math.isnan(value):
             out.append(Alert(
                 kpi.metric, name, day, None, None, "missing", "warning",
@@ -147,13 +158,12 @@ def evaluate(
                 f"({better}).",
             ))  # fmt: skip
         limit_pct = kpi.thresholds.change_pct if kpi.thresholds is not None else None
-        change = as_float(at["change_pct"].iloc[0])
+        change = e.change_pct
         if limit_pct is not None and not math.isnan(change) and abs(change) > limit_pct:
-            previous = as_float(at["previous"].iloc[0])
             out.append(Alert(
                 kpi.metric, name, day, value, float(limit_pct), "change", "warning",
-                f"{name} changed {change:+.1f}% for {label} (from {plain_number(previous)} to {plain_number(value)}), "
-                f"more than the {limit_pct:g}% limit.",
+                f"{name} changed {change:+.1f}% for {label} (from {plain_number(e.previous)} to "
+                f"{plain_number(value)}), more than the {limit_pct:g}% limit.",
             ))  # fmt: skip
     return out
 

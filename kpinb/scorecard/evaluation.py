@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kpinb._numbers import as_float
 from kpinb.analytics.compare import period_end, period_label
 from kpinb.analytics.forecast import PACE_COLUMNS
-from kpinb.analytics.kpis import direction_of, series_of
+from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
 from kpinb.definitions.model import KPI, Plan
 from kpinb.errors import KpinbError
@@ -187,11 +187,9 @@ def evaluate(
     import pandas as pd
 
     from kpinb.analytics import forecast, status
-    from kpinb.analytics.compare import layout
 
-    grain, _ = layout(frame)
-    present = set(frame["metric"].unique())
-    ids = list(kpis) if kpis is not None else [k.metric for k in plan.kpis if k.metric in present]
+    grain, chosen = select(plan, frame, kpis)  # the frame itself must fit: a problem there raises
+    ids = [k.metric for k in chosen]
     try:
         st = status.evaluate(plan, frame, as_of, kpis=ids, include_partial=include_partial, level=level)
     except KpinbError:

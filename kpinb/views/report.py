@@ -407,9 +407,11 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
 
 
 def alerts(r: Report) -> list[Alert]:
-    """:func:`kpinb.alerts.evaluate` on the judged KPIs."""
-    from kpinb.outputs.alerts import evaluate
+    """The judged KPIs' alerts, read from the report's scorecard (:func:`kpinb.alerts.from_scorecard`)."""
+    from kpinb.outputs.alerts import evaluate, from_scorecard
 
+    if r.scorecard is not None:
+        return from_scorecard(r.scorecard)
     return evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids)
 
 
