@@ -1,8 +1,14 @@
-"""Atomic file writes: a temp file in the same folder, then a rename."""
+"""Atomic file writes: a temp file in the same folder, then a rename; and safe file names.
+
+Every file kpinb writes goes through :func:`write_atomic`. Names that come from users
+(a plan's ``department:``, a template's name) become file names only through :func:`slug`,
+and a path built from them is checked with :func:`inside` to stay in its output folder.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,13 +20,49 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_atomic(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+MAX_NAME = 100  # characters of a slug; file systems allow 255 bytes
+
+
+def slug(text: object, default: str = "unnamed") -> str:
+    """A file name made from user text: letters, digits, ``_ . -`` only, no leading dot.
+
+    Separators, ``..``, spaces and control characters become ``_``, so the result never
+    names another folder.
+
+    >>> slug("../../etc/passwd"), slug("Customer Service"), slug("sales")
+    ('etc_passwd', 'Customer_Service', 'sales')
+    """
+    name = _UNSAFE.sub("_", str(text)).strip("._-")
+    name = re.sub(r"\.{2,}", ".", name)[:MAX_NAME].rstrip("._-")
+    return name or default
+
+
+def inside(folder: str | Path, path: str | Path) -> Path:
+    """``path`` (relative paths resolve against ``folder``) resolved, if it stays in ``folder``.
+
+    Raises :class:`~kpinb.errors.WriteError` when ``..`` or a symlinked folder leads out of it.
+    """
+    base = Path(folder).expanduser().resolve()
+    target = (base / Path(path).expanduser()).resolve()
+    if target != base and base not in target.parents:
+        raise WriteError(
+            f"refusing to write {target}: it is outside the output folder {base}. "
+            "Use a plain name (letters, digits, _ - .) for departments and templates."
+        )
+    return target
+
+
+def write_atomic(
+    path: str | Path, data: str | bytes, encoding: str = "utf-8", *, within: str | Path | None = None
+) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
+    With ``within``, ``path`` must stay inside that folder (see :func:`inside`).
     Raises :class:`~kpinb.errors.WriteError` (a kpinb error and an ``OSError``) naming the
     path when the folder cannot be created or the file cannot be written.
     """
-    path = Path(path)
+    path = inside(within, path) if within is not None else Path(path)
     payload = data.encode(encoding) if isinstance(data, str) else data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._io import write_atomic
+from ._io import inside, slug, write_atomic
 from .errors import PlanError, RunError
 
 __all__ = [
@@ -151,8 +151,13 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """The template's file stem (``kpi_dashboard``), used for output file names."""
-        return Path(self.template).stem if self.template.endswith(".ipynb") else self.template
+        """The template's file stem (``kpi_dashboard``) as a safe file name, used for output file names."""
+        return slug(Path(self.template).stem if self.template.endswith(".ipynb") else self.template)
+
+
+def run_dir(out_dir: Path, department: str) -> Path:
+    """``<out_dir>/<department>``, the department made a safe folder name that stays inside ``out_dir``."""
+    return inside(out_dir, slug(department))
 
 
 @dataclass(frozen=True)
@@ -328,6 +333,21 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
         except PlanError as e:
             problems.append(f"{at}: {e}")
             continue
+        bad_names = [str(k) for k in {**common, **params} if not _is_identifier(k)]
+        if bad_names:
+            problems.append(
+                f"{at}.parameters: {', '.join(map(repr, bad_names[:5]))} is not a parameter name; names are "
+                "Python identifiers (letters, digits and _, not starting with a digit), e.g. period_end."
+            )
+            continue
+        if entry.get("department") is not None and isinstance(entry.get("department"), str):
+            dep_text = entry["department"]
+            if dep_text != "all" and slug(dep_text) != dep_text:
+                problems.append(
+                    f"{at}.department: {dep_text[:60]!r} cannot name a report folder; use letters, digits, "
+                    "_ - and . only (no / or ..), e.g. customer_service."
+                )
+                continue
         merged = _plain({**common, **params})
         if merged.get("data_dir") and not Path(str(merged["data_dir"])).expanduser().is_absolute():
             merged["data_dir"] = str((file.parent / str(merged["data_dir"])).resolve())  # as plan paths do
@@ -336,6 +356,13 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
     if problems:
         raise RunError("\n".join(problems))
     return specs
+
+
+def _is_identifier(name: object) -> bool:
+    """A name papermill may assign in the notebook's code: an identifier, not a keyword."""
+    import keyword
+
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
 
 
 def _plain(value: Any) -> Any:
@@ -584,7 +611,7 @@ def _parameters(spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any]
         **base_parameters,
         "plan": str(spec.plan.resolve()),
         "department": _declared_department(spec.plan) or spec.department,
-        "output_dir": str(out_dir / spec.department),
+        "output_dir": str(run_dir(out_dir, spec.department)),
         **spec.parameters,
     }
 
@@ -638,12 +665,12 @@ def _execute_one(
     import papermill
 
     started = time.perf_counter()
-    run_dir = out_dir / spec.department
-    run_dir.mkdir(parents=True, exist_ok=True)
-    final_nb = run_dir / f"{spec.name}.ipynb"
-    failed_nb = run_dir / f"{spec.name}.failed.ipynb"
-    report = run_dir / f"{spec.name}.html"
-    tmp_nb = run_dir / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
+    folder = run_dir(out_dir, spec.department)
+    folder.mkdir(parents=True, exist_ok=True)
+    final_nb = folder / f"{spec.name}.ipynb"
+    failed_nb = folder / f"{spec.name}.failed.ipynb"
+    report = folder / f"{spec.name}.html"
+    tmp_nb = folder / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
     params = _parameters(spec, out_dir, base_parameters)
     error: RunFailure | None = None
     nb = None
@@ -652,7 +679,7 @@ def _execute_one(
             str(template_path(spec.template)), str(tmp_nb), parameters=params, kernel_name="python3",
             progress_bar=False, log_output=False, request_save_on_cell_execute=True, start_timeout=120,
             execution_timeout=timeout, kernel_manager_class=km_class,
-            resources={"metadata": {"path": str(run_dir)}},
+            resources={"metadata": {"path": str(folder)}},
         )  # fmt: skip
     except Exception as e:  # one failing run never stops the batch
         error = _failure(e)
@@ -747,6 +774,15 @@ def run_batch(
         raise RunError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
     folder = Path(plans_dir).resolve() if plans_dir else None
     specs = load_runs(runs_file, folder) if runs_file else plan_runs(templates, departments, folder)
+    seen: dict[tuple[str, str], RunSpec] = {}
+    for s in specs:
+        key = (slug(s.department), s.name)
+        if key in seen and seen[key] != s:
+            raise RunError(
+                f"two runs would write {'/'.join(key)}: {seen[key].department}/{seen[key].template} and "
+                f"{s.department}/{s.template}. Give them different departments or templates."
+            )
+        seen[key] = s
     out = Path(out_dir).resolve()
     base = {
         "period_end": None
