@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -44,13 +45,43 @@ def inside(folder: str | Path, path: str | Path) -> Path:
     Raises :class:`~kpinb.errors.WriteError` when ``..`` or a symlinked folder leads out of it.
     """
     base = Path(folder).expanduser().resolve()
-    target = (base / Path(path).expanduser()).resolve()
+    full = base / Path(path).expanduser()
+    # the folders are resolved, the file name is kept: a symlink there is refused by replaceable(), not followed
+    target = full.resolve() if full.name in ("", ".", "..") else full.parent.resolve() / full.name
     if target != base and base not in target.parents:
         raise WriteError(
             f"refusing to write {target}: it is outside the output folder {base}. "
             "Use a plain name (letters, digits, _ - .) for departments and templates."
         )
     return target
+
+
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+)  # fmt: skip
+
+
+def replaceable(path: str | Path) -> Path:
+    """``path`` if it is absent or a regular file (which a rename may replace); else a WriteError.
+
+    Renaming over a symlink, a device (``/dev/null``) or a FIFO would silently turn it into a
+    regular file, so kpinb refuses and says what is there.
+    """
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as e:
+        raise _write_error(path, e) from None
+    if stat.S_ISREG(mode):
+        return path
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise WriteError(
+        f"cannot write {path}: it is {kind}, and kpinb only replaces regular files. "
+        "Choose the path of a regular file (or remove what is there)."
+    )
 
 
 def write_atomic(
@@ -63,6 +94,7 @@ def write_atomic(
     path when the folder cannot be created or the file cannot be written.
     """
     path = inside(within, path) if within is not None else Path(path)
+    replaceable(path)
     payload = data.encode(encoding) if isinstance(data, str) else data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +108,11 @@ def write_atomic(
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        replaceable(path)  # again: something may have appeared there while we wrote
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise _write_error(path, e) from None
         raise
     return path

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._io import inside, slug, write_atomic
-from .errors import PlanError, RunError
+from ._io import inside, replaceable, slug, write_atomic
+from .errors import PlanError, RunError, WriteError
 
 __all__ = [
     "ALL_TEMPLATES",
@@ -480,10 +480,35 @@ def batch_lock(out_dir: str | Path) -> Iterator[Path]:
     interleave: the second one refuses at once and names the first.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is there" if out.exists() and not out.is_dir() else (e.strerror or type(e).__name__)
+        raise WriteError(
+            f"--out {out}: cannot create the output folder ({what}). Choose a folder you can write."
+        ) from None
+    path = out / LOCK_NAME
+    # never through a symlink (it would truncate its target), never a FIFO or device (open could block)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise RunError(
+                f"{path}: the batch lock is a symbolic link; kpinb does not follow it (it would overwrite the "
+                "file it points to). Remove the link, or write to another folder with --out."
+            ) from None
+        raise WriteError(
+            f"{path}: cannot create the batch lock ({e.strerror or e}). Check that --out {out} is writable."
+        ) from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(f"{path}: the batch lock is not a regular file. Remove it, or write to another folder.")
+        os.set_blocking(fd, True)
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: a pid file with a liveness check
@@ -520,8 +545,12 @@ def batch_lock(out_dir: str | Path) -> Iterator[Path]:
 
 
 def _lock_holder(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    try:  # a small JSON file; never through a link, never more than 4 kB
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        try:
+            data = json.loads(os.read(fd, 4096).decode("utf-8") or "{}")
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -689,13 +718,13 @@ def _execute_one(
             body = export_html(nb, show_code=show_code)
             write_atomic(report, body)
             size = len(body.encode("utf-8"))
-            os.replace(tmp_nb, final_nb)
+            os.replace(tmp_nb, replaceable(final_nb))
             failed_nb.unlink(missing_ok=True)
         except Exception as e:
             error = RunFailure(f"export: {type(e).__name__}", str(e)[:2000], None)
     if error is not None:
         if tmp_nb.exists():
-            os.replace(tmp_nb, failed_nb)
+            os.replace(tmp_nb, replaceable(failed_nb))
         else:  # failed before the first save (e.g. the kernel did not start): keep the parameterised input
             write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(spec.template)), as_version=4)))
         # stale outputs of an earlier successful batch would look current

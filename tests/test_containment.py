@@ -113,3 +113,66 @@ def test_cli_run_with_an_escaping_runs_department_is_one_line(tmp_path):
     proc = _cli("run", "--runs", str(runs), "--out", str(tmp_path / "out"))
     _one_line_error(proc)
     assert not (tmp_path.parent / "escaped").exists() and not list(tmp_path.rglob("escaped*"))
+
+
+# --- 3. following links and replacing special files -------------------------------------------------
+
+
+def test_a_symlinked_batch_lock_is_refused_and_its_target_untouched(tmp_path):
+    from kpinb.runner import LOCK_NAME, batch_lock
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).symlink_to(precious)
+    with pytest.raises(RunError, match="symbolic link"), batch_lock(out):
+        pass
+    assert precious.read_text(encoding="utf-8") == "keep me\n"
+    proc = _cli("run", "--department", "sales", "--template", "kpi_dashboard", "--out", str(out))
+    assert "symbolic link" in _one_line_error(proc)
+    assert precious.read_text(encoding="utf-8") == "keep me\n" and (out / LOCK_NAME).is_symlink()
+
+
+def test_a_fifo_as_batch_lock_is_refused_without_blocking(tmp_path):
+    from kpinb.runner import LOCK_NAME, batch_lock
+
+    os.mkfifo(tmp_path / LOCK_NAME)
+    with pytest.raises(RunError, match="not a regular file"), batch_lock(tmp_path):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder", "device"])
+def test_outputs_replace_only_regular_files(tmp_path, kind):
+    target = tmp_path / "target.csv"
+    target.write_text("old\n", encoding="utf-8")
+    path = tmp_path / "out.csv"
+    if kind == "symlink":
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("creating a device node needs root")
+        import stat
+
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a second /dev/null
+    before = os.lstat(path).st_mode
+    with pytest.raises(WriteError, match="only replaces regular files"):
+        write_atomic(path, "new\n")
+    assert os.lstat(path).st_mode == before and target.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "target.csv"]  # no temp file left
+
+
+def test_compute_csv_onto_a_device_is_refused_and_the_device_stays(tmp_path, sample_data):
+    if os.geteuid() != 0:
+        pytest.skip("creating a device node needs root")
+    import stat
+
+    dev = tmp_path / "null"
+    os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    proc = _cli("compute", str(PLANS / "sales.yml"), "--csv", str(dev))
+    assert "it is a device" in _one_line_error(proc)
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
