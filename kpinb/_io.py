@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import WriteError
+from .errors import KpinbError, WriteError
 
 # mkstemp creates files as 0600; outputs get the usual mode (0666 less the umask) so that
 # reports stay readable by colleagues and web servers. Read once: os.umask() only sets it.
@@ -77,7 +77,7 @@ def replaceable(path: str | Path) -> Path:
         raise _write_error(path, e) from None
     if stat.S_ISREG(mode):
         return path
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = _kind(mode)
     raise WriteError(
         f"cannot write {path}: it is {kind}, and kpinb only replaces regular files. "
         "Choose the path of a regular file (or remove what is there)."
@@ -116,6 +116,58 @@ def write_atomic(
             raise _write_error(path, e) from None
         raise
     return path
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def regular_file(path: str | Path, what: str, error: type[KpinbError]) -> Path:
+    """``path`` if it names a regular file (links to one are fine), else ``error`` saying what is there.
+
+    A FIFO blocks its reader forever and ``/dev/zero`` never ends, so kpinb reads regular files only.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}. Check the path.") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}). Check the path and its permissions.") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: cannot be read: it is {_kind(mode)}, not a {what}. Check the path (a regular file).")
+    return path
+
+
+def read_limited(path: str | Path, limit: int, what: str, error: type[KpinbError]) -> bytes:
+    """The bytes of the regular file ``path``, refusing it with ``error`` when larger than ``limit``.
+
+    The file is opened without blocking (a FIFO with no writer would hang ``open``), checked to
+    be a regular file, and never read past ``limit + 1`` bytes.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}. Check the path.") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}). Check the path and its permissions.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: cannot be read: it is {_kind(mode)}, not a {what}. Check the path (a regular file).")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}). Check the path and its permissions.") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise error(f"{path}: larger than {limit:,} bytes, too large for a {what}. Check that this is the {what}.")
+    return b"".join(chunks)
 
 
 def _write_error(path: Path, e: OSError) -> WriteError:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _yaml, catalog
+from ._io import read_limited
 from .errors import FormulaError, PlanError, redact, where
 from .formula import parse
 from .model import Metric, Plan
@@ -49,16 +50,7 @@ def load_plan(path: str | Path | Plan) -> Plan:
     if isinstance(path, Plan):
         return path
     file = Path(path)
-    limit = 4 * _yaml.MAX_CHARS  # UTF-8 takes at most 4 bytes a character
-    try:
-        with file.open("rb") as f:
-            raw = f.read(limit + 1)
-    except FileNotFoundError:
-        raise PlanError(f"{file}: no such plan file. Check the path.") from None
-    except OSError as e:
-        raise PlanError(f"{file}: cannot be read ({e.strerror or e}). Check the path.") from None
-    if len(raw) > limit:
-        raise PlanError(f"{file}: larger than {limit:,} bytes, too large for a plan. Check that this is the plan file.")
+    raw = read_limited(file, _yaml.MAX_BYTES, "plan file", PlanError)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

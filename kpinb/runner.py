@@ -267,15 +267,20 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
           - {template: kpi_review, department: [sales, marketing]}
           - {template: kpi_dashboard, plan: plans/my_team.yml, parameters: {grain: quarter}}
     """
-    import yaml
+    from . import _yaml
+    from ._io import read_limited
 
     file = Path(path)
+    raw = read_limited(file, _yaml.MAX_BYTES, "runs file", RunError)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{file}: no such runs file. Check the path.") from None
-    except yaml.YAMLError as e:
-        raise RunError(f"{file}: not valid YAML ({str(e).splitlines()[0]}). Fix the syntax.") from None
+        data, _ = _yaml.read(raw.decode("utf-8-sig"), file)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise RunError(
+            f"{file}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}). Save the runs file as UTF-8."
+        ) from None
+    except PlanError as e:  # the same bounded, tag-free reader as plans
+        raise RunError(str(e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise RunError(f"{file}: expected a mapping with a non-empty `runs:` list. See kpinb.runner.load_runs.")
     unknown_top = set(data) - {"runs", "parameters"}
@@ -602,11 +607,12 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
 def _declared_department(plan: Path) -> str | None:
     """The plan's ``department:`` (the run is named after the file, which may differ); None
     when the file cannot be read (the notebook then reports the plan's problem)."""
-    import yaml
+    from . import _yaml
+    from ._io import read_limited
 
-    try:
-        data = yaml.safe_load(plan.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    try:  # bounded like load_plan: a deeply nested or huge file must not stop the batch here
+        data, _ = _yaml.read(read_limited(plan, _yaml.MAX_BYTES, "plan file", PlanError).decode("utf-8-sig"), plan)
+    except (PlanError, UnicodeDecodeError, RecursionError):
         return None
     dep = data.get("department") if isinstance(data, dict) else None
     return dep if isinstance(dep, str) and dep else None

@@ -142,6 +142,17 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
             f"source {name!r}: file not found: {path}. Fix `path:` (relative paths resolve "
             "against the plan's folder) or create the sample data with `kpinb sample-data`."
         )
+    import glob
+
+    from ._io import regular_file
+
+    # a FIFO blocks the engine forever and /dev/zero never ends: regular files only
+    globbed = any(c in str(path) for c in "*?[")
+    for file in sorted(glob.glob(str(path)))[:10_000] if globbed else [path]:
+        try:
+            regular_file(file, "data file", SourceError)
+        except SourceError as e:
+            raise SourceError(f"source {name!r}: {e}") from None
     import ibis
 
     con = duckdb_connection()

@@ -5,6 +5,7 @@ symlinks, the real PostgreSQL server, a real local HTTP server, real subprocesse
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
@@ -176,3 +177,111 @@ def test_compute_csv_onto_a_device_is_refused_and_the_device_stays(tmp_path, sam
     proc = _cli("compute", str(PLANS / "sales.yml"), "--csv", str(dev))
     assert "it is a device" in _one_line_error(proc)
     assert stat.S_ISCHR(os.lstat(dev).st_mode)
+
+
+# --- 7. hangs: FIFOs, endless files, oversized files, slow webhooks -----------------------------------
+
+
+def _plan_with(tmp_path: Path, **changes: object) -> Path:
+    """A copy of the shipped web plan with absolute sample paths, edited by ``changes``."""
+    data = yaml.safe_load((PLANS / "web.yml").read_text(encoding="utf-8"))
+    for src in data["sources"].values():
+        src["path"] = str(SAMPLE / Path(src["path"]).name)
+    data.pop("benchmarks", None)
+    for key, value in changes.items():
+        if key.startswith("source_"):
+            field, name = key.removeprefix("source_").split(":", 1)
+            data["sources"][name][field] = value
+        else:
+            data[key] = value
+    path = tmp_path / "plan.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_a_fifo_or_endless_file_is_refused_at_once(tmp_path, sample_data):
+    import time
+
+    from kpinb.benchmark import load_benchmarks
+    from kpinb.errors import DataError, PlanError, SourceError
+
+    fifo = tmp_path / "pipe.yml"
+    os.mkfifo(fifo)  # nobody ever writes to it: opening it for reading would block forever
+    started = time.monotonic()
+    with pytest.raises(PlanError, match="named pipe"):
+        kpinb.load_plan(fifo)
+    with pytest.raises(DataError, match="named pipe"):
+        load_benchmarks(fifo)
+    with pytest.raises(RunError, match="named pipe"):
+        load_runs(fifo)
+    source = next(iter(yaml.safe_load((PLANS / "web.yml").read_text(encoding="utf-8"))["sources"]))
+    csv_fifo = tmp_path / "events.csv"
+    os.mkfifo(csv_fifo)
+    for path in (csv_fifo, "/dev/zero"):
+        plan = kpinb.load_plan(
+            _plan_with(tmp_path, **{f"source_path:{source}": str(path), f"source_format:{source}": "csv"})
+        )
+        with pytest.raises(SourceError, match="not a data file"):
+            kpinb.compute(plan, grain="month")
+    assert time.monotonic() - started < 30
+    for args in (["compute", str(fifo)], ["check", str(fifo)], ["alerts", "--plan", str(fifo)]):
+        assert "named pipe" in _one_line_error(_cli(*args, timeout=60))
+
+
+def test_check_does_not_read_an_oversized_plan_after_load_plan_refused_it(tmp_path):
+    import time
+
+    big = tmp_path / "big.yml"
+    with big.open("wb") as f:
+        f.truncate(64 * 2**30)  # sparse: 64 GB on paper; reading it would take minutes
+    started = time.monotonic()
+    assert "too large for a plan" in _one_line_error(_cli("check", str(big), timeout=60))
+    assert time.monotonic() - started < 30
+
+
+def _dribbling_server(pause: float):
+    """A real HTTP server whose answer to a POST comes one byte every ``pause`` seconds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                if stop.wait(pause):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, stop
+
+
+def test_a_webhook_that_answers_a_byte_every_two_seconds_is_cut_off_at_the_deadline():
+    import time
+
+    from kpinb.alerts import Alert, DeliveryError, send
+
+    alert = Alert("x", "X", datetime.date(2025, 6, 1), 1.0, 2.0, "below", "warning", "X is low.")
+    server, stop = _dribbling_server(2.0)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="deadline passed"):
+            send([alert], url, timeout=5, retries=5, backoff=0.1, deadline=4)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+    assert 3.5 < took < 7, took
