@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import KpinbError, redact
 
@@ -88,6 +90,50 @@ def _catalog(a: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``kpinb: error: run: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --start: 'x' is not a date" reads better as "--start 'x' is not a date"
+        message = re.sub(r"^argument (-[\w-]+)(?:/[\w-]+)?: (?=')", r"\1 ", message)
+        command = self.prog.removeprefix("kpinb").strip()
+        where_ = f"{command}: " if command else ""
+        self.exit(2, f"kpinb: error: {where_}{' '.join(message.split())}. See `{self.prog} --help`.\n")
+
+
+def _date(text: str) -> str:
+    """A YYYY-MM-DD argument (kept as text: the commands pass it on), in the range plans allow."""
+    from .model import FIRST_DATE, LAST_DATE
+
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date; write it as YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside {FIRST_DATE.year}-{LAST_DATE.year}")
+    return day.isoformat()
+
+
+def _today(text: str) -> date:
+    return date.fromisoformat(_date(text))
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An integer argument between ``low`` and ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low:,} and {high:,}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
+
+
 class _pandas_wide:
     def __enter__(self) -> None:
         import pandas as pd
@@ -102,14 +148,14 @@ class _pandas_wide:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
-    p = argparse.ArgumentParser(prog="kpinb", description="KPIs from objectives to reports.")
+    p = _Parser(prog="kpinb", description="KPIs from objectives to reports.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample-data", help="generate the synthetic sample data")
     s.add_argument("--out", type=Path, default=Path("data/sample"))
-    s.add_argument("--rows", type=int, default=200_000, help="approximate number of order rows")
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--rows", type=_count(1, 100_000_000), default=200_000, help="approximate number of order rows")
+    s.add_argument("--seed", type=_count(0, 2**32 - 1), default=7)
     s.add_argument("--force", action="store_true", help="regenerate even if up to date")
     s.set_defaults(func=_sample_data)
 
@@ -118,8 +164,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
     c.add_argument("--by", nargs="*", help="dimension columns")
     c.add_argument("--metrics", nargs="*", help="metric ids (default: the plan's KPIs)")
-    c.add_argument("--start")
-    c.add_argument("--end")
+    c.add_argument("--start", type=_date)
+    c.add_argument("--end", type=_date)
     c.add_argument("--csv", type=Path, help="write the table to a CSV file instead of printing")
     c.set_defaults(func=_compute)
 
@@ -145,14 +191,14 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--runs", type=Path, help="a runs.yml listing template, department and parameters per run")
     rn.add_argument("--template", nargs="+", help="template names or .ipynb paths (default: kpi_dashboard "
                     "benchmark_comparison kpi_review)")  # fmt: skip
-    rn.add_argument("--period-end", help="judge KPIs on the latest period ended by this date (YYYY-MM-DD)")
+    rn.add_argument("--period-end", type=_date, help="judge KPIs on the latest period ended by this date (YYYY-MM-DD)")
     rn.add_argument("--out", type=Path, default=Path("reports"))
-    rn.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default 2)")
+    rn.add_argument("--jobs", type=_count(1, 64), default=2, help="notebooks run at once (default 2)")
     rn.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
     rn.add_argument("--plans-dir", type=Path, default=None, help="default: the shipped example plans")
     rn.add_argument("--data-dir", type=Path, default=None, help="look the plans' data files up in this folder")
     rn.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
-    rn.add_argument("--timeout", type=int, default=600, help="seconds one notebook cell may run")
+    rn.add_argument("--timeout", type=_count(1, 7 * 24 * 3600), default=600, help="seconds one notebook cell may run")
     rn.add_argument("--skip-up-to-date", action="store_true",
                     help="keep reports of the previous batch in --out whose plan, data, template, parameters and "
                     "package versions are unchanged (finishes an interrupted batch)")  # fmt: skip
@@ -166,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     )
     al.add_argument("--plan", type=Path, required=True)
     al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
-    al.add_argument("--period-end", help="judge the latest period ended by this date (YYYY-MM-DD)")
+    al.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
     al.set_defaults(func=_alerts)
 
@@ -178,7 +224,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("plan", type=Path)
     ck.add_argument(
-        "--today", type=date.fromisoformat, default=None,
+        "--today", type=_today, default=None,
         help="judge deadlines and reviews as of this date (YYYY-MM-DD; default: today)",
     )  # fmt: skip
     ck.set_defaults(func=_check)
@@ -204,6 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
         else:
             print(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no (a full disk, a permission): one line, not a traceback
+        if args.debug:
+            raise
+        where_ = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"kpinb: error: {where_}{e.strerror or e}. Check the path, its permissions and free space.",
+              file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("kpinb: interrupted", file=sys.stderr)

@@ -11,10 +11,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 _ID = r"^[a-z][a-z0-9_\-]*$"
 Id = Annotated[str, Field(pattern=_ID, max_length=80)]
+
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+"""Dates a plan may name: calendars and pandas (1677-2262) handle them with room for arithmetic."""
+
+
+def _in_range(value: dt.date) -> dt.date:
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"{value.isoformat()} is outside {FIRST_DATE.year}-{LAST_DATE.year}; write a real date")
+    return value
+
+
+PlanDate = Annotated[dt.date, AfterValidator(_in_range)]
 
 
 class Unit(enum.StrEnum):
@@ -50,7 +62,8 @@ class Grain(enum.StrEnum):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    # NaN and infinity are never a target, threshold or baseline: every comparison with them is False
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
 
 class Metric(_Spec):
@@ -89,10 +102,10 @@ class Baseline(_Spec):
     """The starting point: a given value, or computed from a historical window."""
 
     value: float | None = None
-    from_: dt.date | None = Field(default=None, alias="from")
-    to: dt.date | None = None
+    from_: PlanDate | None = Field(default=None, alias="from")
+    to: PlanDate | None = None
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Baseline:
@@ -111,7 +124,7 @@ class Baseline(_Spec):
 class TargetPoint(_Spec):
     """One step of a target path: the value to reach by a date."""
 
-    by: dt.date
+    by: PlanDate
     value: float
 
 
@@ -119,7 +132,7 @@ class Target(_Spec):
     """A value to reach by a deadline, optionally along a path (linear or a table)."""
 
     value: float
-    by: dt.date | None = None
+    by: PlanDate | None = None
     path: str | tuple[TargetPoint, ...] = "flat"
 
     @model_validator(mode="after")
@@ -182,7 +195,7 @@ class Review(_Spec):
     """How often the plan is reviewed and when it last was."""
 
     every: Grain = Grain.quarter
-    last: dt.date | None = None
+    last: PlanDate | None = None
 
 
 class Plan(_Spec):

@@ -28,6 +28,7 @@ _FIXES = {
     "extra_forbidden": "remove it or check its spelling",
     "float_parsing": "write a number",
     "float_type": "write a number",
+    "finite_number": "write a finite number (not .nan or .inf)",
     "date_from_datetime_parsing": "write a date as YYYY-MM-DD",
     "date_parsing": "write a date as YYYY-MM-DD",
     "date_type": "write a date as YYYY-MM-DD",

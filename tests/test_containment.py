@@ -285,3 +285,84 @@ def test_a_webhook_that_answers_a_byte_every_two_seconds_is_cut_off_at_the_deadl
         server.shutdown()
         server.server_close()
     assert 3.5 < took < 7, took
+
+
+# --- 6. one line and exit 2 for every CLI mistake; no NaN or infinity in plans -----------------------
+
+
+def _main(argv: list[str], capsys) -> tuple[int, str]:
+    """kpinb.cli.main in this process: (exit code, stderr)."""
+    from kpinb.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def mistakes(tmp_path):
+    """Files for the CLI mistakes: a folder, a file where a folder goes, a non-UTF-8 runs file,
+    a plan whose benchmarks are a folder, one with a review in the year 9999."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    (tmp_path / "latin1.yml").write_bytes(b"runs:\n  - {template: kpi_dashboard, department: caf\xe9}\n")
+    _plan_with(tmp_path, benchmarks=str(tmp_path / "folder")).rename(tmp_path / "bench_folder.yml")
+    data = yaml.safe_load((PLANS / "web.yml").read_text(encoding="utf-8"))
+    data["review"] = {"every": "quarter", "last": datetime.date(9999, 12, 31)}
+    (tmp_path / "review.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return tmp_path
+
+
+CLI_MISTAKES = [
+    (["alerts", "--plan", "{plans}/web.yml", "--period-end", "garbage"], "is not a date"),
+    (["run", "--all", "--period-end", "2025-02-30"], "is not a date"),
+    (["compute", "{plans}/web.yml", "--start", "20250101x"], "is not a date"),
+    (["check", "{plans}/web.yml", "--today", "9999-12-31"], "outside 1900-2199"),
+    (["sample-data", "--seed", "-1", "--out", "{tmp}/s"], "--seed: -1 is not between"),
+    (["sample-data", "--rows", "0", "--out", "{tmp}/s"], "--rows: 0 is not between"),
+    (["sample-data", "--rows", "1e9", "--out", "{tmp}/s"], "not a whole number"),
+    (["sample-data", "--rows", "1000", "--out", "{tmp}/file/sub"], "Not a directory"),
+    (["run", "--all", "--jobs", "0"], "--jobs: 0"),
+    (["run", "--all", "--timeout", "-5"], "--timeout: -5"),
+    (["run", "--all", "--out", "{tmp}/file"], "a file is there"),
+    (["run", "--runs", "{tmp}/folder"], "it is a folder"),
+    (["run", "--runs", "{tmp}/latin1.yml"], "not UTF-8"),
+    (["run", "--runs", "{tmp}/missing.yml"], "no such runs file"),
+    (["compute", "{tmp}/review.yml"], "review.last: 9999-12-31 is outside"),
+    (["alerts", "--plan", "{tmp}/folder"], "it is a folder"),
+    (["compute", "{plans}/web.yml", "--grain", "fortnight"], "invalid choice"),
+    (["nonsense"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "says"), CLI_MISTAKES, ids=[" ".join(a)[:50] for a, _ in CLI_MISTAKES])
+def test_cli_mistakes_print_one_line_and_exit_2(mistakes, capsys, argv, says):
+    argv = [a.format(plans=PLANS, tmp=mistakes) for a in argv]
+    code, err = _main(argv, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert says in err, err
+
+
+def test_benchmarks_pointing_at_a_folder_is_one_check_issue(mistakes, sample_data):
+    from kpinb.lint import check
+
+    issues, code = check(mistakes / "bench_folder.yml")
+    assert code == 1 and any(i.rule == "benchmarks" and "it is a folder" in i.message for i in issues), issues
+
+
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.inf", ".NaN"])
+@pytest.mark.parametrize("field", ["target: {value: %s, by: 2025-12-31}", "thresholds: {warning: %s}",
+                                   "baseline: {value: %s}", "thresholds: {change_pct: %s}"])  # fmt: skip
+def test_nan_and_infinity_are_refused_as_targets_thresholds_and_baselines(field, number):
+    from kpinb.errors import PlanError
+    from kpinb.plan import parse_plan
+
+    text = (
+        "name: X\ndepartment: web\nsources:\n  web_sessions: {path: s.parquet}\n"
+        f"kpis:\n  - metric: conversion_rate\n    {field % number}\n"
+    )
+    with pytest.raises(PlanError, match=r"finite number|greater than 0"):
+        parse_plan(text, "x.yml")
