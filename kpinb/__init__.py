@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, WriteError
+from .errors import DataError, FormulaError, KpinbError, LimitError, PlanError, RunError, SourceError, WriteError
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "FormulaError",
     "KpinbError",
+    "LimitError",
     "PlanError",
     "RunError",
     "SourceError",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import KpinbError, redact
 
@@ -27,7 +27,7 @@ def _compute(a: argparse.Namespace) -> int:
     from .plan import load_plan
 
     df = compute(
-        load_plan(a.plan), metrics=a.metrics or None, grain=a.grain, by=a.by or (),
+        _limited(load_plan(a.plan), a), metrics=a.metrics or None, grain=a.grain, by=a.by or (),
         start=a.start, end=a.end,
     )  # fmt: skip
     if a.csv:
@@ -62,10 +62,40 @@ def _run(a: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _limited(plan: Any, a: argparse.Namespace) -> Any:
+    """The plan with the limits given on the command line."""
+    from .plan import with_limits
+
+    return with_limits(plan, max_result_rows=a.max_result_rows, statement_timeout_s=a.statement_timeout_s)
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-result-rows",
+        type=_count(1, 10**10),
+        default=None,
+        help="refuse results of more rows than this (default: the plan's limits, else 5,000,000)",
+    )
+    p.add_argument("--statement-timeout-s", type=_seconds, default=None,
+                   help="seconds one database statement may run (default: the plan's limits, else 300)")  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < value <= 7 * 24 * 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 604800 seconds")
+    return value
+
+
 def _alerts(a: argparse.Namespace) -> int:
+    from .report import load_for_report
     from .runner import run_alerts
 
-    text, code = run_alerts(a.plan, period_end=a.period_end, data_dir=a.data_dir, as_json=a.json)
+    plan = _limited(load_for_report(a.plan, a.data_dir), a)
+    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json)
     print(text)
     return code
 
@@ -167,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--start", type=_date)
     c.add_argument("--end", type=_date)
     c.add_argument("--csv", type=Path, help="write the table to a CSV file instead of printing")
+    _limit_flags(c)
     c.set_defaults(func=_compute)
 
     r = sub.add_parser("report", help="compute every department plan and write HTML summaries")
@@ -214,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
     al.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
+    _limit_flags(al)
     al.set_defaults(func=_alerts)
 
     ck = sub.add_parser(

@@ -24,6 +24,11 @@ class DataError(KpinbError, ValueError):
     """The data does not fit the plan: a missing column, a wrong type, no rows."""
 
 
+class LimitError(DataError):
+    """A result or an input is larger than a documented limit (``limits:`` in the plan); the
+    message says how to narrow it and how to raise the limit."""
+
+
 class SourceError(KpinbError, OSError):
     """A source cannot be opened: a missing file, an unreachable database, an unknown table."""
 

@@ -198,6 +198,21 @@ class Review(_Spec):
     last: PlanDate | None = None
 
 
+DEFAULT_MAX_RESULT_ROWS = 5_000_000
+"""Rows a computation may return (all metrics, periods and members): about 0.5 GB in memory."""
+
+DEFAULT_STATEMENT_TIMEOUT_S = 300.0
+"""Seconds one database statement may run (PostgreSQL ``statement_timeout``)."""
+
+
+class Limits(_Spec):
+    """Guards against runaway work; raise them in the plan (``limits:``) or with the CLI flag
+    of the same name (``--max-result-rows``, ``--statement-timeout-s``)."""
+
+    max_result_rows: int = Field(default=DEFAULT_MAX_RESULT_ROWS, ge=1, le=10**10)
+    statement_timeout_s: float = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, gt=0, le=7 * 24 * 3600)
+
+
 class Plan(_Spec):
     """A department's KPI plan: objectives, sources, own metrics and KPIs."""
 
@@ -209,6 +224,7 @@ class Plan(_Spec):
     kpis: tuple[KPI, ...] = ()
     benchmarks: str | None = None
     review: Review | None = None
+    limits: Limits = Limits()
     _file: Path | None = PrivateAttr(default=None)
 
     @field_validator("sources")

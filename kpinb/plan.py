@@ -125,6 +125,21 @@ def _format_validation(e: ValidationError, file: str | Path, lines: dict) -> str
     return _join(out, file)
 
 
+def with_limits(plan: Plan, **overrides: float | int | None) -> Plan:
+    """A copy of ``plan`` whose ``limits:`` have the given values (None: keep the plan's).
+
+    >>> with_limits(plan, max_result_rows=20_000_000)  # doctest: +SKIP
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return plan
+    try:
+        limits = type(plan.limits).model_validate({**plan.limits.model_dump(), **given})
+    except ValidationError as e:
+        raise PlanError(_format_validation(e, "limits", {})) from None
+    return plan.model_copy(update={"limits": limits})
+
+
 def registry(plan: Plan | None = None) -> dict[str, Metric]:
     """Catalog metrics plus the plan's own (a plan metric overrides a catalog id)."""
     out = catalog.metrics()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -366,3 +367,70 @@ def test_nan_and_infinity_are_refused_as_targets_thresholds_and_baselines(field,
     )
     with pytest.raises(PlanError, match=r"finite number|greater than 0"):
         parse_plan(text, "x.yml")
+
+
+# --- 1. unbounded results -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_orders(tmp_path_factory):
+    """A real Parquet file: ten years of orders by 100,000 customers (daily x customer = 365M cells)."""
+    import numpy as np
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("wide")
+    rng = np.random.default_rng(14)
+    n = 300_000
+    pd.DataFrame({
+        "order_date": pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3652, n), "D"),
+        "customer": rng.integers(0, 100_000, n).astype(str), "region": rng.choice(["EU", "US", "APAC"], n),
+        "revenue": rng.random(n) * 100, "order_id": np.arange(n).astype(str),
+    }).to_parquet(folder / "orders.parquet")  # fmt: skip
+    plan = folder / "plan.yml"
+    plan.write_text(
+        "name: Wide\ndepartment: sales\nsources:\n  orders:\n    path: orders.parquet\n    time: order_date\n"
+        "    dimensions: [customer, region]\n"
+        "metrics:\n  - {id: rev, name: Revenue, source: orders, expr: sum(revenue), unit: currency}\n"
+        "kpis:\n  - {metric: rev, owner: Me, grain: month, target: {value: 1, by: 2026-12-31}}\n",
+        encoding="utf-8",
+    )
+    return plan
+
+
+def test_a_runaway_breakdown_is_refused_before_it_runs(wide_orders, capsys):
+    import time
+
+    from kpinb.errors import LimitError
+
+    plan = kpinb.load_plan(wide_orders)
+    started = time.monotonic()
+    with pytest.raises(LimitError) as e:
+        kpinb.compute(plan, grain="day", by=["customer"])
+    assert time.monotonic() - started < 20
+    msg = str(e.value)
+    assert "max_result_rows=5,000,000" in msg and re.search(r"3,652 day periods x 9\d,\d{3} customer member", msg), msg
+    assert "coarser grain" in msg and "limits: {max_result_rows: N}" in msg and "--max-result-rows" in msg
+    # within the limit it runs; a lower limit (argument, plan or CLI flag) refuses smaller results
+    assert len(kpinb.compute(plan, grain="year", by=["region"])) == 10 * 3
+    with pytest.raises(LimitError):
+        kpinb.compute(plan, grain="month", by=["region"], max_result_rows=100)
+    limited = wide_orders.with_name("limited.yml")
+    limited.write_text(wide_orders.read_text(encoding="utf-8") + "limits: {max_result_rows: 100}\n", encoding="utf-8")
+    with pytest.raises(LimitError, match="max_result_rows=100"):
+        kpinb.compute(kpinb.load_plan(limited), grain="month", by=["region"])
+    code, err = _main(["compute", str(limited), "--grain", "year", "--by", "region", "--max-result-rows", "20"], capsys)
+    assert code == 2 and "max_result_rows=20" in err and len(err.strip().splitlines()) == 1
+    code, _ = _main(
+        ["compute", str(limited), "--grain", "month", "--by", "region", "--max-result-rows", "1000"], capsys
+    )
+    assert code == 0
+
+
+def test_the_exact_check_counts_every_cell_completion_would_fill(wide_orders):
+    from kpinb.errors import LimitError
+
+    plan = kpinb.load_plan(wide_orders)
+    # 10 years of months x 3 regions = 360 rows: one under the limit fails, the limit itself passes
+    assert len(kpinb.compute(plan, grain="month", by=["region"], max_result_rows=360)) == 360
+    with pytest.raises(LimitError):
+        kpinb.compute(plan, grain="month", by=["region"], max_result_rows=359)
