@@ -224,7 +224,7 @@ class BatchResult:
                 lines.append(f"ok      {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {shown}")
             else:
                 lines.append(f"FAILED  {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {r.error}")
-                lines.append(f"        kept: {r.notebook}")
+                lines.append(f"        kept: {r.notebook}" if r.notebook else "        (no notebook kept)")
         n_fail = len(self.failed)
         lines.append(
             f"{len(self.runs) - n_fail} of {len(self.runs)} runs ok"
@@ -701,7 +701,13 @@ def _execute_one(
 
     started = time.perf_counter()
     folder = run_dir(out_dir, spec.department)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is in the way" if folder.exists() and not folder.is_dir() else (e.strerror or str(e))
+        raise WriteError(
+            f"{folder}: cannot create the department's report folder ({what}). Remove or rename what is there."
+        ) from None
     final_nb = folder / f"{spec.name}.ipynb"
     failed_nb = folder / f"{spec.name}.failed.ipynb"
     report = folder / f"{spec.name}.html"
@@ -728,28 +734,71 @@ def _execute_one(
             failed_nb.unlink(missing_ok=True)
         except Exception as e:
             error = RunFailure(f"export: {type(e).__name__}", str(e)[:2000], None)
+    kept: Path | None = final_nb
     if error is not None:
-        if tmp_nb.exists():
-            os.replace(tmp_nb, replaceable(failed_nb))
-        else:  # failed before the first save (e.g. the kernel did not start): keep the parameterised input
-            write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(spec.template)), as_version=4)))
+        kept = _keep_failed(tmp_nb, failed_nb, spec.template)
         # stale outputs of an earlier successful batch would look current
         final_nb.unlink(missing_ok=True)
         report.unlink(missing_ok=True)
-        if nb is None and failed_nb.exists():
+        if nb is None and kept is not None:
             try:
-                nb = nbformat.read(str(failed_nb), as_version=4)
+                nb = nbformat.read(str(kept), as_version=4)
             except Exception:
                 nb = None
     summary = _collect_summary(nb) if nb is not None else None
     return RunResult(
         spec=spec, status="ok" if error is None else "failed",
-        notebook=final_nb if error is None else failed_nb, report=report if error is None else None,
+        notebook=kept, report=report if error is None else None,
         parameters=params, duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
         kpis=tuple((summary or {}).get("kpis", [])),
         alerts=tuple(summary["alerts"]) if summary and "alerts" in summary else None,
         error=error, report_bytes=size,
     )  # fmt: skip
+
+
+def _keep_failed(tmp_nb: Path, failed_nb: Path, template: str) -> Path | None:
+    """Keep a failed run's notebook as ``failed_nb``: the executed one when it is whole, else the
+    parameterised template; None when neither can be written (a full disk). Never a partial file:
+    papermill saves in place, so a write that failed midway leaves truncated JSON, which is dropped."""
+    import nbformat
+
+    try:
+        if tmp_nb.exists():
+            try:
+                nbformat.read(str(tmp_nb), as_version=4)
+            except Exception:  # truncated or not JSON: not worth keeping
+                pass
+            else:
+                os.replace(tmp_nb, replaceable(failed_nb))
+                return failed_nb
+        # failed before the first save (the kernel did not start) or a truncated save: the input notebook
+        return write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(template)), as_version=4)))
+    except Exception:
+        failed_nb.unlink(missing_ok=True)  # an older run's notebook would be mistaken for this one
+        return None
+    finally:
+        tmp_nb.unlink(missing_ok=True)
+
+
+def _execute_safely(
+    spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any], show_code: bool, km_class: type,
+    timeout: int | None, inputs: list[dict],
+) -> RunResult:  # fmt: skip
+    """:func:`_execute_one`, with any error outside the notebook (a file where the department's folder
+    goes, a template that is not a notebook, a full disk) recorded as this run's failure."""
+    started = time.perf_counter()
+    try:
+        return _execute_one(spec, out_dir, base_parameters, show_code, km_class, timeout, inputs)
+    except Exception as e:  # one failing run never stops the batch
+        try:
+            params = _parameters(spec, out_dir, base_parameters)
+        except Exception:
+            params = dict(base_parameters)
+        return RunResult(
+            spec=spec, status="failed", notebook=None, report=None, parameters=params,
+            duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
+            error=RunFailure(type(e).__name__, (str(e).strip() or repr(e))[:2000], None),
+        )  # fmt: skip
 
 
 def run_batch(
@@ -887,7 +936,7 @@ def _run_locked(
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
             futures = {
-                pool.submit(_execute_one, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
+                pool.submit(_execute_safely, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
                 for i in todo
             }
             show = sys.stderr.isatty() if progress is None else progress
@@ -1094,9 +1143,9 @@ def _index(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str
                 links.append(f'<a href="{e(href)}">{e(r.spec.name)}</a>')
             else:
                 href = urllib.parse.quote(_rel(r.notebook, out) or "")
+                kept = f' (<a href="{e(href)}">notebook</a>)' if r.notebook is not None else " (no notebook kept)"
                 links.append(
-                    f'<span class="failed">{e(r.spec.name)} failed</span> (<a href="{e(href)}">notebook</a>)'
-                    f'<div class="err">{e(str(r.error))}</div>'
+                    f'<span class="failed">{e(r.spec.name)} failed</span>{kept}<div class="err">{e(str(r.error))}</div>'
                 )
         judged = [r for r in group if r.kpis]
         distinct = {json.dumps(list(r.kpis), sort_keys=True, default=str) for r in judged}

@@ -434,3 +434,64 @@ def test_the_exact_check_counts_every_cell_completion_would_fill(wide_orders):
     assert len(kpinb.compute(plan, grain="month", by=["region"], max_result_rows=360)) == 360
     with pytest.raises(LimitError):
         kpinb.compute(plan, grain="month", by=["region"], max_result_rows=359)
+
+
+# --- 5. one bad input never stops the batch ----------------------------------------------------------
+
+
+def _tiny_template(folder: Path, pause_env: str = "") -> Path:
+    """A real template that runs in a second: parameters cell, a plan load, an HTML table, and the
+    summary the manifest reads. With ``pause_env`` set, it sleeps that many seconds (a window)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'plan = "plan.yml"\ndepartment = "sales"\nperiod_end = None\ngrain = "month"\ndata_dir = None\n'
+        "output_dir = None"
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tiny report"),
+        params,
+        nbformat.v4.new_code_cell(
+            "import os, time\nimport kpinb\np = kpinb.load_plan(plan)\n"
+            f"time.sleep(float(os.environ.get({pause_env!r}, '0') if {bool(pause_env)!r} else 0))\n"
+            "from IPython.display import HTML\n"
+            "HTML('<table>' + ''.join(f'<tr><td>{k.metric}</td></tr>' for k in p.kpis) + '</table>')"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_bad_plans_folders_and_templates_fail_their_runs_only(tmp_path):
+    import json
+
+    from kpinb.runner import run_batch
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for dep in ("sales", "email"):
+        (plans / f"{dep}.yml").write_text((PLANS / f"{dep}.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    (plans / "deep.yml").write_text("department: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "email").write_text("a file where the email folder goes\n", encoding="utf-8")
+    tiny = _tiny_template(tmp_path)
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("this is not a notebook", encoding="utf-8")
+    result = run_batch([str(tiny), str(broken)], ["sales", "deep", "email"], None, out, jobs=2, plans_dir=plans,
+                       timeout=120, progress=False)  # fmt: skip
+    by = {(r.spec.department, r.spec.name): r for r in result.runs}
+    assert len(by) == 6 and by["sales", "tiny"].status == "ok", by["sales", "tiny"].error
+    assert [k for k, r in by.items() if r.status == "ok"] == [("sales", "tiny")]
+    assert "nested more than" in by["deep", "tiny"].error.evalue
+    assert "a file is in the way" in by["email", "tiny"].error.evalue and by["email", "tiny"].notebook is None
+    assert by["sales", "broken"].error is not None
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["complete"] and len(manifest["runs"]) == 6
+    assert (out / "index.html").read_text(encoding="utf-8").count("failed</span>") == 5
+    assert (out / "email").read_text(encoding="utf-8").startswith("a file")
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".running.ipynb"))]
