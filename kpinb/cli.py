@@ -51,7 +51,14 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
+    import signal
+
     from .runner import run_batch
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a scheduler's SIGTERM ends the batch like Ctrl-C: what finished is recorded
+
+    signal.signal(signal.SIGTERM, stop)
 
     result = run_batch(
         a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,

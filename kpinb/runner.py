@@ -933,6 +933,16 @@ def _run_locked(
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     km_class = _kernel_manager_class(env)
+    futures: dict[Any, int] = {}
+    unsaved: list[BaseException] = []
+
+    def save_progress() -> None:
+        # a full disk must not stop the batch: the next checkpoint (or the final one) tries again
+        try:
+            checkpoint(final=False)
+        except OSError as e:
+            unsaved.append(e)
+
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
             futures = {
@@ -946,13 +956,21 @@ def _run_locked(
                     for fut in as_completed(futures):
                         r = fut.result()
                         results[futures[fut]] = r
-                        checkpoint(final=False)
+                        save_progress()
                         bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
                         bar.update()
                 except BaseException:  # Ctrl-C: start nothing new; running notebooks finish
                     for fut in futures:
                         fut.cancel()
                     raise
+    except BaseException:
+        # interrupted: the pool has waited for the running notebooks; record every run that finished,
+        # so the manifest and index describe the reports on disk and --skip-up-to-date can reuse them
+        for fut, i in futures.items():
+            if i not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                results[i] = fut.result()
+        save_progress()
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     runs = tuple(results[i] for i in range(len(specs)))

@@ -439,9 +439,9 @@ def test_the_exact_check_counts_every_cell_completion_would_fill(wide_orders):
 # --- 5. one bad input never stops the batch ----------------------------------------------------------
 
 
-def _tiny_template(folder: Path, pause_env: str = "") -> Path:
-    """A real template that runs in a second: parameters cell, a plan load, an HTML table, and the
-    summary the manifest reads. With ``pause_env`` set, it sleeps that many seconds (a window)."""
+def _tiny_template(folder: Path, pause_env: str = "", extra: str = "") -> Path:
+    """A real template that runs in a second: parameters cell, a plan load, an HTML table. With
+    ``pause_env`` naming a variable, it sleeps that many seconds (a window); ``extra`` is more code."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -459,6 +459,7 @@ def _tiny_template(folder: Path, pause_env: str = "") -> Path:
             "from IPython.display import HTML\n"
             "HTML('<table>' + ''.join(f'<tr><td>{k.metric}</td></tr>' for k in p.kpis) + '</table>')"
         ),
+        nbformat.v4.new_code_cell(extra or "pass"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / "tiny.ipynb"
@@ -495,3 +496,76 @@ def test_bad_plans_folders_and_templates_fail_their_runs_only(tmp_path):
     assert (out / "index.html").read_text(encoding="utf-8").count("failed</span>") == 5
     assert (out / "email").read_text(encoding="utf-8").startswith("a file")
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".running.ipynb"))]
+
+
+# --- 8. interrupts and write failures record what finished, never a partial file ------------------
+
+
+def _two_plans(tmp_path: Path) -> Path:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for dep in ("sales", "social"):
+        (plans / f"{dep}.yml").write_text((PLANS / f"{dep}.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    return plans
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_batch_records_the_runs_that_finished(tmp_path, sig):
+    import json
+    import signal
+    import time
+
+    plans, tiny, out = _two_plans(tmp_path), _tiny_template(tmp_path, "KPINB_TEST_PAUSE"), tmp_path / "out"
+    args = [sys.executable, "-m", "kpinb.cli", "run", "--department", "sales", "social", "--template", str(tiny),
+            "--plans-dir", str(plans), "--out", str(out), "--jobs", "2"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KPINB_TEST_PAUSE": "6"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("*/.*.running.ipynb"))) < 2:  # both notebooks are executing
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        assert not (out / "manifest.json").exists()
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "kpinb: interrupted" in err and "Traceback" not in err, err
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["complete"] is False
+    assert sorted((r["department"], r["status"]) for r in manifest["runs"]) == [("sales", "ok"), ("social", "ok")]
+    assert (out / "index.html").is_file() and (out / "sales" / "tiny.html").is_file()
+    again = subprocess.run([*args, "--skip-up-to-date"], env={**env, "KPINB_TEST_PAUSE": "0"}, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0 and again.stdout.count("(up to date)") == 2, again.stdout + again.stderr
+
+
+def test_a_full_disk_leaves_no_partial_notebook_and_the_batch_goes_on(tmp_path):
+    import json
+    import shutil
+
+    import nbformat
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        plans = _two_plans(tmp_path)
+        big = "if department == 'social':\n    print('x' * 3_000_000)"  # the saved notebook outgrows the disk
+        tiny = _tiny_template(tmp_path, extra=big)
+        proc = _cli("run", "--department", "sales", "social", "--template", str(tiny), "--plans-dir", str(plans),
+                    "--out", str(disk / "out"), timeout=300)  # fmt: skip
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        out = disk / "out"
+        runs = {r["department"]: r for r in json.loads((out / "manifest.json").read_text())["runs"]}
+        assert runs["sales"]["status"] == "ok" and runs["social"]["status"] == "failed"
+        assert "No space left" in runs["social"]["error"]["evalue"] or "ENOSPC" in str(runs["social"]["error"])
+        for nb in out.rglob("*.ipynb"):  # every notebook left is whole
+            nbformat.validate(nbformat.read(str(nb), as_version=4))
+        assert not [p for p in out.rglob(".*") if p.name != ".kpinb-run.lock"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
