@@ -12,13 +12,26 @@ from typing import Any, NoReturn
 
 from .errors import KpinbError, redact
 
+# C0/C1 control characters (ESC starts ANSI sequences, CR rewrites a line) from data or user text
+# are shown escaped: a column name must not move the cursor, recolour or clear the terminal
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with control characters other than line breaks and tabs written as escapes (``\x1b``)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _say(text: object, file: Any = None) -> None:
+    print(_printable(str(text)), file=file)
+
 
 def _sample_data(a: argparse.Namespace) -> int:
     from .sample_data import ensure
 
     written, fresh = ensure(a.out, rows=a.rows, seed=a.seed, force=a.force)
     verb = "generated" if fresh else "up to date"
-    print(f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed})")
+    _say(f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed})")
     return 0
 
 
@@ -34,10 +47,10 @@ def _compute(a: argparse.Namespace) -> int:
         from ._io import write_atomic
 
         write_atomic(a.csv, df.to_csv(index=False))
-        print(f"wrote {len(df)} rows to {a.csv}")
+        _say(f"wrote {len(df)} rows to {a.csv}")
     else:
         with _pandas_wide():
-            print(df.to_string(index=False))
+            _say(df.to_string(index=False))
     return 0
 
 
@@ -46,7 +59,7 @@ def _report(a: argparse.Namespace) -> int:
     from .runner import run_batch
 
     result = run_batch(None, None if a.all else a.department, None, a.out, plans_dir=a.plans_dir, grain=a.grain)
-    print(result.summary())
+    _say(result.summary())
     return 0 if result.ok else 1
 
 
@@ -65,7 +78,7 @@ def _run(a: argparse.Namespace) -> int:
         runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
         skip_up_to_date=a.skip_up_to_date,
     )  # fmt: skip
-    print(result.summary())
+    _say(result.summary())
     return 0 if result.ok else 1
 
 
@@ -103,7 +116,7 @@ def _alerts(a: argparse.Namespace) -> int:
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)
     text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json)
-    print(text)
+    _say(text)
     return code
 
 
@@ -112,9 +125,9 @@ def _check(a: argparse.Namespace) -> int:
 
     issues, code = check(a.plan, today=a.today)
     if issues:
-        print(format_issues(issues))
+        _say(format_issues(issues))
     counts = {lv: sum(i.level == lv for i in issues) for lv in ("error", "warning", "info")}
-    print(f"{a.plan}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
+    _say(f"{a.plan}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
     return code
 
 
@@ -123,7 +136,7 @@ def _catalog(a: argparse.Namespace) -> int:
 
     for m in catalog.search(department=a.department, objective=a.objective, text=a.text):
         flags = "vanity " if m.vanity else ""
-        print(f"{m.id:40} {m.department:17} {m.indicator.value:8} {m.role.value:19} {flags}{m.name}")
+        _say(f"{m.id:40} {m.department:17} {m.indicator.value:8} {m.role.value:19} {flags}{m.name}")
     return 0
 
 
@@ -135,7 +148,7 @@ class _Parser(argparse.ArgumentParser):
         message = re.sub(r"^argument (-[\w-]+)(?:/[\w-]+)?: (?=')", r"\1 ", message)
         command = self.prog.removeprefix("kpinb").strip()
         where_ = f"{command}: " if command else ""
-        self.exit(2, f"kpinb: error: {where_}{' '.join(message.split())}. See `{self.prog} --help`.\n")
+        self.exit(2, _printable(f"kpinb: error: {where_}{' '.join(message.split())}. See `{self.prog} --help`.") + "\n")
 
 
 def _date(text: str) -> str:
@@ -288,17 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
         else:
-            print(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
+            _say(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system said no (a full disk, a permission): one line, not a traceback
         if args.debug:
             raise
         where_ = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"kpinb: error: {where_}{e.strerror or e}. Check the path, its permissions and free space.",
+        _say(f"kpinb: error: {where_}{e.strerror or e}. Check the path, its permissions and free space.",
               file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
-        print("kpinb: interrupted", file=sys.stderr)
+        _say("kpinb: interrupted", file=sys.stderr)
         return 130
 
 

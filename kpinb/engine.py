@@ -375,8 +375,12 @@ def _estimate(
 
     t, tcol = rows_of
     try:
-        span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute()
-        members = int(t.select(*by).distinct().count().execute()) if by else 1
+        if len(by) == 1:  # one scan; members with a missing value are one group more, the exact check counts it
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max(), members=t[by[0]].nunique()).execute()
+            members = int(span["members"].iloc[0])
+        else:
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute()
+            members = int(t.select(*by).distinct().count().execute()) if by else 1
     except Exception as e:
         raise query_error(table, e) from None
     lo = pd.Timestamp(start) if start is not None else pd.Timestamp(span["lo"].iloc[0])

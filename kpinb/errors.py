@@ -41,6 +41,20 @@ class WriteError(RunError, OSError):
     """An output file (a report, manifest, plan or CSV) cannot be written; also an OSError."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(name: object, limit: int = 40) -> str:
+    r"""A name from the data (a column, a table) for a message: control characters escaped, so a
+    line break or an ANSI escape in it neither splits the message nor reaches the terminal raw.
+
+    >>> shown("rev\x1b[31m\nue")
+    'rev\\x1b[31m\\nue'
+    """
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(name))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def where(file: object | None = None, field: str | None = None, line: int | None = None) -> str:
     """Format a location prefix such as ``plans/sales.yml:12: kpis[0].target:``."""
     parts = []

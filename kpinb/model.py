@@ -190,6 +190,13 @@ class Source(_Spec):
             raise ValueError("`query:` must be a read-only SELECT (or WITH ... SELECT)")
         return self
 
+    def __repr_args__(self) -> Any:
+        # repr(plan), repr(plan.sources) and tracebacks show the URL without its password
+        from .errors import redact
+
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "url" and isinstance(value, str) else value
+
 
 class Review(_Spec):
     """How often the plan is reviewed and when it last was."""

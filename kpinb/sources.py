@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .errors import DataError, KpinbError, SourceError
+from .errors import DataError, KpinbError, SourceError, shown
 from .errors import redact as _redact
 from .model import Source
 
@@ -101,13 +101,22 @@ _CONNECTIONS_LOCK = threading.Lock()
 
 def _connect(url: str) -> Any:
     """The process's ibis backend for a database URL: one connection per URL, reused by
-    every source and metric (connecting costs a round trip and a login)."""
+    every source and metric (connecting costs a round trip and a login). DuckDB and SQLite
+    files are opened read-only, and only when they exist (connecting would create an empty one)."""
     import ibis
 
     with _CONNECTIONS_LOCK:
         con = _CONNECTIONS.get(url)
         if con is None:
-            con = _CONNECTIONS[url] = ibis.connect(url)
+            file = _database_file(url)
+            if file is None:
+                con = ibis.connect(url)
+            elif url.lower().startswith("duckdb"):
+                con = ibis.duckdb.connect(str(file), read_only=True)
+            else:
+                con = ibis.sqlite.connect(str(file))
+                con.raw_sql("PRAGMA query_only = ON").close()
+            _CONNECTIONS[url] = con
         return con
 
 
@@ -122,12 +131,32 @@ def close_connections() -> None:
 
 
 def _clean(e: BaseException, secrets: tuple[str, ...]) -> str:
-    """The first line of an error, safe to show: no password from the URL or environment."""
+    """The first line of an error, safe to show: no password from the URL or environment.
+
+    A secret of 3 characters or more is hidden wherever it occurs; a shorter one (a fragment of
+    a password split at / ? # @ :) wherever it stands alone, between non-alphanumerics, so
+    that it is hidden without blanking every word that contains it.
+    """
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 3:
-            msg = msg.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        for piece in {secret, urllib.parse.quote(secret, safe="")}:
+            if len(piece) >= 3:
+                msg = msg.replace(piece, "***")
+            else:
+                msg = re.sub(rf"(?<![A-Za-z0-9]){re.escape(piece)}(?![A-Za-z0-9])", "***", msg)
     return redact(msg)[:300]
+
+
+def _database_file(url: str) -> Path | None:
+    """The file a ``duckdb://`` or ``sqlite://`` URL names (as ibis reads it), None for other URLs
+    and in-memory databases."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("duckdb", "sqlite"):
+        return None
+    pieces = [p for p in (parts.netloc, parts.path[bool(parts.netloc) :]) if p]
+    if not pieces or pieces == [":memory:"] or pieces[0].startswith(("md:", "motherduck:")):
+        return None
+    return Path(*pieces).absolute()
 
 
 def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
@@ -288,6 +317,13 @@ def _read_url(name: str, spec: Source) -> ir.Table:
         if pw:
             # and its pieces: a parser that splits at / ? # @ : may quote one alone (as a port, say)
             secrets = (*secrets, pw, urllib.parse.unquote_plus(pw), *re.split(r"[/?#@:]", pw))
+    file = _database_file(url)
+    if file is not None and not file.is_file():
+        what = "no such file" if not file.exists() else "not a regular file"
+        raise SourceError(
+            f"source {name!r}: the URL {redact(spec.url or '')} names {file}: {what}. Fix the path in the URL "
+            "(duckdb:///abs/path.duckdb; kpinb never creates an empty database), or use `path:` relative to the plan."
+        )
     try:
         con = _connect(url)
     except Exception as e:
@@ -305,7 +341,7 @@ def _read_url(name: str, spec: Source) -> ir.Table:
         if isinstance(e, TableNotFound):
             try:
                 names = con.list_tables()
-                there = f"Tables there: {', '.join(names[:30])}." if names else "It has no tables."
+                there = f"Tables there: {', '.join(map(shown, names[:30]))}." if names else "It has no tables."
             except Exception:
                 there = ""
             raise SourceError(
@@ -354,7 +390,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
     if missing_user:
         raise DataError(
             f"source {name!r} ({label}): `columns:` maps to {missing_user[0]!r}, which the data "
-            f"does not have. Columns there: {', '.join(expr.columns[:40])}."
+            f"does not have. Columns there: {', '.join(map(shown, expr.columns[:40]))}."
         )
     if mapping:
         clash = [c for c in mapping if c in expr.columns and c not in mapping.values()]
@@ -367,7 +403,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
             if spec.time not in expr.columns:
                 raise DataError(
                     f"source {name!r} ({label}): `time: {spec.time}` is not a column. "
-                    f"Columns there: {', '.join(expr.columns[:40])}."
+                    f"Columns there: {', '.join(map(shown, expr.columns[:40]))}."
                 )
             expr = expr.drop(time) if time in expr.columns else expr
             expr = expr.rename({time: spec.time})

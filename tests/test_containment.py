@@ -569,3 +569,127 @@ def test_a_full_disk_leaves_no_partial_notebook_and_the_batch_goes_on(tmp_path):
         assert not [p for p in out.rglob(".*") if p.name != ".kpinb-run.lock"]
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# --- 10. smaller holes ------------------------------------------------------------------------------
+
+
+def test_a_webhook_redirect_is_not_followed_and_not_reported_as_delivered():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kpinb.alerts import Alert, DeliveryError, send
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append("POST " + self.path)
+            self.send_response(302)
+            self.send_header("Location", "/moved" if self.path == "/hook" else "http://example.invalid/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            seen.append("GET " + self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    alert = Alert("x", "X", datetime.date(2025, 6, 1), 1.0, 2.0, "below", "warning", "X is low.")
+    try:
+        for path in ("/hook", "/other-host"):
+            with pytest.raises(DeliveryError, match="redirect") as e:
+                send([alert], f"http://127.0.0.1:{server.server_address[1]}{path}", timeout=2, retries=2)
+            assert e.value.status == 302 and e.value.attempts == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["POST /hook", "POST /other-host"]  # no GET, no second host
+
+
+@pytest.mark.parametrize("scheme", ["duckdb", "sqlite"])
+def test_a_mistyped_database_url_never_creates_an_empty_database(tmp_path, scheme):
+    from kpinb.errors import SourceError
+    from kpinb.model import Source
+    from kpinb.sources import open_source
+
+    missing = tmp_path / "typo" / f"shop.{scheme}"
+    (tmp_path / "typo").mkdir()
+    with pytest.raises(SourceError, match="no such file") as e:
+        open_source("orders", Source(url=f"{scheme}:///{missing}", table="orders"))
+    assert "never creates an empty database" in str(e.value)
+    assert list((tmp_path / "typo").iterdir()) == []
+
+
+def test_an_existing_sqlite_database_is_opened_read_only(tmp_path):
+    import sqlite3
+
+    from kpinb.model import Source
+    from kpinb.sources import _connect, open_source
+
+    db = tmp_path / "shop.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (order_date text, revenue real)")
+        con.execute("insert into orders values ('2025-01-01', 1.0)")
+    url = f"sqlite:///{db}"
+    assert open_source("orders", Source(url=url, table="orders")).columns
+    with pytest.raises(Exception, match=r"readonly|read-only|query_only|attempt to write"):
+        _connect(url).raw_sql("insert into orders values ('2025-01-02', 2.0)")
+
+
+def test_secrets_stay_hidden_in_reprs_and_short_password_fragments(tmp_path):
+    from kpinb.errors import SourceError
+    from kpinb.model import Source
+    from kpinb.sources import open_source
+
+    src = Source(url="postgresql://me:S3cret-pw@db.example:5432/shop", table="orders")
+    assert "S3cret" not in repr(src) and "***" in repr(src)
+    plan = kpinb.load_plan(PLANS / "web.yml").model_copy(update={"sources": {"web_sessions": src}})
+    assert "S3cret" not in repr(plan.sources) and "S3cret" not in repr(plan)
+    # an unencoded / splits the password; the driver then quotes a 2-character piece as the port
+    with pytest.raises(SourceError) as e:
+        open_source("orders", Source(url="postgresql://me:zq/w9@127.0.0.1:5/db", table="orders"))
+    assert "zq" not in str(e.value) and "w9" not in str(e.value), str(e.value)
+
+
+def test_control_characters_in_column_names_reach_the_terminal_escaped(tmp_path, capsys):
+    import pandas as pd
+
+    evil = "rev\x1b[2J\x1b]0;pwned\x07\nue\r"
+    pd.DataFrame({"order_date": pd.to_datetime(["2025-01-01"]), evil: [1.0]}).to_csv(tmp_path / "o.csv", index=False)
+    plan = tmp_path / "p.yml"
+    plan.write_text(
+        "name: X\ndepartment: sales\nsources:\n  orders: {path: o.csv, time: order_date, columns: {revenue: amount}}\n"
+        "metrics:\n  - {id: rev, name: Rev, source: orders, expr: sum(revenue)}\n"
+        "kpis:\n  - {metric: rev, owner: Me}\n",
+        encoding="utf-8",
+    )
+    code, err = _main(["compute", str(plan)], capsys)
+    assert code == 2 and "\x1b" not in err and "\r" not in err and "\x07" not in err
+    assert "\\x1b" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("literal", ["'a--b'", "'a;b'", "'x /* y'", "'it''s; fine'"])
+def test_comment_and_semicolon_characters_inside_string_literals_are_plain_text(literal):
+    import pandas as pd
+
+    df = pd.DataFrame({"order_date": pd.to_datetime(["2025-01-01"] * 3), "status": [literal[1:-1].replace("''", "'"),
+                       "other", literal[1:-1].replace("''", "'")]})  # fmt: skip
+    from kpinb.model import Metric
+
+    m = Metric(id="n", name="N", source="orders", expr=f"sum(case when status = {literal} then 1 else 0 end)")
+    assert kpinb.compute([m], sources={"orders": df}, grain="month")["value"].tolist() == [2.0]
+    from kpinb.errors import FormulaError
+    from kpinb.formula import parse
+
+    for bad in (f"sum(1) -- {literal}", f"sum(1); select {literal}"):
+        with pytest.raises(FormulaError):
+            parse(bad, kind="aggregate")
