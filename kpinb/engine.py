@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import catalog
 from .errors import DataError, FormulaError, KpinbError, LimitError, PlanError
 from .formula import Agg, BinOp, Call, Case, Col, Formula, InList, Lit, Node, Prev, Ref, Unary, parse
-from .model import DEFAULT_MAX_RESULT_ROWS, Grain, Metric, Plan, Source
+from .model import DEFAULT_MAX_RESULT_ROWS, DEFAULT_STATEMENT_TIMEOUT_S, Grain, Metric, Plan, Source
 from .sources import QUERY_LOCK, Table, conform, open_source, query_error
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def compute(
     estimated = 0
     with QUERY_LOCK:
         for source, ms in by_source.items():
-            table = open_source(source, _spec(specs, source, ms), base_dir)
+            table = open_source(source, _spec(specs, source, ms), base_dir, _timeout(plan))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
             found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share)
             frames.update(found)
@@ -158,6 +158,10 @@ def compute(
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     out.attrs.update(grain=g, by=tuple(by))
     return out
+
+
+def _timeout(plan: Plan | None) -> float:
+    return plan.limits.statement_timeout_s if plan is not None else DEFAULT_STATEMENT_TIMEOUT_S
 
 
 def _max_rows(given: int | None, plan: Plan | None) -> int:
@@ -235,7 +239,7 @@ def queries(
     out = {}
     with QUERY_LOCK:  # opening a file source registers a view on the shared connection
         for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None)
+            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan))
             query, _, _ = _build(table, ms, g, by, None, None)
             out[source] = ibis.to_sql(query)
     return out

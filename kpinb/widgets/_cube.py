@@ -212,7 +212,8 @@ class Cube:
                 if not dims:
                     continue
                 with _engine_turn():
-                    table = open_source(name, self.plan.sources[name], self.plan.base_dir)
+                    table = open_source(name, self.plan.sources[name], self.plan.base_dir,
+                                        self.plan.limits.statement_timeout_s)  # fmt: skip
                     have = [d for d in dims if d in table.columns]
                     for d in have:
                         values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]
