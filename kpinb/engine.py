@@ -131,7 +131,7 @@ def compute(
         for source, ms in by_source.items():
             table = open_source(source, _spec(specs, source, ms), base_dir, _timeout(plan))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
-            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share)
+            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
             frames.update(found)
             estimated += rows
 
@@ -367,6 +367,47 @@ def _build(
     return query, [(m, f) for m, f, _ in parsed], (t, tcol)
 
 
+def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
+    """``query.execute()``; on DuckDB a timer interrupts it after ``timeout_s`` (a LimitError)."""
+    import threading
+
+    try:
+        backend = query._find_backend(use_default=True)
+    except Exception:
+        backend = None
+    raw = getattr(backend, "con", None) if getattr(backend, "name", "") == "duckdb" else None
+    fired, done, guard = threading.Event(), threading.Event(), threading.Lock()
+
+    def interrupt() -> None:
+        if done.wait(timeout_s):
+            return
+        fired.set()
+        while True:  # again until it ends: an interrupt before the query starts is lost
+            with guard:  # never after this query ended (the next one on the connection is not ours)
+                if done.is_set():
+                    return
+                raw.interrupt()
+            done.wait(0.05)
+
+    timer = None
+    if raw is not None and hasattr(raw, "interrupt"):
+        timer = threading.Thread(target=interrupt, name="kpinb-statement-timeout", daemon=True)
+        timer.start()
+    try:
+        return query.execute()
+    except Exception as e:
+        if fired.is_set():
+            raise LimitError(
+                f"source {table.name!r} ({table.label}): the query ran longer than statement_timeout_s={timeout_s:g} "
+                "and was interrupted. Narrow it (a shorter start/end range, a coarser grain, fewer `by` dimensions), "
+                "or raise the limit with `limits: {statement_timeout_s: N}` in the plan (--statement-timeout-s N)."
+            ) from None
+        raise query_error(table, e) from None
+    finally:
+        with guard:
+            done.set()
+
+
 def _estimate(
     table: Table, rows_of: tuple[Any, Any], grain: str, by: list[str], start: Any, end: Any
 ) -> tuple[int, int]:
@@ -398,13 +439,16 @@ def _estimate(
 def _aggregate(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
     budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
+    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
 ) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
     """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
     the rows the completed result is estimated to have.
 
     ``budget`` = (max_result_rows, rows already estimated for other sources): a LimitError is
     raised before the query runs when this source would take the total past the limit.
-    ``share``: metrics (with derived ones) the result holds per metric of this source."""
+    ``share``: metrics (with derived ones) the result holds per metric of this source.
+    ``timeout_s``: the embedded DuckDB query is interrupted after that long (database servers
+    enforce their own ``statement_timeout``, set when the session opens)."""
     import pandas as pd
 
     query, parsed, rows_of = _build(table, ms, grain, by, start, end)
@@ -416,10 +460,7 @@ def _aggregate(
         limit, used = budget
         if used + estimated > limit:
             raise _too_large(used + estimated, n_periods, n_members, n_metrics, grain, by, limit)
-    try:
-        df = query.execute()
-    except Exception as e:
-        raise query_error(table, e) from None
+    df = _execute(query, table, timeout_s)
     df["period_start"] = _period_stamps(df["period_start"], table)
     out = {}
     for i, (m, f) in enumerate(parsed):

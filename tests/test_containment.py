@@ -715,3 +715,19 @@ def test_a_script_ending_right_after_a_dashboard_export_exits_cleanly(tmp_path, 
         assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
         assert "terminate called" not in proc.stderr and "Interrupted" not in proc.stderr, proc.stderr[-2000:]
         assert proc.stdout.strip() == "written" and out.read_text(encoding="utf-8").rstrip().endswith("</html>")
+
+
+def test_the_statement_timeout_also_interrupts_the_embedded_duckdb(wide_orders, capsys):
+    from kpinb.errors import LimitError
+
+    plan = wide_orders.with_name("timeout.yml")
+    plan.write_text(
+        wide_orders.read_text(encoding="utf-8") + "limits: {statement_timeout_s: 0.001}\n", encoding="utf-8"
+    )
+    with pytest.raises(LimitError, match=r"statement_timeout_s=0.001 and was interrupted"):
+        kpinb.compute(kpinb.load_plan(plan), grain="year", by=["customer"])
+    code, err = _main(["compute", str(plan), "--grain", "year", "--by", "customer"], capsys)
+    assert code == 2 and "statement_timeout_s" in err
+    code, _ = _main(["compute", str(plan), "--grain", "year", "--by", "customer", "--statement-timeout-s", "120",
+                     "--csv", str(wide_orders.with_name("out.csv"))], capsys)  # fmt: skip
+    assert code == 0  # the flag overrides the plan
