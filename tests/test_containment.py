@@ -731,3 +731,17 @@ def test_the_statement_timeout_also_interrupts_the_embedded_duckdb(wide_orders, 
     code, _ = _main(["compute", str(plan), "--grain", "year", "--by", "customer", "--statement-timeout-s", "120",
                      "--csv", str(wide_orders.with_name("out.csv"))], capsys)  # fmt: skip
     assert code == 0  # the flag overrides the plan
+
+
+def test_sample_data_never_writes_through_a_link_or_over_a_special_file(tmp_path, capsys):
+    out = tmp_path / "sample"
+    out.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n", encoding="utf-8")
+    (out / ".web_sessions.parquet.tmp").symlink_to(precious)  # a planted temp-file link is removed, not followed
+    code, err = _main(["sample-data", "--out", str(out), "--rows", "2000"], capsys)
+    assert code == 0 and precious.read_text(encoding="utf-8") == "keep me\n", err
+    (out / "orders.parquet").unlink()
+    os.mkfifo(out / "orders.parquet")  # a FIFO where an output goes is refused
+    code, err = _main(["sample-data", "--out", str(out), "--rows", "2000", "--force"], capsys)
+    assert code == 2 and "named pipe" in err and len(err.strip().splitlines()) == 1, err
