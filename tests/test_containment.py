@@ -555,10 +555,10 @@ def test_a_full_disk_leaves_no_partial_notebook_and_the_batch_goes_on(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     try:
         plans = _two_plans(tmp_path)
-        big = "if department == 'social':\n    print('x' * 3_000_000)"  # the saved notebook outgrows the disk
+        big = "if department == 'social':\n    print('x' * 3_000_000)"  # outgrows the disk (after sales: --jobs 1)
         tiny = _tiny_template(tmp_path, extra=big)
         proc = _cli("run", "--department", "sales", "social", "--template", str(tiny), "--plans-dir", str(plans),
-                    "--out", str(disk / "out"), timeout=300)  # fmt: skip
+                    "--out", str(disk / "out"), "--jobs", "1", timeout=300)  # fmt: skip
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
         out = disk / "out"
         runs = {r["department"]: r for r in json.loads((out / "manifest.json").read_text())["runs"]}
