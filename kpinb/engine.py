@@ -428,11 +428,18 @@ def _estimate(
             members = int(t.select(*by).distinct().count().execute()) if by else 1
     except Exception as e:
         raise query_error(table, e) from None
-    lo = pd.Timestamp(start) if start is not None else pd.Timestamp(span["lo"].iloc[0])
-    hi = pd.Timestamp(end) if end is not None else pd.Timestamp(span["hi"].iloc[0])
+
+    def naive(value: Any) -> Any:  # wall-clock time: an estimate need not know the time zone
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):  # a date pandas cannot hold: the query reports it
+            return pd.NaT
+        return stamp.tz_localize(None) if not pd.isna(stamp) and stamp.tzinfo else stamp
+
+    lo = naive(start if start is not None else span["lo"].iloc[0])
+    hi = naive(end if end is not None else span["hi"].iloc[0])
     if pd.isna(lo) or pd.isna(hi) or lo > hi:
         return 0, members
-    lo, hi = lo.tz_localize(None) if lo.tzinfo else lo, hi.tz_localize(None) if hi.tzinfo else hi
     return len(periods(lo, hi, grain)), members  # at most ~200k days between pandas' first and last date
 
 
