@@ -11,7 +11,16 @@ import sys
 from importlib import import_module
 from typing import Any
 
-from kpinb.errors import DataError, FormulaError, KpinbError, PlanError, RunError, SourceError, WriteError
+from kpinb.errors import (
+    DataError,
+    FormulaError,
+    KpinbError,
+    LimitError,
+    PlanError,
+    RunError,
+    SourceError,
+    WriteError,
+)
 
 __version__ = "0.1.0"
 
@@ -19,6 +28,7 @@ __all__ = [
     "DataError",
     "FormulaError",
     "KpinbError",
+    "LimitError",
     "PlanError",
     "RunError",
     "SourceError",

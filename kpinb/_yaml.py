@@ -19,7 +19,8 @@ from kpinb.errors import PlanError, where
 
 Loc = tuple[str | int, ...]
 
-MAX_CHARS = 1_000_000  # real plans and catalog files are a few kB
+MAX_BYTES = 5 * 2**20  # a plan file (DESIGN.md: 5 MB); real plans and catalog files are a few kB
+MAX_CHARS = 1_000_000  # characters once decoded: parsing is what takes time
 MAX_DEPTH = 32  # real files nest 5 levels
 MAX_NODES = 100_000  # values after expanding aliases; real files have a few hundred
 

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any, NoReturn
 
 from kpinb.errors import KpinbError, redact
+
+# C0/C1 control characters (ESC starts ANSI sequences, CR rewrites a line) from data or user text
+# are shown escaped: a column name must not move the cursor, recolour or clear the terminal
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with control characters other than line breaks and tabs written as escapes (``\x1b``)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _say(text: object, file: Any = None) -> None:
+    print(_printable(str(text)), file=file)
 
 
 def _sample_data(a: argparse.Namespace) -> int:
@@ -16,7 +31,7 @@ def _sample_data(a: argparse.Namespace) -> int:
 
     written, fresh = ensure(a.out, rows=a.rows, seed=a.seed, force=a.force)
     verb = "generated" if fresh else "up to date"
-    print(f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed})")
+    _say(f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed})")
     return 0
 
 
@@ -25,17 +40,17 @@ def _compute(a: argparse.Namespace) -> int:
     from kpinb.engine.query import compute
 
     df = compute(
-        load_plan(a.plan), metrics=a.metrics or None, grain=a.grain, by=a.by or (),
+        _limited(load_plan(a.plan), a), metrics=a.metrics or None, grain=a.grain, by=a.by or (),
         start=a.start, end=a.end,
     )  # fmt: skip
     if a.csv:
         from kpinb._io import write_atomic
 
         write_atomic(a.csv, df.to_csv(index=False))
-        print(f"wrote {len(df)} rows to {a.csv}")
+        _say(f"wrote {len(df)} rows to {a.csv}")
     else:
         with _pandas_wide():
-            print(df.to_string(index=False))
+            _say(df.to_string(index=False))
     return 0
 
 
@@ -44,27 +59,64 @@ def _report(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_batch
 
     result = run_batch(None, None if a.all else a.department, None, a.out, plans_dir=a.plans_dir, grain=a.grain)
-    print(result.summary())
+    _say(result.summary())
     return 0 if result.ok else 1
 
 
 def _run(a: argparse.Namespace) -> int:
+    import signal
+
     from kpinb.runs.runner import run_batch
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a scheduler's SIGTERM ends the batch like Ctrl-C: what finished is recorded
+
+    signal.signal(signal.SIGTERM, stop)
 
     result = run_batch(
         a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
         runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
         skip_up_to_date=a.skip_up_to_date,
     )  # fmt: skip
-    print(result.summary())
+    _say(result.summary())
     return 0 if result.ok else 1
+
+
+def _limited(plan: Any, a: argparse.Namespace) -> Any:
+    """The plan with the limits given on the command line."""
+    from kpinb.definitions.plan import with_limits
+
+    return with_limits(plan, max_result_rows=a.max_result_rows, statement_timeout_s=a.statement_timeout_s)
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-result-rows",
+        type=_count(1, 10**10),
+        default=None,
+        help="refuse results of more rows than this (default: the plan's limits, else 5,000,000)",
+    )
+    p.add_argument("--statement-timeout-s", type=_seconds, default=None,
+                   help="seconds one database statement may run (default: the plan's limits, else 300)")  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < value <= 7 * 24 * 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 604800 seconds")
+    return value
 
 
 def _alerts(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_alerts
+    from kpinb.views.report import load_for_report
 
-    text, code = run_alerts(a.plan, period_end=a.period_end, data_dir=a.data_dir, as_json=a.json)
-    print(text)
+    plan = _limited(load_for_report(a.plan, a.data_dir), a)
+    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json)
+    _say(text)
     return code
 
 
@@ -73,9 +125,9 @@ def _check(a: argparse.Namespace) -> int:
 
     issues, code = check(a.plan, today=a.today)
     if issues:
-        print(format_issues(issues))
+        _say(format_issues(issues))
     counts = {lv: sum(i.level == lv for i in issues) for lv in ("error", "warning", "info")}
-    print(f"{a.plan}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
+    _say(f"{a.plan}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
     return code
 
 
@@ -84,8 +136,52 @@ def _catalog(a: argparse.Namespace) -> int:
 
     for m in catalog.search(department=a.department, objective=a.objective, text=a.text):
         flags = "vanity " if m.vanity else ""
-        print(f"{m.id:40} {m.department:17} {m.indicator.value:8} {m.role.value:19} {flags}{m.name}")
+        _say(f"{m.id:40} {m.department:17} {m.indicator.value:8} {m.role.value:19} {flags}{m.name}")
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``kpinb: error: run: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --start: 'x' is not a date" reads better as "--start 'x' is not a date"
+        message = re.sub(r"^argument (-[\w-]+)(?:/[\w-]+)?: (?=')", r"\1 ", message)
+        command = self.prog.removeprefix("kpinb").strip()
+        where_ = f"{command}: " if command else ""
+        self.exit(2, _printable(f"kpinb: error: {where_}{' '.join(message.split())}. See `{self.prog} --help`.") + "\n")
+
+
+def _date(text: str) -> str:
+    """A YYYY-MM-DD argument (kept as text: the commands pass it on), in the range plans allow."""
+    from kpinb.definitions.model import FIRST_DATE, LAST_DATE
+
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date; write it as YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside {FIRST_DATE.year}-{LAST_DATE.year}")
+    return day.isoformat()
+
+
+def _today(text: str) -> date:
+    return date.fromisoformat(_date(text))
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An integer argument between ``low`` and ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low:,} and {high:,}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
 
 
 class _pandas_wide:
@@ -102,14 +198,14 @@ class _pandas_wide:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
-    p = argparse.ArgumentParser(prog="kpinb", description="KPIs from objectives to reports.")
+    p = _Parser(prog="kpinb", description="KPIs from objectives to reports.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample-data", help="generate the synthetic sample data")
     s.add_argument("--out", type=Path, default=Path("data/sample"))
-    s.add_argument("--rows", type=int, default=200_000, help="approximate number of order rows")
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--rows", type=_count(1, 100_000_000), default=200_000, help="approximate number of order rows")
+    s.add_argument("--seed", type=_count(0, 2**32 - 1), default=7)
     s.add_argument("--force", action="store_true", help="regenerate even if up to date")
     s.set_defaults(func=_sample_data)
 
@@ -118,9 +214,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
     c.add_argument("--by", nargs="*", help="dimension columns")
     c.add_argument("--metrics", nargs="*", help="metric ids (default: the plan's KPIs)")
-    c.add_argument("--start")
-    c.add_argument("--end")
+    c.add_argument("--start", type=_date)
+    c.add_argument("--end", type=_date)
     c.add_argument("--csv", type=Path, help="write the table to a CSV file instead of printing")
+    _limit_flags(c)
     c.set_defaults(func=_compute)
 
     r = sub.add_parser("report", help="compute every department plan and write HTML summaries")
@@ -145,14 +242,14 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--runs", type=Path, help="a runs.yml listing template, department and parameters per run")
     rn.add_argument("--template", nargs="+", help="template names or .ipynb paths (default: kpi_dashboard "
                     "benchmark_comparison kpi_review)")  # fmt: skip
-    rn.add_argument("--period-end", help="judge KPIs on the latest period ended by this date (YYYY-MM-DD)")
+    rn.add_argument("--period-end", type=_date, help="judge KPIs on the latest period ended by this date (YYYY-MM-DD)")
     rn.add_argument("--out", type=Path, default=Path("reports"))
-    rn.add_argument("--jobs", type=int, default=2, help="notebooks run at once (default 2)")
+    rn.add_argument("--jobs", type=_count(1, 64), default=2, help="notebooks run at once (default 2)")
     rn.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
     rn.add_argument("--plans-dir", type=Path, default=None, help="default: the shipped example plans")
     rn.add_argument("--data-dir", type=Path, default=None, help="look the plans' data files up in this folder")
     rn.add_argument("--grain", default="month", choices=["day", "week", "month", "quarter", "year"])
-    rn.add_argument("--timeout", type=int, default=600, help="seconds one notebook cell may run")
+    rn.add_argument("--timeout", type=_count(1, 7 * 24 * 3600), default=600, help="seconds one notebook cell may run")
     rn.add_argument("--skip-up-to-date", action="store_true",
                     help="keep reports of the previous batch in --out whose plan, data, template, parameters and "
                     "package versions are unchanged (finishes an interrupted batch)")  # fmt: skip
@@ -166,8 +263,9 @@ def parser() -> argparse.ArgumentParser:
     )
     al.add_argument("--plan", type=Path, required=True)
     al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
-    al.add_argument("--period-end", help="judge the latest period ended by this date (YYYY-MM-DD)")
+    al.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
+    _limit_flags(al)
     al.set_defaults(func=_alerts)
 
     ck = sub.add_parser(
@@ -178,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ck.add_argument("plan", type=Path)
     ck.add_argument(
-        "--today", type=date.fromisoformat, default=None,
+        "--today", type=_today, default=None,
         help="judge deadlines and reviews as of this date (YYYY-MM-DD; default: today)",
     )  # fmt: skip
     ck.set_defaults(func=_check)
@@ -203,10 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
         else:
-            print(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
+            _say(f"kpinb: error: {redact(str(e)).strip()}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no (a full disk, a permission): one line, not a traceback
+        if args.debug:
+            raise
+        where_ = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        _say(f"kpinb: error: {where_}{e.strerror or e}. Check the path, its permissions and free space.",
+              file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
-        print("kpinb: interrupted", file=sys.stderr)
+        _say("kpinb: interrupted", file=sys.stderr)
         return 130
 
 

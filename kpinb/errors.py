@@ -24,6 +24,11 @@ class DataError(KpinbError, ValueError):
     """The data does not fit the plan: a missing column, a wrong type, no rows."""
 
 
+class LimitError(DataError):
+    """A result or an input is larger than a documented limit (``limits:`` in the plan); the
+    message says how to narrow it and how to raise the limit."""
+
+
 class SourceError(KpinbError, OSError):
     """A source cannot be opened: a missing file, an unreachable database, an unknown table."""
 
@@ -34,6 +39,20 @@ class RunError(KpinbError, RuntimeError):
 
 class WriteError(RunError, OSError):
     """An output file (a report, manifest, plan or CSV) cannot be written; also an OSError."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(name: object, limit: int = 40) -> str:
+    r"""A name from the data (a column, a table) for a message: control characters escaped, so a
+    line break or an ANSI escape in it neither splits the message nor reaches the terminal raw.
+
+    >>> shown("rev\x1b[31m\nue")
+    'rev\\x1b[31m\\nue'
+    """
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(name))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def where(file: object | None = None, field: str | None = None, line: int | None = None) -> str:

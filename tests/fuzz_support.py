@@ -65,8 +65,9 @@ def run_cases(
     name: str,
     seconds: float,
     fuzz: settings | None = None,
+    cases: int = CASES,
 ) -> Counter[str]:
-    """Run ``case`` on ``CASES`` examples of ``strategy``, each time-boxed; return the outcome counts."""
+    """Run ``case`` on ``cases`` examples of ``strategy``, each time-boxed; return the outcome counts."""
     outcomes: Counter[str] = Counter()
 
     @(fuzz or fuzz_settings())
@@ -78,5 +79,33 @@ def run_cases(
     prop()
     total = sum(outcomes.values())
     print(f"\n{name}: {total} cases {dict(outcomes)}")
-    assert total >= CASES
+    assert total >= cases
     return outcomes
+
+
+# --- command-line arguments ------------------------------------------------------------------------
+
+HOSTILE_VALUES = (
+    "", " ", "-1", "0", "1", "nan", "inf", "-inf", "1e309", "1.5", "99999999999999999999", "0x10",
+    "2025-02-30", "9999-12-31", "0001-01-01", "2025-06-30", "garbage", "\x1b[2J\x1b]0;t\x07", "a\nb", "\r",
+    "../../escape", "/dev/zero", "/dev/null", "{fifo}", "{folder}", "{file}", "{missing}", "é" * 300, "--", "-x",
+)  # fmt: skip
+"""Values every option is tried with: numbers out of range, NaN, bad dates, control characters,
+paths that escape, devices, a FIFO ({fifo}), a folder, a plain file and a missing path."""
+
+
+def cli_arguments(commands: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]]) -> st.SearchStrategy[list[str]]:
+    """Argument lists for ``kpinb``: a command, its fixed arguments, and any of its options, each
+    with a hostile value or one of its good ones. ``commands`` maps a command to (fixed arguments,
+    option -> good values)."""
+
+    def one(command: str) -> st.SearchStrategy[list[str]]:
+        fixed, options = commands[command]
+        pairs = [
+            st.tuples(st.just(opt), st.sampled_from(HOSTILE_VALUES) | st.sampled_from(good or ("x",)))
+            for opt, good in options.items()
+        ]
+        chosen = st.lists(st.one_of(pairs), max_size=4) if pairs else st.just([])
+        return chosen.map(lambda kv: [command, *fixed, *(x for pair in kv for x in pair)])
+
+    return st.sampled_from(sorted(commands)).flatmap(one)

@@ -40,6 +40,7 @@ from kpinb.definitions.formula import (
     Prev,
     Ref,
     Unary,
+    _unquoted,
     parse,
 )
 from kpinb.definitions.model import Metric
@@ -56,7 +57,6 @@ FUZZ = fuzz_settings(HealthCheck.filter_too_much)
 def run_cases(strategy: st.SearchStrategy[Any], case: Callable[[Any], str], name: str) -> Counter[str]:
     """Run ``case`` on CASES examples of ``strategy``, each time-boxed; return the outcome counts."""
     return fuzz_support.run_cases(strategy, case, name, CASE_SECONDS, FUZZ)
-
 
 
 # --- what an accepted formula may contain ---------------------------------------------------
@@ -80,7 +80,9 @@ def assert_whitelisted(f: Formula) -> None:
             assert n.name and not n.name.startswith("__")
         if isinstance(n, Lit):
             assert n.value is None or isinstance(n.value, (bool, int, float, str))
-    assert ";" not in f.text and "--" not in f.text and "/*" not in f.text
+    # outside string literals: inside one, `;` and `--` are plain text (a Lit), never SQL
+    code = _unquoted(f.text)
+    assert ";" not in code and "--" not in code and "/*" not in code
     has_agg = any(isinstance(n, Agg) for n in f.tree.walk())
     if f.kind == "aggregate":
         assert has_agg and not f.refs

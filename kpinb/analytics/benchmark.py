@@ -35,6 +35,9 @@ from kpinb.errors import DataError, where
 
 __all__ = ["BENCHMARK_COLUMNS", "external", "history", "load_benchmarks", "peers"]
 
+MAX_BENCHMARK_BYTES = 20 * 2**20
+"""A benchmark table larger than this is refused (published tables are a few kB)."""
+
 BENCHMARK_COLUMNS = ("metric", "industry", "segment", "p25", "p50", "p75", "unit", "source", "year")
 """Columns a benchmark CSV must have (``note`` and any others are optional and kept)."""
 
@@ -74,14 +77,20 @@ def load_benchmarks(path: str | Path) -> pd.DataFrame:
     >>> table = load_benchmarks("data/benchmarks.csv")  # doctest: +SKIP
     >>> table.loc[table.metric == "bounce_rate", ["p25", "p50", "p75", "source"]]  # doctest: +SKIP
     """
+    import io
+
+    from kpinb._io import read_limited
+
     file = Path(path)
-    try:
-        raw = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
-    except FileNotFoundError:
+    if not file.exists() and not file.is_symlink():
         raise DataError(
             f"{file}: no such benchmark file. Check the path (a plan's `benchmarks:` resolves "
             "against the plan's folder)."
-        ) from None
+        )
+    # a regular file only, read with a bound: a FIFO or /dev/zero here must not hang the report
+    content = read_limited(file, MAX_BENCHMARK_BYTES, "benchmark file (CSV)", DataError)
+    try:
+        raw = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False, encoding="utf-8")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpinb._io import write_atomic
+from kpinb._io import slug, write_atomic
 from kpinb.checks.lint import MAX_KPIS
 from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Direction, Indicator, Metric, Plan, Role, Source, Unit
@@ -301,13 +301,16 @@ def to_yaml(plan: Plan, folder: str | Path | None = None) -> str:
 def write(plan: Plan, folder: str | Path | None, name: str | None = None) -> Path | None:
     """Write ``plan`` to ``<folder>/<name or department>.yml`` atomically; None when no folder.
 
-    The written file loads back with :func:`kpinb.load_plan` (checked here).
+    The name becomes a safe file name (:func:`kpinb._io.slug`: ``../x`` is written as
+    ``x.yml`` inside ``folder``). The written file loads back with :func:`kpinb.load_plan`
+    (checked here).
     """
     from kpinb.definitions.plan import parse_plan
 
     if folder in (None, ""):
         return None
-    path = Path(str(folder)).expanduser() / f"{name or plan.department}.yml"
+    base = Path(str(folder)).expanduser()
+    path = base / f"{slug(name or plan.department)}.yml"
     text = to_yaml(plan, path.parent)
     parse_plan(text, path)  # never write a plan that would not load
-    return write_atomic(path, text)
+    return write_atomic(path, text, within=base)

@@ -864,9 +864,11 @@ def _load_leniently(file: Path) -> tuple[Plan | None, frozenset[str], list[Issue
         return load_plan(file), frozenset(), []
     except PlanError as e:
         strict = e
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    from kpinb._io import read_limited
+
+    try:  # the same bounds as load_plan: a file it refused as too large or not a file is not read again
+        text = read_limited(file, _yaml.MAX_BYTES, "plan file", PlanError).decode("utf-8-sig")
+    except (PlanError, UnicodeDecodeError):
         raise strict from None  # no plan to check at all: a usage error, not an issue
     fix = "Fix it in the plan file; the SMART and data checks run once the file is a valid plan."
     failed = [

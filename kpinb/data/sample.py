@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from kpinb._io import replaceable, write_atomic
 from kpinb.errors import DataError, PlanError
 
 ROW_GROUP_SIZE = 100_000
@@ -308,6 +309,7 @@ class _Sink:
         self.rg = row_group
         self.buf: list[pa.Table] = []
         self.n = 0
+        self.tmp.unlink(missing_ok=True)  # a link left there would make the writer follow it
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def write(self, table: pa.Table) -> None:
@@ -323,7 +325,7 @@ class _Sink:
         if self.n:
             self.writer.write_table(pa.concat_tables(self.buf), row_group_size=self.rg)
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        os.replace(self.tmp, replaceable(self.path))
 
     def abort(self) -> None:
         self.writer.close()
@@ -1126,6 +1128,5 @@ def ensure(
             return files, False
     written = generate(out, rows=rows, seed=seed, start=start, years=years)
     sizes = {name: p.stat().st_size for name, p in written.items()}
-    manifest.write_text(json.dumps({"args": wanted, "files": sizes}, indent=2) + "\n",
-                        encoding="utf-8")
+    write_atomic(manifest, json.dumps({"args": wanted, "files": sizes}, indent=2) + "\n")
     return written, True

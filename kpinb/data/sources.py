@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb.definitions import catalog
-from kpinb.definitions.model import Source
-from kpinb.errors import DataError, KpinbError, SourceError
+from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, Source
+from kpinb.errors import DataError, KpinbError, SourceError, shown
 from kpinb.errors import redact as _redact
 
 if TYPE_CHECKING:
@@ -99,15 +99,35 @@ _CONNECTIONS: dict[str, Any] = {}
 _CONNECTIONS_LOCK = threading.Lock()
 
 
-def _connect(url: str) -> Any:
-    """The process's ibis backend for a database URL: one connection per URL, reused by
-    every source and metric (connecting costs a round trip and a login)."""
+def _connect(url: str, statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S) -> Any:
+    """The process's ibis backend for a database URL: one connection per URL (and timeout),
+    reused by every source and metric (connecting costs a round trip and a login).
+
+    Sessions are read-only: PostgreSQL sessions get ``default_transaction_read_only`` and the
+    ``statement_timeout``, so a function with side effects called from a `query:` fails instead
+    of writing; DuckDB and SQLite files are opened read-only, and only when they exist
+    (connecting would create an empty one)."""
     import ibis
 
+    key = f"{statement_timeout_s:g}s {url}"
     with _CONNECTIONS_LOCK:
-        con = _CONNECTIONS.get(url)
+        con = _CONNECTIONS.get(key)
         if con is None:
-            con = _CONNECTIONS[url] = ibis.connect(url)
+            file = _database_file(url)
+            if file is None:
+                con = ibis.connect(url)
+            elif url.lower().startswith("duckdb"):
+                con = ibis.duckdb.connect(str(file), read_only=True)
+            else:
+                con = ibis.sqlite.connect(str(file))
+                con.raw_sql("PRAGMA query_only = ON").close()
+            if getattr(con, "name", "") == "postgres":
+                millis = max(1, round(statement_timeout_s * 1000))
+                con.raw_sql(
+                    f"SET SESSION default_transaction_read_only = on; SET SESSION statement_timeout = {millis}"
+                ).close()
+                con.con.commit()  # psycopg opened a transaction for the SETs; later ones start read-only
+            _CONNECTIONS[key] = con
         return con
 
 
@@ -122,12 +142,32 @@ def close_connections() -> None:
 
 
 def _clean(e: BaseException, secrets: tuple[str, ...]) -> str:
-    """The first line of an error, safe to show: no password from the URL or environment."""
+    """The first line of an error, safe to show: no password from the URL or environment.
+
+    A secret of 3 characters or more is hidden wherever it occurs; a shorter one (a fragment of
+    a password split at / ? # @ :) wherever it stands alone, between non-alphanumerics, so
+    that it is hidden without blanking every word that contains it.
+    """
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 3:
-            msg = msg.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        for piece in {secret, urllib.parse.quote(secret, safe="")}:
+            if len(piece) >= 3:
+                msg = msg.replace(piece, "***")
+            else:
+                msg = re.sub(rf"(?<![A-Za-z0-9]){re.escape(piece)}(?![A-Za-z0-9])", "***", msg)
     return redact(msg)[:300]
+
+
+def _database_file(url: str) -> Path | None:
+    """The file a ``duckdb://`` or ``sqlite://`` URL names (as ibis reads it), None for other URLs
+    and in-memory databases."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("duckdb", "sqlite"):
+        return None
+    pieces = [p for p in (parts.netloc, parts.path[bool(parts.netloc) :]) if p]
+    if not pieces or pieces == [":memory:"] or pieces[0].startswith(("md:", "motherduck:")):
+        return None
+    return Path(*pieces).absolute()
 
 
 def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
@@ -142,6 +182,17 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
             f"source {name!r}: file not found: {path}. Fix `path:` (relative paths resolve "
             "against the plan's folder) or create the sample data with `kpinb sample-data`."
         )
+    import glob
+
+    from kpinb._io import regular_file
+
+    # a FIFO blocks the engine forever and /dev/zero never ends: regular files only
+    globbed = any(c in str(path) for c in "*?[")
+    for file in sorted(glob.glob(str(path)))[:10_000] if globbed else [path]:
+        try:
+            regular_file(file, "data file", SourceError)
+        except SourceError as e:
+            raise SourceError(f"source {name!r}: {e}") from None
     import ibis
 
     con = duckdb_connection()
@@ -218,6 +269,19 @@ def query_error(table: Table, error: BaseException) -> KpinbError:
             _check_utf8(table.name, table.path)  # type: ignore[arg-type]
         except SourceError as e:
             return e
+    if re.search(r"(?i)statement timeout|canceling statement due to statement timeout", msg):
+        from kpinb.errors import LimitError
+
+        return LimitError(
+            f"source {table.name!r} ({table.label}): the query ran longer than statement_timeout_s allows and was "
+            "cancelled. Narrow it (a shorter start/end range, a coarser grain), or raise the limit with "
+            "`limits: {statement_timeout_s: N}` in the plan (--statement-timeout-s N on the command line)."
+        )
+    if re.search(r"(?i)read-only transaction|read only transaction", msg):
+        return SourceError(
+            f"source {table.name!r} ({table.label}): the query tried to write ({_redact(msg)[:200]}); kpinb opens "
+            "database sessions read-only. Give a `query:` that only reads (no function that writes)."
+        )
     mixed = re.search(r"Conversion failed for column (.+?) with type object", msg)
     if mixed:  # pyarrow, handing a DataFrame to the engine
         col = mixed.group(1)[:60]
@@ -230,6 +294,13 @@ def query_error(table: Table, error: BaseException) -> KpinbError:
         "Check the column types of the data against the metric formulas, and that the "
         "engine supports the functions used."
     )
+
+
+_SESSION_FUNCTIONS = frozenset({"set_config", "dblink", "dblink_exec", "pg_terminate_backend", "pg_cancel_backend"})
+
+
+def _func_name(node: Any) -> str:
+    return str(getattr(node, "name", "") or node.sql_name()).lower()
 
 
 def _check_read_only(name: str, query: str, dialect: Any) -> None:
@@ -247,7 +318,7 @@ def _check_read_only(name: str, query: str, dialect: Any) -> None:
     except sqlglot.errors.SqlglotError:  # SQL sqlglot does not know: at least one statement only
         statements = None
     writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into,
-              exp.Command, exp.TruncateTable, exp.Copy)  # fmt: skip
+              exp.Command, exp.TruncateTable, exp.Copy, exp.Set)  # fmt: skip
     if statements is None:
         bad = ";" in query.strip().rstrip(";")
     else:
@@ -255,7 +326,14 @@ def _check_read_only(name: str, query: str, dialect: Any) -> None:
             len(statements) != 1
             or not isinstance(statements[0], exp.Query)
             or any(isinstance(node, writes) for node in statements[0].walk())
+            # the session is read-only; a query must not switch that (or the timeout) off
+            or any(
+                isinstance(node, (exp.Func, exp.Anonymous)) and _func_name(node) in _SESSION_FUNCTIONS
+                for node in statements[0].walk()
+            )
         )
+    if re.search(r"(?i)\bset_config\b|\bdblink", query):
+        bad = True
     if bad:
         raise SourceError(
             f"source {name!r}: `query:` must be a single read-only SELECT (no `;`, no INSERT, "
@@ -263,7 +341,23 @@ def _check_read_only(name: str, query: str, dialect: Any) -> None:
         )
 
 
-def _read_url(name: str, spec: Source) -> ir.Table:
+def _query_table(con: Any, query: str) -> ir.Table:
+    """``con.sql(query)``; on PostgreSQL the schema is found with a temporary view (which names the
+    query but never runs it) in the one transaction the read-only session lets write."""
+    if getattr(con, "name", "") != "postgres":
+        return con.sql(query)
+    with QUERY_LOCK, con.con.cursor() as cur:
+        cur.execute("SET SESSION default_transaction_read_only = off")
+        try:
+            schema = con._get_schema_using_query(query)  # what con.sql does, kept out of the read-only session
+        finally:
+            cur.execute("SET SESSION default_transaction_read_only = on")
+            if not con.con.autocommit:
+                con.con.commit()
+    return con.sql(query, schema=schema)
+
+
+def _read_url(name: str, spec: Source, statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S) -> ir.Table:
     url, values = _expand_env(spec.url or "", name)
     # libpq reads PGPASSWORD when the URL has none; keep it out of messages too
     secrets = (*values, os.environ.get("PGPASSWORD", ""))
@@ -277,8 +371,15 @@ def _read_url(name: str, spec: Source) -> ir.Table:
         if pw:
             # and its pieces: a parser that splits at / ? # @ : may quote one alone (as a port, say)
             secrets = (*secrets, pw, urllib.parse.unquote_plus(pw), *re.split(r"[/?#@:]", pw))
+    file = _database_file(url)
+    if file is not None and not file.is_file():
+        what = "no such file" if not file.exists() else "not a regular file"
+        raise SourceError(
+            f"source {name!r}: the URL {redact(spec.url or '')} names {file}: {what}. Fix the path in the URL "
+            "(duckdb:///abs/path.duckdb; kpinb never creates an empty database), or use `path:` relative to the plan."
+        )
     try:
-        con = _connect(url)
+        con = _connect(url, statement_timeout_s)
     except Exception as e:
         raise SourceError(
             f"source {name!r}: cannot connect to {redact(spec.url or '')}: {_clean(e, secrets)}. "
@@ -287,14 +388,14 @@ def _read_url(name: str, spec: Source) -> ir.Table:
     if spec.query is not None:
         _check_read_only(name, spec.query, getattr(con, "dialect", None))
     try:
-        return con.table(spec.table) if spec.table else con.sql(spec.query)
+        return con.table(spec.table) if spec.table else _query_table(con, spec.query)
     except Exception as e:
         from ibis.common.exceptions import TableNotFound
 
         if isinstance(e, TableNotFound):
             try:
                 names = con.list_tables()
-                there = f"Tables there: {', '.join(names[:30])}." if names else "It has no tables."
+                there = f"Tables there: {', '.join(map(shown, names[:30]))}." if names else "It has no tables."
             except Exception:
                 there = ""
             raise SourceError(
@@ -308,8 +409,14 @@ def _read_url(name: str, spec: Source) -> ir.Table:
         ) from None
 
 
-def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None) -> Table:
+def open_source(
+    name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+) -> Table:  # fmt: skip
     """Open one source and rename its columns to the canonical names the formulas use.
+
+    Database sessions are read-only, and a statement running longer than
+    ``statement_timeout_s`` is cancelled (PostgreSQL; a plan sets it with ``limits:``).
 
     ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
     say): the metrics then run on that backend.
@@ -331,7 +438,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
             backend = "ibis"
         expr, label, spec = spec, f"{backend} table for {name!r}", Source(path="<ibis table>")
     elif spec.url is not None:
-        expr, label = _read_url(name, spec), redact(spec.url)
+        expr, label = _read_url(name, spec, statement_timeout_s), redact(spec.url)
     else:
         path = Path(spec.path or "").expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -343,7 +450,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
     if missing_user:
         raise DataError(
             f"source {name!r} ({label}): `columns:` maps to {missing_user[0]!r}, which the data "
-            f"does not have. Columns there: {', '.join(expr.columns[:40])}."
+            f"does not have. Columns there: {', '.join(map(shown, expr.columns[:40]))}."
         )
     if mapping:
         clash = [c for c in mapping if c in expr.columns and c not in mapping.values()]
@@ -356,7 +463,7 @@ def open_source(name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, 
             if spec.time not in expr.columns:
                 raise DataError(
                     f"source {name!r} ({label}): `time: {spec.time}` is not a column. "
-                    f"Columns there: {', '.join(expr.columns[:40])}."
+                    f"Columns there: {', '.join(map(shown, expr.columns[:40]))}."
                 )
             expr = expr.drop(time) if time in expr.columns else expr
             expr = expr.rename({time: spec.time})

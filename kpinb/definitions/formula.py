@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from kpinb.errors import FormulaError
+from kpinb.errors import FormulaError, shown
 
 MAX_LENGTH = 5000
 MAX_DEPTH = 60
@@ -234,9 +234,10 @@ def _convert(text: str, refs: list[str]) -> Node:
     sql = _REF.sub(_sub, text)  # parse() refuses references outside derived metrics before what follows
     if "{" in sql or "}" in sql:
         raise _fail(text, "has an unmatched brace", "Refer to a metric as {metric_id}")
-    if ";" in sql:
+    code = _unquoted(sql)  # `status = 'a;b'` or `'a--b'` are plain text, not statements or comments
+    if ";" in code:
         raise _fail(text, "contains `;`", "A formula is one expression, not statements")
-    if "--" in sql or "/*" in sql:
+    if "--" in code or "/*" in code:
         raise _fail(text, "contains a comment", "Remove the comment; describe the metric in `description:`")
     try:
         trees = sqlglot.parse(sql, read="duckdb")
@@ -250,6 +251,30 @@ def _convert(text: str, refs: list[str]) -> Node:
     return _Converter(text, sql, refs, exp).convert(trees[0], depth=0)
 
 
+def _unquoted(sql: str) -> str:
+    """``sql`` with the insides of '...' literals and "..." names blanked out (a doubled quote
+    inside is an escaped quote); an unclosed quote blanks the rest, which the parser then refuses."""
+    out, quote, i = [], "", 0
+    while i < len(sql):
+        c = sql[i]
+        if quote:
+            if c == quote and sql[i + 1 : i + 2] == quote:  # '' inside '...'
+                out.append("  ")
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+                out.append(c)
+            else:
+                out.append(" ")
+        else:
+            if c in "'\"":
+                quote = c
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> None:
     """Raise if the formula uses a column not in ``columns``, suggesting the closest name."""
     known = list(columns)
@@ -257,7 +282,7 @@ def check_columns(formula: Formula, columns: Iterable[str], where: str = "") -> 
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"Did you mean {_name(close[0])}? " if close else ""
-            avail = ", ".join(str(c)[:40] for c in sorted(known)[:30])
+            avail = ", ".join(shown(c) for c in sorted(map(str, known))[:30])
             raise _fail(
                 formula.text,
                 f"unknown column {_name(name)}{where}",

@@ -11,10 +11,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 _ID = r"^[a-z][a-z0-9_\-]*$"
 Id = Annotated[str, Field(pattern=_ID, max_length=80)]
+
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+"""Dates a plan may name: calendars and pandas (1677-2262) handle them with room for arithmetic."""
+
+
+def _in_range(value: dt.date) -> dt.date:
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"{value.isoformat()} is outside {FIRST_DATE.year}-{LAST_DATE.year}; write a real date")
+    return value
+
+
+PlanDate = Annotated[dt.date, AfterValidator(_in_range)]
 
 
 class Unit(enum.StrEnum):
@@ -50,7 +62,8 @@ class Grain(enum.StrEnum):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    # NaN and infinity are never a target, threshold or baseline: every comparison with them is False
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
 
 class Metric(_Spec):
@@ -89,10 +102,10 @@ class Baseline(_Spec):
     """The starting point: a given value, or computed from a historical window."""
 
     value: float | None = None
-    from_: dt.date | None = Field(default=None, alias="from")
-    to: dt.date | None = None
+    from_: PlanDate | None = Field(default=None, alias="from")
+    to: PlanDate | None = None
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Baseline:
@@ -111,7 +124,7 @@ class Baseline(_Spec):
 class TargetPoint(_Spec):
     """One step of a target path: the value to reach by a date."""
 
-    by: dt.date
+    by: PlanDate
     value: float
 
 
@@ -119,7 +132,7 @@ class Target(_Spec):
     """A value to reach by a deadline, optionally along a path (linear or a table)."""
 
     value: float
-    by: dt.date | None = None
+    by: PlanDate | None = None
     path: str | tuple[TargetPoint, ...] = "flat"
 
     @model_validator(mode="after")
@@ -177,12 +190,34 @@ class Source(_Spec):
             raise ValueError("`query:` must be a read-only SELECT (or WITH ... SELECT)")
         return self
 
+    def __repr_args__(self) -> Any:
+        # repr(plan), repr(plan.sources) and tracebacks show the URL without its password
+        from kpinb.errors import redact
+
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "url" and isinstance(value, str) else value
+
 
 class Review(_Spec):
     """How often the plan is reviewed and when it last was."""
 
     every: Grain = Grain.quarter
-    last: dt.date | None = None
+    last: PlanDate | None = None
+
+
+DEFAULT_MAX_RESULT_ROWS = 5_000_000
+"""Rows a computation may return (all metrics, periods and members): about 0.5 GB in memory."""
+
+DEFAULT_STATEMENT_TIMEOUT_S = 300.0
+"""Seconds one database statement may run (PostgreSQL ``statement_timeout``)."""
+
+
+class Limits(_Spec):
+    """Guards against runaway work; raise them in the plan (``limits:``) or with the CLI flag
+    of the same name (``--max-result-rows``, ``--statement-timeout-s``)."""
+
+    max_result_rows: int = Field(default=DEFAULT_MAX_RESULT_ROWS, ge=1, le=10**10)
+    statement_timeout_s: float = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, gt=0, le=7 * 24 * 3600)
 
 
 class Plan(_Spec):
@@ -196,6 +231,7 @@ class Plan(_Spec):
     kpis: tuple[KPI, ...] = ()
     benchmarks: str | None = None
     review: Review | None = None
+    limits: Limits = Limits()
     _file: Path | None = PrivateAttr(default=None)
 
     @field_validator("sources")

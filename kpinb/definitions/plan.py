@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kpinb import _yaml
+from kpinb._io import read_limited
 from kpinb.definitions import catalog
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import Metric, Plan
@@ -28,6 +29,7 @@ _FIXES = {
     "extra_forbidden": "remove it or check its spelling",
     "float_parsing": "write a number",
     "float_type": "write a number",
+    "finite_number": "write a finite number (not .nan or .inf)",
     "date_from_datetime_parsing": "write a date as YYYY-MM-DD",
     "date_parsing": "write a date as YYYY-MM-DD",
     "date_type": "write a date as YYYY-MM-DD",
@@ -50,16 +52,7 @@ def load_plan(path: str | Path | Plan) -> Plan:
     if isinstance(path, Plan):
         return path
     file = Path(path)
-    limit = 4 * _yaml.MAX_CHARS  # UTF-8 takes at most 4 bytes a character
-    try:
-        with file.open("rb") as f:
-            raw = f.read(limit + 1)
-    except FileNotFoundError:
-        raise PlanError(f"{file}: no such plan file. Check the path.") from None
-    except OSError as e:
-        raise PlanError(f"{file}: cannot be read ({e.strerror or e}). Check the path.") from None
-    if len(raw) > limit:
-        raise PlanError(f"{file}: larger than {limit:,} bytes, too large for a plan. Check that this is the plan file.")
+    raw = read_limited(file, _yaml.MAX_BYTES, "plan file", PlanError)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -131,6 +124,21 @@ def _format_validation(e: ValidationError, file: str | Path, lines: dict) -> str
         fix = _FIXES.get(err["type"])
         out.append(f"{where(file, _yaml.dotted(loc), line)}{msg}" + (f"; {fix}." if fix else "."))
     return _join(out, file)
+
+
+def with_limits(plan: Plan, **overrides: float | int | None) -> Plan:
+    """A copy of ``plan`` whose ``limits:`` have the given values (None: keep the plan's).
+
+    >>> with_limits(plan, max_result_rows=20_000_000)  # doctest: +SKIP
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return plan
+    try:
+        limits = type(plan.limits).model_validate({**plan.limits.model_dump(), **given})
+    except ValidationError as e:
+        raise PlanError(_format_validation(e, "limits", {})) from None
+    return plan.model_copy(update={"limits": limits})
 
 
 def registry(plan: Plan | None = None) -> dict[str, Metric]:

@@ -30,6 +30,7 @@ first.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -52,6 +53,31 @@ _log = logging.getLogger(__name__)
 # One engine query at a time (the process's DuckDB connection is shared); the foreground first.
 _ENGINE = threading.Condition()
 _engine_state = {"busy": False, "waiting": 0}
+
+# Background precompute threads still running, and the flag that tells them to stop. A daemon thread
+# still inside DuckDB when the interpreter finalises aborts the process ("terminate called without an
+# active exception", exit 134), so at exit they are stopped, their query interrupted, and joined.
+_RUNNING: set[threading.Thread] = set()
+_STOP = threading.Event()
+_EXIT_WAIT_S = 10.0
+
+
+def _stop_background() -> None:
+    """Stop every precompute thread: no new query starts, the running one is interrupted."""
+    _STOP.set()
+    with _ENGINE:
+        threads = list(_RUNNING)
+    if not threads:
+        return
+    with contextlib.suppress(Exception):
+        from kpinb.data.sources import duckdb_connection
+
+        duckdb_connection().con.interrupt()
+    for thread in threads:
+        thread.join(_EXIT_WAIT_S)
+
+
+atexit.register(_stop_background)
 
 
 @contextlib.contextmanager
@@ -162,7 +188,8 @@ class Cube:
                 if not dims:
                     continue
                 with _engine_turn():
-                    table = open_source(name, self.plan.sources[name], self.plan.base_dir)
+                    table = open_source(name, self.plan.sources[name], self.plan.base_dir,
+                                        self.plan.limits.statement_timeout_s)  # fmt: skip
                     have = [d for d in dims if d in table.columns]
                     for d in have:
                         values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]
@@ -192,6 +219,8 @@ class Cube:
         if not keys:
             return None
         thread = threading.Thread(target=self._precompute, args=(keys,), name="kpinb-cube-precompute", daemon=True)
+        with _ENGINE:
+            _RUNNING.add(thread)
         thread.start()
         return thread
 
@@ -203,6 +232,8 @@ class Cube:
     def _precompute(self, keys: list[tuple[str, tuple[str, ...]]]) -> None:
         try:
             for key in keys:
+                if _STOP.is_set():  # the interpreter is exiting
+                    break
                 with self._lock:
                     fut = self._futures[key]
                 if not fut.set_running_or_notify_cancel():
@@ -211,6 +242,9 @@ class Cube:
                 try:
                     df = self._compute(self._exact_metrics(dims), grain, dims, background=True)
                 except Exception as e:  # kept; a filter needing it falls back to its own query
+                    if _STOP.is_set():  # interrupted because the interpreter is exiting: not a failure
+                        fut.set_result(None)
+                        break
                     _log.warning("kpinb: precomputing %s by %s failed: %s", grain, ", ".join(dims), e)
                     with self._lock:
                         self.precompute_errors.append((grain, dims, f"{type(e).__name__}: {e}"))
@@ -225,6 +259,8 @@ class Cube:
                 if not fut.done():
                     with contextlib.suppress(Exception):
                         fut.set_result(None)
+            with _ENGINE:
+                _RUNNING.discard(threading.current_thread())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background precompute; True when it has finished."""

@@ -31,9 +31,16 @@ from kpinb.definitions.formula import (
     Unary,
     parse,
 )
-from kpinb.definitions.model import Grain, Metric, Plan, Source
+from kpinb.definitions.model import (
+    DEFAULT_MAX_RESULT_ROWS,
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    Grain,
+    Metric,
+    Plan,
+    Source,
+)
 from kpinb.engine.calendar import periods
-from kpinb.errors import DataError, FormulaError, KpinbError, PlanError
+from kpinb.errors import DataError, FormulaError, KpinbError, LimitError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +58,7 @@ def compute(
     start: Any = None,
     end: Any = None,
     sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
+    max_result_rows: int | None = None,
 ) -> pd.DataFrame:
     """Compute metrics per period (and dimension) into a tidy DataFrame.
 
@@ -65,6 +73,12 @@ def compute(
     sources: canonical source name -> file path, :class:`Source`, DataFrame or an ibis
         table (on any ibis backend, e.g. a Spark table: the query then runs there);
         overrides the plan's sources.
+    max_result_rows: refuse (:class:`~kpinb.errors.LimitError`) a result of more rows than
+        this; None: the plan's ``limits: {max_result_rows: ...}``, else
+        :data:`~kpinb.model.DEFAULT_MAX_RESULT_ROWS`. The size is estimated before the query
+        runs (periods x dimension members x metrics) and checked again exactly before missing
+        periods are filled in, so a daily grain by a large dimension fails at once instead of
+        exhausting memory.
 
     Returns
     -------
@@ -84,13 +98,18 @@ def compute(
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
         raise DataError(f"start {start} is after end {end}. Swap them.")
 
+    limit = _max_rows(max_result_rows, plan)
     order = dependencies(ids, reg)
     by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
+    estimated = 0
     with QUERY_LOCK:
         for source, ms in by_source.items():
-            table = open_source(source, _spec(specs, source, ms), base_dir)
-            frames.update(_aggregate(table, ms, g, by, start_ts, end_ts))
+            table = open_source(source, _spec(specs, source, ms), base_dir, _timeout(plan))
+            share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
+            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
+            frames.update(found)
+            estimated += rows
 
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
@@ -102,6 +121,11 @@ def compute(
         names = ", ".join(sorted(by_source))
         raise DataError(f"no rows with a date in source(s) {names}. Check that the data is not empty.")
     spine = periods(first, last, g)
+    # exact now: every metric gets every period for every member combination its source has
+    combos = {mid: len(f[by].drop_duplicates()) if by else 1 for mid, f in frames.items()}
+    cells = len(spine) * (sum(combos.values()) + max(combos.values(), default=0) * (len(order) - len(frames)))
+    if cells > limit:
+        raise _too_large(cells, len(spine), max(combos.values(), default=1), len(order), g, by, limit)
     wide = {mid: _complete(f, spine, by) for mid, f in frames.items()}
     for mid in order:
         if reg[mid].derived:
@@ -110,6 +134,31 @@ def compute(
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     out.attrs.update(grain=g, by=tuple(by))
     return out
+
+
+def _timeout(plan: Plan | None) -> float:
+    return plan.limits.statement_timeout_s if plan is not None else DEFAULT_STATEMENT_TIMEOUT_S
+
+
+def _max_rows(given: int | None, plan: Plan | None) -> int:
+    if given is None:
+        return plan.limits.max_result_rows if plan is not None else DEFAULT_MAX_RESULT_ROWS
+    if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+        raise PlanError(f"max_result_rows={given!r}: give a whole number of rows, 1 or more.")
+    return given
+
+
+def _too_large(rows: int, n_periods: int, n_members: int, n_metrics: int, grain: str, by: Sequence[str],
+               limit: int) -> LimitError:  # fmt: skip
+    members = f" x {n_members:,} {'/'.join(by)} member combinations" if by else ""
+    narrower = ["a coarser grain (e.g. month)" if grain in ("day", "week") else None,
+                f"fewer or smaller `by` dimensions than {', '.join(by)}" if by else None,
+                "a shorter start/end range", "fewer metrics"]  # fmt: skip
+    return LimitError(
+        f"the result would have about {rows:,} rows ({n_periods:,} {grain} periods{members} x {n_metrics} "
+        f"metric(s)), more than max_result_rows={limit:,}. Narrow it: {', '.join(n for n in narrower if n)}; "
+        "or raise the limit with `limits: {max_result_rows: N}` in the plan (--max-result-rows N on the command line)."
+    )
 
 
 def _grain(grain: str | Grain) -> str:
@@ -166,8 +215,8 @@ def queries(
     out = {}
     with QUERY_LOCK:  # opening a file source registers a view on the shared connection
         for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None)
-            query, _ = _build(table, ms, g, by, None, None)
+            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan))
+            query, _, _ = _build(table, ms, g, by, None, None)
             out[source] = ibis.to_sql(query)
     return out
 
@@ -220,8 +269,9 @@ def _plan_metric_ids(plan: Plan) -> list[str]:
 
 def _build(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
-) -> tuple[Any, list[tuple[Metric, Formula]]]:
-    """The grouped ibis query computing all metrics ``ms`` of one source."""
+) -> tuple[Any, list[tuple[Metric, Formula]], tuple[Any, Any]]:
+    """The grouped ibis query computing all metrics ``ms`` of one source, its parsed formulas,
+    and the filtered rows it groups with their time column (for the size estimate)."""
     import ibis
     import pandas as pd
 
@@ -290,20 +340,110 @@ def _build(
             ) from None
     period = tcol.truncate(_IBIS_UNIT[grain]).name("period_start")
     query = t.group_by([period, *by]).aggregate(**aggs)
-    return query, [(m, f) for m, f, _ in parsed]
+    return query, [(m, f) for m, f, _ in parsed], (t, tcol)
+
+
+def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
+    """``query.execute()``; on DuckDB a timer interrupts it after ``timeout_s`` (a LimitError)."""
+    import threading
+
+    try:
+        backend = query._find_backend(use_default=True)
+    except Exception:
+        backend = None
+    raw = getattr(backend, "con", None) if getattr(backend, "name", "") == "duckdb" else None
+    fired, done, guard = threading.Event(), threading.Event(), threading.Lock()
+
+    def interrupt() -> None:
+        if done.wait(timeout_s):
+            return
+        fired.set()
+        while True:  # again until it ends: an interrupt before the query starts is lost
+            with guard:  # never after this query ended (the next one on the connection is not ours)
+                if done.is_set():
+                    return
+                raw.interrupt()
+            done.wait(0.05)
+
+    timer = None
+    if raw is not None and hasattr(raw, "interrupt"):
+        timer = threading.Thread(target=interrupt, name="kpinb-statement-timeout", daemon=True)
+        timer.start()
+    try:
+        return query.execute()
+    except Exception as e:
+        if fired.is_set():
+            raise LimitError(
+                f"source {table.name!r} ({table.label}): the query ran longer than statement_timeout_s={timeout_s:g} "
+                "and was interrupted. Narrow it (a shorter start/end range, a coarser grain, fewer `by` dimensions), "
+                "or raise the limit with `limits: {statement_timeout_s: N}` in the plan (--statement-timeout-s N)."
+            ) from None
+        raise query_error(table, e) from None
+    finally:
+        with guard:
+            done.set()
+
+
+def _estimate(
+    table: Table, rows_of: tuple[Any, Any], grain: str, by: list[str], start: Any, end: Any
+) -> tuple[int, int]:
+    """(periods, member combinations) the grouped query over ``rows_of`` = (table, time) would complete to.
+
+    Two small queries (min/max of the time, count of distinct ``by`` combinations) that the
+    engine answers from column statistics or one scan, far cheaper than a runaway result.
+    """
+    import pandas as pd
+
+    t, tcol = rows_of
+    try:
+        if len(by) == 1:  # one scan; members with a missing value are one group more, the exact check counts it
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max(), members=t[by[0]].nunique()).execute()
+            members = int(span["members"].iloc[0])
+        else:
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute()
+            members = int(t.select(*by).distinct().count().execute()) if by else 1
+    except Exception as e:
+        raise query_error(table, e) from None
+
+    def naive(value: Any) -> Any:  # wall-clock time: an estimate need not know the time zone
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):  # a date pandas cannot hold: the query reports it
+            return pd.NaT
+        return stamp.tz_localize(None) if not pd.isna(stamp) and stamp.tzinfo else stamp
+
+    lo = naive(start if start is not None else span["lo"].iloc[0])
+    hi = naive(end if end is not None else span["hi"].iloc[0])
+    if pd.isna(lo) or pd.isna(hi) or lo > hi:
+        return 0, members
+    return len(periods(lo, hi, grain)), members  # at most ~200k days between pandas' first and last date
 
 
 def _aggregate(
-    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
-) -> dict[str, pd.DataFrame]:
-    """Run one grouped query for all metrics of a source; returns metric id -> long frame."""
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
+    budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
+    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
+    """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
+    the rows the completed result is estimated to have.
+
+    ``budget`` = (max_result_rows, rows already estimated for other sources): a LimitError is
+    raised before the query runs when this source would take the total past the limit.
+    ``share``: metrics (with derived ones) the result holds per metric of this source.
+    ``timeout_s``: the embedded DuckDB query is interrupted after that long (database servers
+    enforce their own ``statement_timeout``, set when the session opens)."""
     import pandas as pd
 
-    query, parsed = _build(table, ms, grain, by, start, end)
-    try:
-        df = query.execute()
-    except Exception as e:
-        raise query_error(table, e) from None
+    query, parsed, rows_of = _build(table, ms, grain, by, start, end)
+    estimated = 0
+    if by:  # without a breakdown the result is one row per period and metric: small
+        n_periods, n_members = _estimate(table, rows_of, grain, by, start, end)
+        n_metrics = max(1, round(len(ms) * share))
+        estimated = n_periods * n_members * n_metrics
+        limit, used = budget
+        if used + estimated > limit:
+            raise _too_large(used + estimated, n_periods, n_members, n_metrics, grain, by, limit)
+    df = _execute(query, table, timeout_s)
     df["period_start"] = _period_stamps(df["period_start"], table)
     out = {}
     for i, (m, f) in enumerate(parsed):
@@ -317,7 +457,7 @@ def _aggregate(
         frame = df[["period_start", *by]].copy()
         frame["value"], frame["numerator"], frame["denominator"] = value, num, den
         out[m.id] = frame
-    return out
+    return out, estimated
 
 
 def _short(text: str | None, limit: int = 120) -> str:
@@ -512,6 +652,7 @@ def _as_bool(x: Any, m: Metric, what: str = "a condition") -> Any:
 
 def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:
     """Reindex to every period x every dimension combination seen, sorted."""
+    import numpy as np
     import pandas as pd
 
     frame = frame[(frame["period_start"] >= spine[0]) & (frame["period_start"] <= spine[-1])]
@@ -519,8 +660,10 @@ def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd
         combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
         if combos.empty:
             return frame.iloc[0:0]
-        index = pd.MultiIndex.from_tuples(
-            [(*c, p) for c in combos.itertuples(index=False, name=None) for p in spine],
+        # combos x periods without a Python tuple per cell (the size was checked in compute)
+        codes = np.repeat(np.arange(len(combos)), len(spine))
+        index = pd.MultiIndex.from_arrays(
+            [*(combos[d].to_numpy()[codes] for d in by), np.tile(spine.to_numpy(), len(combos))],
             names=[*by, "period_start"],
         )
         full = frame.set_index([*by, "period_start"]).reindex(index)

@@ -16,6 +16,7 @@ An alert is raised on the latest complete period (as :func:`kpinb.status.evaluat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -215,6 +216,78 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}/..."
 
 
+WEBHOOK_DEADLINE_S = 30.0
+"""Seconds :func:`send` may take in all, attempts and waits included (DESIGN.md: 30 s)."""
+
+MAX_RESPONSE_BYTES = 64 * 1024  # a webhook answers "ok"; never read an endless body
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib turns a redirected POST into a GET (the alerts are
+    lost while the GET succeeds) and would follow to any host or scheme."""
+
+    def redirect_request(self, *args: Any, **kw: Any) -> None:
+        return None
+
+
+def _opener(sockets: list[Any]) -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect and records the sockets it opens (so a watchdog can
+    close them at the deadline: a server that sends a byte every second never trips a socket timeout)."""
+
+    def recording(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Recording(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                sockets.append(self.sock)
+
+        return Recording
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(recording(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(recording(http.client.HTTPSConnection), req, context=self._context)
+
+    return urllib.request.build_opener(_NoRedirect, Http, Https)
+
+
+def _post_once(request: urllib.request.Request, timeout: float, stop_at: float) -> int:
+    """One POST; returns the HTTP status or raises (HTTPError, OSError, HTTPException).
+
+    A timer shuts the connection down at ``stop_at`` (time.monotonic()), so the whole attempt,
+    not only each socket read, ends by then.
+    """
+    import socket
+    import threading
+
+    sockets: list[Any] = []
+
+    def cut() -> None:
+        for s in list(sockets):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    left = stop_at - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline")
+    watchdog = threading.Timer(left, cut)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with _opener(sockets).open(request, timeout=min(timeout, left)) as response:
+            response.read(MAX_RESPONSE_BYTES)
+            return int(response.status)
+    except (OSError, http.client.HTTPException):
+        if time.monotonic() >= stop_at - 0.01:
+            raise TimeoutError("deadline") from None
+        raise
+    finally:
+        watchdog.cancel()
+        cut()
+
+
 def send(
     alerts: Sequence[Alert],
     url: str,
@@ -223,6 +296,7 @@ def send(
     backoff: float = 0.5,
     *,
     title: str | None = None,
+    deadline: float = WEBHOOK_DEADLINE_S,
 ) -> int | None:
     """POST the alerts to a chat incoming webhook as ``{"text": summary, "alerts": [...]}``.
 
@@ -231,11 +305,16 @@ def send(
     alerts : the alerts; with none, nothing is sent and None is returned.
     url : the webhook URL (http or https). Only its scheme and host ever appear in messages
         and logs: the path, query and user info of webhook URLs are secrets.
-    timeout : seconds to wait for each attempt.
+    timeout : seconds to wait for each network operation of an attempt.
     retries : how many times to retry after the first attempt (so at most ``retries + 1``
         requests), on connection errors, timeouts, HTTP 429 and 5xx; other HTTP errors fail at once.
     backoff : seconds before the first retry, doubled before each next one.
     title : the summary's first words (default ``kpinb``).
+    deadline : seconds the whole delivery may take, every attempt and wait included
+        (:data:`WEBHOOK_DEADLINE_S`, 30); a server that answers slowly is cut off then.
+
+    Redirects are not followed (a redirected POST would arrive as a GET, or at another host):
+    an HTTP 3xx answer is a :class:`DeliveryError` naming the status; put the final URL in.
 
     Returns
     -------
@@ -251,8 +330,10 @@ def send(
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PlanError("the webhook URL must start with http:// or https:// and name a host. Check the URL.")
-    if retries < 0 or timeout <= 0 or backoff < 0:
-        raise PlanError("send() needs timeout > 0, retries >= 0 and backoff >= 0.")
+    if not (retries >= 0 and timeout > 0 and backoff >= 0 and deadline > 0) or not all(
+        math.isfinite(x) for x in (timeout, backoff, deadline)
+    ):
+        raise PlanError("send() needs finite timeout > 0, deadline > 0, retries >= 0 and backoff >= 0.")
     if not alerts:
         return None
     safe = _safe_url(url)
@@ -263,16 +344,25 @@ def send(
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "kpinb"}
     status: int | None = None
     problem = ""
+    stop_at = time.monotonic() + deadline
+    attempts = 0
     for attempt in range(1, retries + 2):
+        attempts = attempt
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read()
-                return int(response.status)
+            return _post_once(request, timeout, stop_at)
         except urllib.error.HTTPError as e:
             status = e.code
             e.close()
             problem = f"HTTP {status}"
+            if 300 <= status < 400:
+                raise DeliveryError(
+                    f"webhook {safe} answered with a redirect (HTTP {status}); kpinb does not follow redirects "
+                    "with alerts (the POST would arrive as a GET, or at another host). Put the final address "
+                    "of the webhook in the URL.",
+                    attempts=attempt,
+                    status=status,
+                ) from None
             if status != 429 and status < 500:
                 raise DeliveryError(
                     f"webhook {safe} refused the alerts with HTTP {status}. Check the URL and the "
@@ -286,13 +376,17 @@ def send(
             # a type name, not the text: error texts may quote the URL
             problem = "timed out" if isinstance(reason, TimeoutError) else type(reason).__name__
             problem = "URLError" if isinstance(reason, str) else problem
+        left = stop_at - time.monotonic()
+        if left <= 0:
+            problem = f"{problem}; the {deadline:g} s deadline passed"
+            break
         if attempt <= retries:
-            delay = backoff * 2 ** (attempt - 1)
+            delay = min(backoff * 2 ** (attempt - 1), left)
             log.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe, attempt, problem, delay)
             time.sleep(delay)
     raise DeliveryError(
-        f"could not deliver {len(alerts)} alert(s) to webhook {safe} after {retries + 1} attempt(s) "
+        f"could not deliver {len(alerts)} alert(s) to webhook {safe} after {attempts} attempt(s) "
         f"(last: {problem}). Check that the service is reachable, or retry later.",
-        attempts=retries + 1,
+        attempts=attempts,
         status=status,
     )

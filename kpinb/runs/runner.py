@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kpinb._io import write_atomic
-from kpinb.errors import PlanError, RunError
+from kpinb._io import inside, replaceable, slug, write_atomic
+from kpinb.errors import PlanError, RunError, WriteError
 from kpinb.views.kit import esc
 
 __all__ = [
@@ -150,8 +150,13 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """The template's file stem (``kpi_dashboard``), used for output file names."""
-        return Path(self.template).stem if self.template.endswith(".ipynb") else self.template
+        """The template's file stem (``kpi_dashboard``) as a safe file name, used for output file names."""
+        return slug(Path(self.template).stem if self.template.endswith(".ipynb") else self.template)
+
+
+def run_dir(out_dir: Path, department: str) -> Path:
+    """``<out_dir>/<department>``, the department made a safe folder name that stays inside ``out_dir``."""
+    return inside(out_dir, slug(department))
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ class BatchResult:
                 lines.append(f"ok      {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {shown}")
             else:
                 lines.append(f"FAILED  {r.spec.department:18} {r.spec.name:22} {r.duration_s:6.1f}s  {r.error}")
-                lines.append(f"        kept: {r.notebook}")
+                lines.append(f"        kept: {r.notebook}" if r.notebook else "        (no notebook kept)")
         n_fail = len(self.failed)
         lines.append(
             f"{len(self.runs) - n_fail} of {len(self.runs)} runs ok"
@@ -261,15 +266,20 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
           - {template: kpi_review, department: [sales, marketing]}
           - {template: kpi_dashboard, plan: plans/my_team.yml, parameters: {grain: quarter}}
     """
-    import yaml
+    from kpinb import _yaml
+    from kpinb._io import read_limited
 
     file = Path(path)
+    raw = read_limited(file, _yaml.MAX_BYTES, "runs file", RunError)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{file}: no such runs file. Check the path.") from None
-    except yaml.YAMLError as e:
-        raise RunError(f"{file}: not valid YAML ({str(e).splitlines()[0]}). Fix the syntax.") from None
+        data, _ = _yaml.read(raw.decode("utf-8-sig"), file)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise RunError(
+            f"{file}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}). Save the runs file as UTF-8."
+        ) from None
+    except PlanError as e:  # the same bounded, tag-free reader as plans
+        raise RunError(str(e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise RunError(f"{file}: expected a mapping with a non-empty `runs:` list. See kpinb.runner.load_runs.")
     unknown_top = set(data) - {"runs", "parameters"}
@@ -327,6 +337,21 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
         except PlanError as e:
             problems.append(f"{at}: {e}")
             continue
+        bad_names = [str(k) for k in {**common, **params} if not _is_identifier(k)]
+        if bad_names:
+            problems.append(
+                f"{at}.parameters: {', '.join(map(repr, bad_names[:5]))} is not a parameter name; names are "
+                "Python identifiers (letters, digits and _, not starting with a digit), e.g. period_end."
+            )
+            continue
+        if entry.get("department") is not None and isinstance(entry.get("department"), str):
+            dep_text = entry["department"]
+            if dep_text != "all" and slug(dep_text) != dep_text:
+                problems.append(
+                    f"{at}.department: {dep_text[:60]!r} cannot name a report folder; use letters, digits, "
+                    "_ - and . only (no / or ..), e.g. customer_service."
+                )
+                continue
         merged = _plain({**common, **params})
         if merged.get("data_dir") and not Path(str(merged["data_dir"])).expanduser().is_absolute():
             merged["data_dir"] = str((file.parent / str(merged["data_dir"])).resolve())  # as plan paths do
@@ -335,6 +360,13 @@ def load_runs(path: str | Path, plans_dir: Path | None = None) -> list[RunSpec]:
     if problems:
         raise RunError("\n".join(problems))
     return specs
+
+
+def _is_identifier(name: object) -> bool:
+    """A name papermill may assign in the notebook's code: an identifier, not a keyword."""
+    import keyword
+
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
 
 
 def _plain(value: Any) -> Any:
@@ -452,10 +484,35 @@ def batch_lock(out_dir: str | Path) -> Iterator[Path]:
     interleave: the second one refuses at once and names the first.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is there" if out.exists() and not out.is_dir() else (e.strerror or type(e).__name__)
+        raise WriteError(
+            f"--out {out}: cannot create the output folder ({what}). Choose a folder you can write."
+        ) from None
+    path = out / LOCK_NAME
+    # never through a symlink (it would truncate its target), never a FIFO or device (open could block)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise RunError(
+                f"{path}: the batch lock is a symbolic link; kpinb does not follow it (it would overwrite the "
+                "file it points to). Remove the link, or write to another folder with --out."
+            ) from None
+        raise WriteError(
+            f"{path}: cannot create the batch lock ({e.strerror or e}). Check that --out {out} is writable."
+        ) from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(f"{path}: the batch lock is not a regular file. Remove it, or write to another folder.")
+        os.set_blocking(fd, True)
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: a pid file with a liveness check
@@ -492,8 +549,12 @@ def batch_lock(out_dir: str | Path) -> Iterator[Path]:
 
 
 def _lock_holder(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    try:  # a small JSON file; never through a link, never more than 4 kB
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        try:
+            data = json.loads(os.read(fd, 4096).decode("utf-8") or "{}")
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -545,11 +606,12 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
 def _declared_department(plan: Path) -> str | None:
     """The plan's ``department:`` (the run is named after the file, which may differ); None
     when the file cannot be read (the notebook then reports the plan's problem)."""
-    import yaml
+    from kpinb import _yaml
+    from kpinb._io import read_limited
 
-    try:
-        data = yaml.safe_load(plan.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    try:  # bounded like load_plan: a deeply nested or huge file must not stop the batch here
+        data, _ = _yaml.read(read_limited(plan, _yaml.MAX_BYTES, "plan file", PlanError).decode("utf-8-sig"), plan)
+    except (PlanError, UnicodeDecodeError, RecursionError):
         return None
     dep = data.get("department") if isinstance(data, dict) else None
     return dep if isinstance(dep, str) and dep else None
@@ -583,7 +645,7 @@ def _parameters(spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any]
         **base_parameters,
         "plan": str(spec.plan.resolve()),
         "department": _declared_department(spec.plan) or spec.department,
-        "output_dir": str(out_dir / spec.department),
+        "output_dir": str(run_dir(out_dir, spec.department)),
         **spec.parameters,
     }
 
@@ -637,12 +699,18 @@ def _execute_one(
     import papermill
 
     started = time.perf_counter()
-    run_dir = out_dir / spec.department
-    run_dir.mkdir(parents=True, exist_ok=True)
-    final_nb = run_dir / f"{spec.name}.ipynb"
-    failed_nb = run_dir / f"{spec.name}.failed.ipynb"
-    report = run_dir / f"{spec.name}.html"
-    tmp_nb = run_dir / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
+    folder = run_dir(out_dir, spec.department)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is in the way" if folder.exists() and not folder.is_dir() else (e.strerror or str(e))
+        raise WriteError(
+            f"{folder}: cannot create the department's report folder ({what}). Remove or rename what is there."
+        ) from None
+    final_nb = folder / f"{spec.name}.ipynb"
+    failed_nb = folder / f"{spec.name}.failed.ipynb"
+    report = folder / f"{spec.name}.html"
+    tmp_nb = folder / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
     params = _parameters(spec, out_dir, base_parameters)
     error: RunFailure | None = None
     nb = None
@@ -651,7 +719,7 @@ def _execute_one(
             str(template_path(spec.template)), str(tmp_nb), parameters=params, kernel_name="python3",
             progress_bar=False, log_output=False, request_save_on_cell_execute=True, start_timeout=120,
             execution_timeout=timeout, kernel_manager_class=km_class,
-            resources={"metadata": {"path": str(run_dir)}},
+            resources={"metadata": {"path": str(folder)}},
         )  # fmt: skip
     except Exception as e:  # one failing run never stops the batch
         error = _failure(e)
@@ -661,32 +729,75 @@ def _execute_one(
             body = export_html(nb, show_code=show_code)
             write_atomic(report, body)
             size = len(body.encode("utf-8"))
-            os.replace(tmp_nb, final_nb)
+            os.replace(tmp_nb, replaceable(final_nb))
             failed_nb.unlink(missing_ok=True)
         except Exception as e:
             error = RunFailure(f"export: {type(e).__name__}", str(e)[:2000], None)
+    kept: Path | None = final_nb
     if error is not None:
-        if tmp_nb.exists():
-            os.replace(tmp_nb, failed_nb)
-        else:  # failed before the first save (e.g. the kernel did not start): keep the parameterised input
-            write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(spec.template)), as_version=4)))
+        kept = _keep_failed(tmp_nb, failed_nb, spec.template)
         # stale outputs of an earlier successful batch would look current
         final_nb.unlink(missing_ok=True)
         report.unlink(missing_ok=True)
-        if nb is None and failed_nb.exists():
+        if nb is None and kept is not None:
             try:
-                nb = nbformat.read(str(failed_nb), as_version=4)
+                nb = nbformat.read(str(kept), as_version=4)
             except Exception:
                 nb = None
     summary = _collect_summary(nb) if nb is not None else None
     return RunResult(
         spec=spec, status="ok" if error is None else "failed",
-        notebook=final_nb if error is None else failed_nb, report=report if error is None else None,
+        notebook=kept, report=report if error is None else None,
         parameters=params, duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
         kpis=tuple((summary or {}).get("kpis", [])),
         alerts=tuple(summary["alerts"]) if summary and "alerts" in summary else None,
         error=error, report_bytes=size,
     )  # fmt: skip
+
+
+def _keep_failed(tmp_nb: Path, failed_nb: Path, template: str) -> Path | None:
+    """Keep a failed run's notebook as ``failed_nb``: the executed one when it is whole, else the
+    parameterised template; None when neither can be written (a full disk). Never a partial file:
+    papermill saves in place, so a write that failed midway leaves truncated JSON, which is dropped."""
+    import nbformat
+
+    try:
+        if tmp_nb.exists():
+            try:
+                nbformat.read(str(tmp_nb), as_version=4)
+            except Exception:  # truncated or not JSON: not worth keeping
+                pass
+            else:
+                os.replace(tmp_nb, replaceable(failed_nb))
+                return failed_nb
+        # failed before the first save (the kernel did not start) or a truncated save: the input notebook
+        return write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(template)), as_version=4)))
+    except Exception:
+        failed_nb.unlink(missing_ok=True)  # an older run's notebook would be mistaken for this one
+        return None
+    finally:
+        tmp_nb.unlink(missing_ok=True)
+
+
+def _execute_safely(
+    spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any], show_code: bool, km_class: type,
+    timeout: int | None, inputs: list[dict],
+) -> RunResult:  # fmt: skip
+    """:func:`_execute_one`, with any error outside the notebook (a file where the department's folder
+    goes, a template that is not a notebook, a full disk) recorded as this run's failure."""
+    started = time.perf_counter()
+    try:
+        return _execute_one(spec, out_dir, base_parameters, show_code, km_class, timeout, inputs)
+    except Exception as e:  # one failing run never stops the batch
+        try:
+            params = _parameters(spec, out_dir, base_parameters)
+        except Exception:
+            params = dict(base_parameters)
+        return RunResult(
+            spec=spec, status="failed", notebook=None, report=None, parameters=params,
+            duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
+            error=RunFailure(type(e).__name__, (str(e).strip() or repr(e))[:2000], None),
+        )  # fmt: skip
 
 
 def run_batch(
@@ -746,6 +857,15 @@ def run_batch(
         raise RunError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
     folder = Path(plans_dir).resolve() if plans_dir else None
     specs = load_runs(runs_file, folder) if runs_file else plan_runs(templates, departments, folder)
+    seen: dict[tuple[str, str], RunSpec] = {}
+    for s in specs:
+        key = (slug(s.department), s.name)
+        if key in seen and seen[key] != s:
+            raise RunError(
+                f"two runs would write {'/'.join(key)}: {seen[key].department}/{seen[key].template} and "
+                f"{s.department}/{s.template}. Give them different departments or templates."
+            )
+        seen[key] = s
     out = Path(out_dir).resolve()
     base = {
         "period_end": None
@@ -812,10 +932,20 @@ def _run_locked(
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     km_class = _kernel_manager_class(env)
+    futures: dict[Any, int] = {}
+    unsaved: list[BaseException] = []
+
+    def save_progress() -> None:
+        # a full disk must not stop the batch: the next checkpoint (or the final one) tries again
+        try:
+            checkpoint(final=False)
+        except OSError as e:
+            unsaved.append(e)
+
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
             futures = {
-                pool.submit(_execute_one, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
+                pool.submit(_execute_safely, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
                 for i in todo
             }
             show = sys.stderr.isatty() if progress is None else progress
@@ -825,13 +955,21 @@ def _run_locked(
                     for fut in as_completed(futures):
                         r = fut.result()
                         results[futures[fut]] = r
-                        checkpoint(final=False)
+                        save_progress()
                         bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
                         bar.update()
                 except BaseException:  # Ctrl-C: start nothing new; running notebooks finish
                     for fut in futures:
                         fut.cancel()
                     raise
+    except BaseException:
+        # interrupted: the pool has waited for the running notebooks; record every run that finished,
+        # so the manifest and index describe the reports on disk and --skip-up-to-date can reuse them
+        for fut, i in futures.items():
+            if i not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                results[i] = fut.result()
+        save_progress()
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     runs = tuple(results[i] for i in range(len(specs)))
@@ -1008,9 +1146,9 @@ def _index(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str
                 links.append(f'<a href="{e(href)}">{e(r.spec.name)}</a>')
             else:
                 href = urllib.parse.quote(_rel(r.notebook, out) or "")
+                kept = f' (<a href="{e(href)}">notebook</a>)' if r.notebook is not None else " (no notebook kept)"
                 links.append(
-                    f'<span class="failed">{e(r.spec.name)} failed</span> (<a href="{e(href)}">notebook</a>)'
-                    f'<div class="err">{e(str(r.error))}</div>'
+                    f'<span class="failed">{e(r.spec.name)} failed</span>{kept}<div class="err">{e(str(r.error))}</div>'
                 )
         judged = [r for r in group if r.kpis]
         distinct = {json.dumps(list(r.kpis), sort_keys=True, default=str) for r in judged}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from kpinb._io import write_atomic
+from kpinb._io import slug, write_atomic
 from kpinb.checks.lint import MAX_KPIS
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import sources_needed
@@ -462,8 +462,8 @@ class KpiWizard(widgets.VBox):
 
     @property
     def target_path(self) -> Path:
-        """Where Save writes: ``<plans_dir>/<department>.yml``."""
-        return self.plans_dir / f"{self.department.value}.yml"
+        """Where Save writes: ``<plans_dir>/<department>.yml`` (the department as a safe file name)."""
+        return self.plans_dir / f"{slug(self.department.value)}.yml"
 
     def plan_yaml(self) -> str:
         """The plan file's text as it would be saved now."""
@@ -548,7 +548,11 @@ class KpiWizard(widgets.VBox):
         except KpinbError as e:
             self._say(f"Not saved: {e}", "error")
             return None
-        write_atomic(path, text)
+        try:
+            write_atomic(path, text, within=self.plans_dir)
+        except KpinbError as e:
+            self._say(f"Not saved: {e}", "error")
+            return None
         self.plan = load_plan(path)
         self.path = path
         self._say(f"Saved {path} with {len(self.plan.kpis)} KPI(s).", "info")
