@@ -65,19 +65,25 @@ def _report(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     import signal
+    import threading
 
     from kpinb.runs.runner import run_batch
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # a scheduler's SIGTERM ends the batch like Ctrl-C: what finished is recorded
 
-    signal.signal(signal.SIGTERM, stop)
-
-    result = run_batch(
-        a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
-        runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
-        skip_up_to_date=a.skip_up_to_date,
-    )  # fmt: skip
+    # signal handlers belong to the main thread; the previous one comes back after the batch
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:
+        result = run_batch(
+            a.template, None if a.all else a.department, a.period_end, a.out, jobs=a.jobs, show_code=a.show_code,
+            runs_file=a.runs, plans_dir=a.plans_dir, data_dir=a.data_dir, grain=a.grain, timeout=a.timeout,
+            skip_up_to_date=a.skip_up_to_date,
+        )  # fmt: skip
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     _say(result.summary())
     return 0 if result.ok else 1
 
