@@ -90,7 +90,7 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert (out["period_start"] == pd.Timestamp("2025-06-01")).all()
     r = by_metric(out)
 
-    rev = r["revenue"]  # thresholds win over the target; linear target from the first period
+    rev = r["revenue"]  # short of the linear target in force: the thresholds grade how far
     assert (rev["name"], rev["owner"]) == ("Revenue", "Head of Sales")
     assert (rev["value"], rev["previous"]) == (110.0, 150.0)
     assert rev["change_pct"] == pytest.approx(-40 / 1.5)
@@ -100,20 +100,21 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert rev["gap"] == pytest.approx(110 - (100 + 100 * 546 / 730))
     assert rev["progress"] == pytest.approx(0.1)
     assert (rev["status"], rev["rule"]) == ("at_risk", "thresholds")
-    assert rev["reason"] == "110 is at or below the warning level 120 (higher is better)."
+    assert rev["reason"] == (
+        "110 is short of the target 174.8 in force for 2025-06; 110 is at or below the warning level 120 "
+        "(higher is better)."
+    )
     assert (rev["unit"], rev["direction"]) == ("currency", "higher_is_better")
 
-    ref = r["refund_rate"]  # lower is better, baseline from a window, percent of target
+    ref = r["refund_rate"]  # lower is better, baseline from a window: a linear path from its end
     assert ref["name"] == "Returns"
     assert ref["baseline"] == pytest.approx(0.09)
-    assert ref["target_now"] == 0.05
+    # 2024-03-31 -> 2025-12-31 is 640 days; the judged period ends 2025-06-30, 456 days in
+    assert ref["target_now"] == pytest.approx(0.09 - 0.04 * 456 / 640)
     assert ref["progress"] == pytest.approx((0.055 - 0.09) / (0.05 - 0.09))
-    assert ref["gap"] == pytest.approx(-0.005)  # positive is good: target - value for lower is better
-    assert (ref["status"], ref["rule"]) == ("at_risk", "percent_of_target")
-    assert ref["reason"] == (
-        "0.055 reaches 91% of the target 0.05 for 2025-06, short of 100% but at least 90% "
-        "(lower is better, measured as target / value)."
-    )
+    assert ref["gap"] == pytest.approx(0.09 - 0.04 * 456 / 640 - 0.055)  # positive is good: target - value
+    assert (ref["status"], ref["rule"]) == ("on_track", "target")
+    assert ref["reason"] == "0.055 meets the target 0.0615 in force for 2025-06 (lower is better)."
 
     sig = r["signups"]  # table path: the milestone of 2025-06-30; zero baseline
     assert (sig["target_now"], sig["target"]) == (80.0, 100.0)
@@ -127,12 +128,16 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert math.isnan(vis["target_now"]) and math.isnan(vis["progress"]) and pd.isna(vis["deadline"])
 
 
+SHORT = "is short of the target 174.8 in force for 2025-06; "
+
+
 @pytest.mark.parametrize(
     ("last", "status", "reason"),
     [
-        (130.0, "on_track", "130 is above the warning level 120 (higher is better)."),
-        (120.0, "at_risk", "120 is at or below the warning level 120 (higher is better)."),
-        (100.0, "off_track", "100 is at or below the critical level 100 (higher is better)."),
+        (180.0, "on_track", "180 meets the target 174.8 in force for 2025-06 (higher is better)."),
+        (130.0, "at_risk", f"130 {SHORT}130 is above the warning level 120 (higher is better)."),
+        (120.0, "at_risk", f"120 {SHORT}120 is at or below the warning level 120 (higher is better)."),
+        (100.0, "off_track", f"100 {SHORT}100 is at or below the critical level 100 (higher is better)."),
     ],
 )
 def test_thresholds_higher_is_better(last, status, reason):
@@ -142,27 +147,56 @@ def test_thresholds_higher_is_better(last, status, reason):
 
 def test_thresholds_mirror_for_lower_is_better():
     target = "    target: {value: 0.05, by: 2025-12-31}\n"
-    text = PLAN.replace(target, target + "    thresholds: {warning: 0.06, critical: 0.08}\n")
-    for last, status, reason in [
-        (0.05, "on_track", "0.05 is below the warning level 0.06 (lower is better)."),
-        (0.07, "at_risk", "0.07 is at or above the warning level 0.06 (lower is better)."),
-        (0.08, "off_track", "0.08 is at or above the critical level 0.08 (lower is better)."),
+    flat = "    target: {value: 0.05, by: 2025-12-31, path: flat}\n"
+    text = PLAN.replace(target, flat + "    thresholds: {warning: 0.06, critical: 0.08}\n")
+    short = "is short of the target 0.05 in force for 2025-06; "
+    for last, status, rule, reason in [
+        (0.05, "on_track", "target", "0.05 meets the target 0.05 in force for 2025-06 (lower is better)."),
+        (0.055, "at_risk", "thresholds", f"0.055 {short}0.055 is below the warning level 0.06 (lower is better)."),
+        (0.07, "at_risk", "thresholds", f"0.07 {short}0.07 is at or above the warning level 0.06 (lower is better)."),
+        (0.08, "off_track", "thresholds", f"0.08 {short}0.08 is at or above the critical level 0.08 "
+         "(lower is better)."),
     ]:
         out = by_metric(evaluate(plan(text), data(refund_rate=[*REFUNDS[:-1], last])))["refund_rate"]
-        assert (out["status"], out["rule"], out["reason"]) == (status, "thresholds", reason)
+        assert (out["status"], out["rule"], out["reason"]) == (status, rule, reason)
+
+
+def test_a_value_short_of_the_target_is_never_on_track_whatever_the_thresholds():
+    """Issue 13, case 5: AOV 320 against a target of 330 showed "On track" (above its warning level)."""
+    text = """\
+name: Shop
+department: sales
+sources:
+  orders: {path: orders.parquet}
+metrics:
+  - {id: aov, name: Average order value, source: orders, expr: sum(revenue) / count(*), unit: currency}
+kpis:
+  - metric: aov
+    target: {value: 330, by: 2025-12-31}
+    thresholds: {warning: 315, critical: 300}
+"""
+    out = by_metric(evaluate(plan(text), frame({"aov": [325.0] * 17 + [320.0]})))["aov"]
+    assert (out["status"], out["rule"]) == ("at_risk", "thresholds")
+    assert out["reason"].startswith("320 is short of the target 330 in force for 2025-06;")
+    paced = by_metric(evaluate(plan(text), frame({"aov": [300.0 + 2 * i for i in range(17)] + [320.0]}), rule="pace"))
+    assert paced["aov"]["status"] != "on_track"  # the pace may promise 330 by December; June is still short
 
 
 def test_percent_of_target_bands_and_parameter():
+    target = "    target: {value: 0.05, by: 2025-12-31}\n"
+    flat = PLAN.replace(target, target.replace("}", ", path: flat}"))
+
     def status(values, **kw):
-        return by_metric(evaluate(plan(), data(refund_rate=REFUNDS[:-1] + values), **kw))["refund_rate"]
+        return by_metric(evaluate(plan(flat), data(refund_rate=REFUNDS[:-1] + values), **kw))["refund_rate"]
 
     assert status([0.05])["status"] == "on_track"
-    assert status([0.04])["reason"].startswith("0.04 reaches 125% of the target 0.05")
+    assert status([0.04])["reason"] == "0.04 meets the target 0.05 in force for 2025-06 (lower is better)."
+    assert status([0.055])["reason"].startswith("0.055 reaches 91% of the target 0.05 for 2025-06")
     assert status([0.06])["status"] == "off_track"  # 0.05 / 0.06 = 83%
     assert status([0.06], at_risk=0.8)["status"] == "at_risk"
     assert status([0.0])["status"] == "on_track"  # no refunds at all meets a "at most 5%" target
     with pytest.raises(PlanError, match="at_risk"):
-        evaluate(plan(), data(), at_risk=90)
+        evaluate(plan(flat), data(), at_risk=90)
 
 
 def test_missing_latest_value_is_no_data_naming_the_last_value():

@@ -64,8 +64,11 @@ class Status(enum.StrEnum):
 
 
 class Rule(enum.StrEnum):
-    """Which rule decided a status."""
+    """Which rule decided a status: ``target`` (the value meets the target in force),
+    ``thresholds`` (it falls short and the thresholds grade how far), ``percent_of_target`` (it
+    falls short and its share of the target grades it), ``pace``, or ``no_data``."""
 
+    target = "target"
     thresholds = "thresholds"
     percent_of_target = "percent_of_target"
     pace = "pace"
@@ -349,9 +352,11 @@ def evaluate(
     df : the engine's frame for the plan, at the KPIs' grain, without ``by`` dimensions.
     as_of : judge the latest period that had ended on this date; default: the last period with
         data (not a period still running today). See :func:`kpinb.compare.latest_complete_period`.
-    rule : ``auto`` (thresholds, else percent of target), or force ``thresholds``,
-        ``percent_of_target`` or ``pace``; a KPI without what the forced rule needs falls back
-        to ``auto``. The ``rule`` column says which rule decided.
+    rule : ``auto`` (or ``thresholds``): the target in force decides on or off track and the
+        thresholds, else the share of the target reached, grade a shortfall (see :func:`_judge`);
+        ``percent_of_target`` grades by the share even when there are thresholds; ``pace``
+        judges the chance of reaching the final target, but a KPI short of the target in force
+        is never on track. The ``rule`` column says which rule decided.
     at_risk : attainment from which a KPI below its target is at risk rather than off track.
     pace_levels : probabilities (on track, at risk) for the pace rule.
     level : prediction interval level of the pace forecast.
@@ -365,8 +370,8 @@ def evaluate(
     ``baseline, target`` (final), ``target_now`` (in force at the period's end, see
     :func:`target_at`), ``deadline, progress`` (see :func:`progress`), ``gap`` (value minus
     target_now, positive = better than target, whatever the direction), ``status``
-    (on_track / at_risk / off_track / no_data), ``rule`` (thresholds / percent_of_target /
-    pace / no_data), ``reason`` (one sentence), ``unit``, ``direction``.
+    (on_track / at_risk / off_track / no_data), ``rule`` (target / thresholds /
+    percent_of_target / pace / no_data), ``reason`` (one sentence), ``unit``, ``direction``.
 
     Examples
     --------
@@ -468,15 +473,30 @@ def _judge(
     label: str,
     pace: Callable[[], tuple[Status, str] | None],
 ) -> tuple[Status, Rule, str]:
-    """Apply the first rule that can judge the KPI: the chosen one, then thresholds, then target."""
-    for name in dict.fromkeys([rule, "thresholds", "percent_of_target"]):
-        if name == "pace" and (by_pace := pace()) is not None:
-            return by_pace[0], Rule.pace, by_pace[1]
-        if name == "thresholds" and th is not None:
-            status, reason = _by_thresholds(value, th, direction)
+    """The one status rule: the target in force decides on or off track; thresholds (else the
+    share of the target reached) grade how far off. A value short of the target in force is never
+    on track, whatever the thresholds or the pace say; without a target the thresholds judge."""
+    short = tnow is not None and (value < tnow if direction is Direction.higher_is_better else value > tnow)
+    if rule == "pace" and (by_pace := pace()) is not None:
+        status, reason = by_pace
+        if short and status is Status.on_track:
+            status = Status.at_risk
+            reason += f" It is short of the target in force now, {plain_number(tnow)}, so not on track yet."
+        return status, Rule.pace, reason
+    if tnow is not None and not short:
+        return Status.on_track, Rule.target, (
+            f"{plain_number(value)} meets the target {plain_number(tnow)} in force for {label} ({_better(direction)})."
+        )
+    if th is not None and rule != "percent_of_target":
+        status, reason = _by_thresholds(value, th, direction)
+        if tnow is None:
             return status, Rule.thresholds, reason
-        if name == "percent_of_target" and tnow is not None:
-            status, reason = _by_target(value, tnow, direction, at_risk, label)
-            return status, Rule.percent_of_target, reason
+        graded = Status.at_risk if status is Status.on_track else status  # short, yet clear of the warning level
+        return graded, Rule.thresholds, (
+            f"{plain_number(value)} is short of the target {plain_number(tnow)} in force for {label}; {reason}"
+        )
+    if tnow is not None:
+        status, reason = _by_target(value, tnow, direction, at_risk, label)
+        return status, Rule.percent_of_target, reason
     nothing = f"Nothing to judge {plain_number(value)} against: add `target:` or `thresholds:` to KPI {kpi.metric!r}."
     return Status.no_data, Rule.no_data, nothing

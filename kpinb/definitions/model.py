@@ -129,7 +129,11 @@ class TargetPoint(_Spec):
 
 
 class Target(_Spec):
-    """A value to reach by a deadline, optionally along a path (linear or a table)."""
+    """A value to reach by a deadline, optionally along a path (linear or a table).
+
+    ``path`` defaults to ``linear`` when the KPI has a baseline (from the baseline to the target
+    by the deadline), else ``flat``.
+    """
 
     value: float
     by: PlanDate | None = None
@@ -165,6 +169,15 @@ class KPI(_Spec):
     thresholds: Thresholds | None = None
     direction: Direction | None = None
     supporting: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _linear_from_a_baseline(cls, data: Any) -> Any:
+        """A target without ``path:`` runs linearly from the baseline when there is one (DESIGN)."""
+        target = data.get("target") if isinstance(data, dict) else None
+        if isinstance(target, dict) and "path" not in target and data.get("baseline") is not None:
+            data = {**data, "target": {**target, "path": "linear"}}
+        return data
 
 
 class Source(_Spec):
