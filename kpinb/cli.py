@@ -60,6 +60,16 @@ def _run(a: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _init(a: argparse.Namespace) -> int:
+    from kpinb.runs.scaffold import init_project, parse_columns
+
+    made = init_project(
+        a.folder, a.department, csv=a.csv, source=a.source, columns=parse_columns(a.map), rows=a.rows, force=a.force
+    )
+    print(made.summary())
+    return 0
+
+
 def _alerts(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_alerts
 
@@ -157,6 +167,22 @@ def parser() -> argparse.ArgumentParser:
                     help="keep reports of the previous batch in --out whose plan, data, template, parameters and "
                     "package versions are unchanged (finishes an interrupted batch)")  # fmt: skip
     rn.set_defaults(func=_run)
+
+    it = sub.add_parser(
+        "init",
+        help="create a working folder: a plan, runs.yml, a wizard notebook and a README, ready for `kpinb run`",
+        description="Without --csv the folder gets the department's example plan and sample data in data/; "
+        "with --csv, a plan proposed from the catalog for the columns of your CSV.",
+    )
+    it.add_argument("folder", type=Path)
+    it.add_argument("--department", default="sales", help="a catalog department (default sales)")
+    it.add_argument("--csv", type=Path, help="your own CSV file instead of the sample data")
+    it.add_argument("--source", help="the canonical source the CSV holds (default: the department's main one)")
+    it.add_argument("--map", nargs="+", metavar="CANONICAL=YOURS",
+                    help="column mapping, e.g. --map order_date=sold_on revenue=amount_usd")  # fmt: skip
+    it.add_argument("--rows", type=int, default=20_000, help="order lines of the generated sample data")
+    it.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    it.set_defaults(func=_init)
 
     al = sub.add_parser(
         "alerts",
