@@ -70,6 +70,13 @@ def _init(a: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(a: argparse.Namespace) -> int:
+    from kpinb.runs.serve import serve
+
+    serve(a.plan, host="0.0.0.0" if a.public else a.host, port=a.port, grain=a.grain, open_browser=a.open)
+    return 0
+
+
 def _alerts(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_alerts
 
@@ -183,6 +190,22 @@ def parser() -> argparse.ArgumentParser:
     it.add_argument("--rows", type=int, default=20_000, help="order lines of the generated sample data")
     it.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     it.set_defaults(func=_init)
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve the live dashboard of a plan (or one page per department of a plans folder) as a web app",
+        description="Runs the filterable dashboard through Voilà: no code is shown and the page can only "
+        "talk to its dashboard. Binds 127.0.0.1 (this machine only) unless --public or --host says otherwise. "
+        "Exit status 2 when a plan is wrong or the port is taken.",
+    )
+    sv.add_argument("plan", type=Path, help="a plan file or a folder of plans")
+    sv.add_argument("--port", type=int, default=8866, help="default 8866")
+    where_ = sv.add_mutually_exclusive_group()
+    where_.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    where_.add_argument("--public", action="store_true", help="listen on every interface (0.0.0.0)")
+    sv.add_argument("--grain", default="month", choices=["week", "month", "quarter", "year"])
+    sv.add_argument("--open", action="store_true", help="open the page in a browser")
+    sv.set_defaults(func=_serve)
 
     al = sub.add_parser(
         "alerts",
