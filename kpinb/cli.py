@@ -77,6 +77,15 @@ def _serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def _import_dbt(a: argparse.Namespace) -> int:
+    from kpinb.definitions.dbt import import_dbt
+
+    result = import_dbt(a.project, a.out or Path("plans") / f"{a.project.resolve().name}.yml",
+                        database=a.database, department=a.department)  # fmt: skip
+    print(result.summary())
+    return 0
+
+
 def _alerts(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_alerts
 
@@ -206,6 +215,16 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--grain", default="month", choices=["week", "month", "quarter", "year"])
     sv.add_argument("--open", action="store_true", help="open the page in a browser")
     sv.set_defaults(func=_serve)
+
+    db = sub.add_parser(
+        "import-dbt",
+        help="write a plan from a dbt project's semantic models and metrics (what cannot be translated is listed)",
+    )
+    db.add_argument("project", type=Path, help="the folder holding dbt_project.yml")
+    db.add_argument("--out", type=Path, help="the plan file to write (default plans/<project folder>.yml)")
+    db.add_argument("--database", type=Path, help="the DuckDB file dbt built (default: from profiles.yml)")
+    db.add_argument("--department", help="the plan's department (default: the dbt project's name)")
+    db.set_defaults(func=_import_dbt)
 
     al = sub.add_parser(
         "alerts",
