@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+ and make:
 #   make report   -> .venv, sample data, HTML reports under reports/
 #   make test     -> .venv with test extras, the whole suite
+# Both install the versions pinned in constraints.txt (what the suite last passed with);
+#   make lock     -> rewrites constraints.txt from the current .venv (after upgrading and testing)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,18 +10,18 @@ ROWS   ?= 200000
 SEED   ?= 7
 SAMPLE := data/sample
 
-.PHONY: report test bench install install-test sample lint clean
+.PHONY: report test bench install install-test sample lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -30,6 +32,10 @@ sample: $(VENV)/.installed
 
 report: sample
 	$(BIN)/kpinb run --all --jobs 2 --out reports
+
+# Refresh the pins: upgrade what you mean to (pip install -U ... inside .venv), run `make test`, then this.
+lock: $(VENV)/.installed-test
+	$(BIN)/python scripts/lock.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

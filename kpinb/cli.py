@@ -116,6 +116,32 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _init(a: argparse.Namespace) -> int:
+    from kpinb.runs.scaffold import init_project, parse_columns
+
+    made = init_project(
+        a.folder, a.department, csv=a.csv, source=a.source, columns=parse_columns(a.map), rows=a.rows, force=a.force
+    )
+    print(made.summary())
+    return 0
+
+
+def _serve(a: argparse.Namespace) -> int:
+    from kpinb.runs.serve import serve
+
+    serve(a.plan, host="0.0.0.0" if a.public else a.host, port=a.port, grain=a.grain, open_browser=a.open)
+    return 0
+
+
+def _import_dbt(a: argparse.Namespace) -> int:
+    from kpinb.definitions.dbt import import_dbt
+
+    result = import_dbt(a.project, a.out or Path("plans") / f"{a.project.resolve().name}.yml",
+                        database=a.database, department=a.department)  # fmt: skip
+    print(result.summary())
+    return 0
+
+
 def _alerts(a: argparse.Namespace) -> int:
     from kpinb.runs.runner import run_alerts
     from kpinb.views.report import load_for_report
@@ -260,6 +286,48 @@ def parser() -> argparse.ArgumentParser:
                     help="keep reports of the previous batch in --out whose plan, data, template, parameters and "
                     "package versions are unchanged (finishes an interrupted batch)")  # fmt: skip
     rn.set_defaults(func=_run)
+
+    it = sub.add_parser(
+        "init",
+        help="create a working folder: a plan, runs.yml, a wizard notebook and a README, ready for `kpinb run`",
+        description="Without --csv the folder gets the department's example plan and sample data in data/; "
+        "with --csv, a plan proposed from the catalog for the columns of your CSV.",
+    )
+    it.add_argument("folder", type=Path)
+    it.add_argument("--department", default="sales", help="a catalog department (default sales)")
+    it.add_argument("--csv", type=Path, help="your own CSV file instead of the sample data")
+    it.add_argument("--source", help="the canonical source the CSV holds (default: the department's main one)")
+    it.add_argument("--map", nargs="+", metavar="CANONICAL=YOURS",
+                    help="column mapping, e.g. --map order_date=sold_on revenue=amount_usd")  # fmt: skip
+    it.add_argument("--rows", type=int, default=20_000, help="order lines of the generated sample data")
+    it.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    it.set_defaults(func=_init)
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve the live dashboard of a plan (or one page per department of a plans folder) as a web app",
+        description="Runs the filterable dashboard through Voilà: no code is shown and the page can only "
+        "talk to its dashboard. Binds 127.0.0.1 (this machine only) unless --public or --host says otherwise. "
+        "Exit status 2 when a plan is wrong or the port is taken.",
+    )
+    sv.add_argument("plan", type=Path, help="a plan file or a folder of plans")
+    sv.add_argument("--port", type=int, default=8866, help="default 8866")
+    where_ = sv.add_mutually_exclusive_group()
+    where_.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    where_.add_argument("--public", action="store_true", help="listen on every interface (0.0.0.0)")
+    sv.add_argument("--grain", default="month", choices=["week", "month", "quarter", "year"])
+    sv.add_argument("--open", action="store_true", help="open the page in a browser")
+    sv.set_defaults(func=_serve)
+
+    db = sub.add_parser(
+        "import-dbt",
+        help="write a plan from a dbt project's semantic models and metrics (what cannot be translated is listed)",
+    )
+    db.add_argument("project", type=Path, help="the folder holding dbt_project.yml")
+    db.add_argument("--out", type=Path, help="the plan file to write (default plans/<project folder>.yml)")
+    db.add_argument("--database", type=Path, help="the DuckDB file dbt built (default: from profiles.yml)")
+    db.add_argument("--department", help="the plan's department (default: the dbt project's name)")
+    db.set_defaults(func=_import_dbt)
 
     al = sub.add_parser(
         "alerts",

@@ -41,3 +41,20 @@ def test_import_kpinb_does_not_load_the_heavy_stack():
 def test_catalog_ships_in_the_package():
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "*.yaml" in setup["package-data"]["kpinb.definitions.catalog"]
+
+
+def test_constraints_pin_every_declared_dependency_within_its_range_and_make_installs_with_them():
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + [r for rs in project["optional-dependencies"].values() for r in rs]
+    lines = [x for x in (ROOT / "constraints.txt").read_text().splitlines() if x and not x.startswith("#")]
+    pins = dict(map(_normalise, lines))  # name -> "==version"
+    assert "kpinb" not in pins
+    for text in declared:
+        req = Requirement(text)
+        name = _normalise(req.name)[0]
+        assert name in pins, f"{name} is declared in pyproject.toml but not pinned: run `make lock`"
+        assert req.specifier.contains(pins[name].removeprefix("=="), prereleases=True), (text, pins[name])
+    make = (ROOT / "Makefile").read_text()
+    assert make.count("pip install -q -c constraints.txt -e") == 2 and "scripts/lock.py" in make
