@@ -66,9 +66,9 @@ def test_alerts_follow_direction_change_limit_and_missing_values():
     june = dt.date(2025, 6, 1)
     assert alerts == [
         Alert("revenue", "Revenue", june, 110.0, 120.0, "below", "warning",
-              "Revenue is 110 for 2025-06, at or below the warning level 120 (higher is better)."),
+              "Revenue is 110.00 for 2025-06, at or below the warning level 120.00 (higher is better)."),
         Alert("revenue", "Revenue", june, 110.0, 20.0, "change", "warning",
-              "Revenue changed -26.7% for 2025-06 (from 150 to 110), more than the 20% limit."),
+              "Revenue changed -26.7% for 2025-06 (from 150.00 to 110.00), more than the 20% limit."),
         Alert("refund_rate", "Refund rate", june, 0.09, 0.08, "above", "critical",
               "Refund rate is 0.09 for 2025-06, at or above the critical level 0.08 (lower is better)."),
         Alert("signups", "New sign-ups", june, None, None, "missing", "warning",

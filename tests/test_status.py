@@ -101,7 +101,7 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert rev["progress"] == pytest.approx(0.1)
     assert (rev["status"], rev["rule"]) == ("at_risk", "thresholds")
     assert rev["reason"] == (
-        "110 is short of the target 174.8 in force for 2025-06; 110 is at or below the warning level 120 "
+        "110.00 is short of the target 174.79 in force for 2025-06; 110.00 is at or below the warning level 120.00 "
         "(higher is better)."
     )
     assert (rev["unit"], rev["direction"]) == ("currency", "higher_is_better")
@@ -114,7 +114,7 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert ref["progress"] == pytest.approx((0.055 - 0.09) / (0.05 - 0.09))
     assert ref["gap"] == pytest.approx(0.09 - 0.04 * 456 / 640 - 0.055)  # positive is good: target - value
     assert (ref["status"], ref["rule"]) == ("on_track", "target")
-    assert ref["reason"] == "0.055 meets the target 0.0615 in force for 2025-06 (lower is better)."
+    assert ref["reason"] == "5.5% meets the target 6.2% in force for 2025-06 (lower is better)."  # the one formatter
 
     sig = r["signups"]  # table path: the milestone of 2025-06-30; zero baseline
     assert (sig["target_now"], sig["target"]) == (80.0, 100.0)
@@ -128,16 +128,16 @@ def test_evaluate_one_row_per_kpi_with_exact_values():
     assert math.isnan(vis["target_now"]) and math.isnan(vis["progress"]) and pd.isna(vis["deadline"])
 
 
-SHORT = "is short of the target 174.8 in force for 2025-06; "
+SHORT = "is short of the target 174.79 in force for 2025-06; "
 
 
 @pytest.mark.parametrize(
     ("last", "status", "reason"),
     [
-        (180.0, "on_track", "180 meets the target 174.8 in force for 2025-06 (higher is better)."),
-        (130.0, "at_risk", f"130 {SHORT}130 is above the warning level 120 (higher is better)."),
-        (120.0, "at_risk", f"120 {SHORT}120 is at or below the warning level 120 (higher is better)."),
-        (100.0, "off_track", f"100 {SHORT}100 is at or below the critical level 100 (higher is better)."),
+        (180.0, "on_track", "180.00 meets the target 174.79 in force for 2025-06 (higher is better)."),
+        (130.0, "at_risk", f"130.00 {SHORT}130.00 is above the warning level 120.00 (higher is better)."),
+        (120.0, "at_risk", f"120.00 {SHORT}120.00 is at or below the warning level 120.00 (higher is better)."),
+        (100.0, "off_track", f"100.00 {SHORT}100.00 is at or below the critical level 100.00 (higher is better)."),
     ],
 )
 def test_thresholds_higher_is_better(last, status, reason):
@@ -149,12 +149,12 @@ def test_thresholds_mirror_for_lower_is_better():
     target = "    target: {value: 0.05, by: 2025-12-31}\n"
     flat = "    target: {value: 0.05, by: 2025-12-31, path: flat}\n"
     text = PLAN.replace(target, flat + "    thresholds: {warning: 0.06, critical: 0.08}\n")
-    short = "is short of the target 0.05 in force for 2025-06; "
+    short = "is short of the target 5.0% in force for 2025-06; "
     for last, status, rule, reason in [
-        (0.05, "on_track", "target", "0.05 meets the target 0.05 in force for 2025-06 (lower is better)."),
-        (0.055, "at_risk", "thresholds", f"0.055 {short}0.055 is below the warning level 0.06 (lower is better)."),
-        (0.07, "at_risk", "thresholds", f"0.07 {short}0.07 is at or above the warning level 0.06 (lower is better)."),
-        (0.08, "off_track", "thresholds", f"0.08 {short}0.08 is at or above the critical level 0.08 "
+        (0.05, "on_track", "target", "5.0% meets the target 5.0% in force for 2025-06 (lower is better)."),
+        (0.055, "at_risk", "thresholds", f"5.5% {short}5.5% is below the warning level 6.0% (lower is better)."),
+        (0.07, "at_risk", "thresholds", f"7.0% {short}7.0% is at or above the warning level 6.0% (lower is better)."),
+        (0.08, "off_track", "thresholds", f"8.0% {short}8.0% is at or above the critical level 8.0% "
          "(lower is better)."),
     ]:
         out = by_metric(evaluate(plan(text), data(refund_rate=[*REFUNDS[:-1], last])))["refund_rate"]
@@ -177,7 +177,7 @@ kpis:
 """
     out = by_metric(evaluate(plan(text), frame({"aov": [325.0] * 17 + [320.0]})))["aov"]
     assert (out["status"], out["rule"]) == ("at_risk", "thresholds")
-    assert out["reason"].startswith("320 is short of the target 330 in force for 2025-06;")
+    assert out["reason"].startswith("320.00 is short of the target 330.00 in force for 2025-06;")
     paced = by_metric(evaluate(plan(text), frame({"aov": [300.0 + 2 * i for i in range(17)] + [320.0]}), rule="pace"))
     assert paced["aov"]["status"] != "on_track"  # the pace may promise 330 by December; June is still short
 
@@ -190,8 +190,8 @@ def test_percent_of_target_bands_and_parameter():
         return by_metric(evaluate(plan(flat), data(refund_rate=REFUNDS[:-1] + values), **kw))["refund_rate"]
 
     assert status([0.05])["status"] == "on_track"
-    assert status([0.04])["reason"] == "0.04 meets the target 0.05 in force for 2025-06 (lower is better)."
-    assert status([0.055])["reason"].startswith("0.055 reaches 91% of the target 0.05 for 2025-06")
+    assert status([0.04])["reason"] == "4.0% meets the target 5.0% in force for 2025-06 (lower is better)."
+    assert status([0.055])["reason"].startswith("5.5% reaches 91% of the target 5.0% for 2025-06")
     assert status([0.06])["status"] == "off_track"  # 0.05 / 0.06 = 83%
     assert status([0.06], at_risk=0.8)["status"] == "at_risk"
     assert status([0.0])["status"] == "on_track"  # no refunds at all meets a "at most 5%" target
@@ -203,7 +203,7 @@ def test_missing_latest_value_is_no_data_naming_the_last_value():
     out = by_metric(evaluate(plan(), data(refund_rate=[*REFUNDS[:-2], 0.06, math.nan])))["refund_rate"]
     assert (out["status"], out["rule"]) == ("no_data", "no_data")
     assert out["reason"] == (
-        "No value for 2025-06; the last one, 0.06, is for 2025-05. Check that the data is up to date."
+        "No value for 2025-06; the last one, 6.0%, is for 2025-05. Check that the data is up to date."
     )
     assert math.isnan(out["value"]) and math.isnan(out["gap"]) and math.isnan(out["progress"])
 
@@ -219,7 +219,7 @@ def test_as_of_judges_the_period_that_had_ended():
     assert (partial["period_start"], partial["target_now"]) == (pd.Timestamp("2025-04-01"), 80.0)
     later = evaluate(plan(), data(), as_of="2025-08-31")  # data stops in June: no data for August
     assert set(later["status"]) == {"no_data"}
-    assert later["reason"].iloc[0].startswith("No value for 2025-08; the last one, 110, is for 2025-06.")
+    assert later["reason"].iloc[0].startswith("No value for 2025-08; the last one, 110.00, is for 2025-06.")
 
 
 def test_pace_rule_uses_the_forecast_probability():
@@ -227,8 +227,8 @@ def test_pace_rule_uses_the_forecast_probability():
     out = by_metric(evaluate(plan(), data(revenue=growing), rule="pace"))
     rev = out["revenue"]
     assert (rev["status"], rev["rule"]) == ("on_track", "pace")
-    assert rev["reason"].startswith("At the current pace 215 is expected by 2025-12-31")
-    assert "a 100% chance of reaching the target 200" in rev["reason"]
+    assert rev["reason"].startswith("At the current pace 215.00 is expected by 2025-12-31")
+    assert "a 100% chance of reaching the target 200.00" in rev["reason"]
     assert out["visits"]["rule"] == "no_data"  # nothing to forecast against: falls back
     flat = by_metric(evaluate(plan(), data(revenue=series(150.0, fill=150.0)), rule="pace"))["revenue"]
     assert (flat["status"], flat["rule"]) == ("off_track", "pace")

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb._numbers import FORECAST_DIGITS, as_float, plain_number, round_significant
+from kpinb._numbers import FORECAST_DIGITS, as_float, display_unit, format_value, plain_number, round_significant
 from kpinb.analytics.compare import changes, latest_complete_period, period_end, period_label
 from kpinb.analytics.kpis import direction_of, metric_of, select, series_of
 from kpinb.definitions.model import KPI, Direction, Plan, Thresholds
@@ -257,22 +257,27 @@ def threshold_level(
     return None
 
 
-def _by_thresholds(v: float, th: Thresholds, direction: Direction) -> tuple[Status, str]:
+def _by_thresholds(v: float, th: Thresholds, direction: Direction, unit: str) -> tuple[Status, str]:
     level = threshold_level(v, th, direction)
     higher = direction is Direction.higher_is_better
     worse, better = ("at or below", "above") if higher else ("at or above", "below")
     if level is not None:
         limit = th.critical if level == "critical" else th.warning
         status = Status.off_track if level == "critical" else Status.at_risk
-        return status, f"{plain_number(v)} is {worse} the {level} level {plain_number(limit)} ({_better(direction)})."
+        return (
+            status,
+            f"{format_value(v, unit)} is {worse} the {level} level {format_value(limit, unit)} ({_better(direction)}).",
+        )
     name, limit = ("warning", th.warning) if th.warning is not None else ("critical", th.critical)
     return (
         Status.on_track,
-        f"{plain_number(v)} is {better} the {name} level {plain_number(limit)} ({_better(direction)}).",
+        f"{format_value(v, unit)} is {better} the {name} level {format_value(limit, unit)} ({_better(direction)}).",
     )
 
 
-def _by_target(v: float, tnow: float, direction: Direction, at_risk: float, label: str) -> tuple[Status, str]:
+def _by_target(
+    v: float, tnow: float, direction: Direction, at_risk: float, label: str, unit: str
+) -> tuple[Status, str]:
     higher = direction is Direction.higher_is_better
     if higher and tnow > 0 and v >= 0:
         attainment = v / tnow
@@ -284,27 +289,38 @@ def _by_target(v: float, tnow: float, direction: Direction, at_risk: float, labe
         met = v >= tnow if higher else v <= tnow
         side = ("meets" if met else "is below") if higher else ("meets" if met else "is above")
         status = Status.on_track if met else Status.off_track
-        return status, f"{plain_number(v)} {side} the target {plain_number(tnow)} for {label} ({_better(direction)})."
+        return (
+            status,
+            f"{format_value(v, unit)} {side} the target {format_value(tnow, unit)} for {label} ({_better(direction)}).",
+        )
     how = "" if higher else ", measured as target / value"
     shown = "100%+" if math.isinf(attainment) else f"{attainment:.0%}"
     if attainment >= 1:
         return Status.on_track, (
-            f"{plain_number(v)} reaches {shown} of the target {plain_number(tnow)} for {label} "
+            f"{format_value(v, unit)} reaches {shown} of the target {format_value(tnow, unit)} for {label} "
             f"({_better(direction)}{how})."
         )
     if attainment >= at_risk:
         return Status.at_risk, (
-            f"{plain_number(v)} reaches {shown} of the target {plain_number(tnow)} for {label}, short of 100% but at "
+            f"{format_value(v, unit)} reaches {shown} of the target {format_value(tnow, unit)} for "
+            f"{label}, short of 100% but at "
             f"least {at_risk:.0%} ({_better(direction)}{how})."
         )
     return Status.off_track, (
-        f"{plain_number(v)} reaches only {shown} of the target {plain_number(tnow)} for {label}, under {at_risk:.0%} "
+        f"{format_value(v, unit)} reaches only {shown} of the target {format_value(tnow, unit)} for "
+        f"{label}, under {at_risk:.0%} "
         f"({_better(direction)}{how})."
     )
 
 
 def _by_pace(
-    kpi: KPI, history: pd.Series, grain: str, direction: Direction, levels: tuple[float, float], level: float
+    kpi: KPI,
+    history: pd.Series,
+    grain: str,
+    direction: Direction,
+    levels: tuple[float, float],
+    level: float,
+    unit: str,
 ) -> tuple[Status, str] | None:
     """Status from the probability of reaching the target by its deadline; None if not applicable."""
     from kpinb.analytics.forecast import forecast, probability_to_reach
@@ -322,9 +338,9 @@ def _by_pace(
     status = Status.on_track if p >= on else Status.at_risk if p >= risk else Status.off_track
     mean, lower, upper = round_significant([fc.value_at_deadline, fc.lower, fc.upper], FORECAST_DIGITS)
     return status, (
-        f"At the current pace {plain_number(mean)} is expected by {t.by} ({level:.0%} range "
-        f"{plain_number(lower)} to {plain_number(upper)}): a {p:.0%} chance of reaching the target "
-        f"{plain_number(t.value)} "
+        f"At the current pace {format_value(mean, unit)} is expected by {t.by} ({level:.0%} range "
+        f"{format_value(lower, unit)} to {format_value(upper, unit)}): a {p:.0%} chance of reaching the target "
+        f"{format_value(t.value, unit)} "
         f"(on track from {on:.0%}, at risk from {risk:.0%}; {_better(direction)})."
     )
 
@@ -388,6 +404,7 @@ def evaluate(
     for kpi in chosen:
         metric = metric_of(kpi, plan)
         direction = direction_of(kpi, plan)
+        unit = display_unit(metric, None)
         series = series_of(ch, kpi.metric)
         at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
         value, previous, change_pct = (
@@ -407,7 +424,7 @@ def evaluate(
         th = checked_thresholds(kpi, direction)
         history = series[series.index <= judged] if judged is not None else series.iloc[0:0]
         if judged is None or math.isnan(value):
-            status, used, reason = Status.no_data, Rule.no_data, _no_value(judged, history, grain)
+            status, used, reason = Status.no_data, Rule.no_data, _no_value(judged, history, grain, unit)
         else:
             status, used, reason = _judge(
                 kpi,
@@ -418,7 +435,8 @@ def evaluate(
                 rule=rule,
                 at_risk=at_risk,
                 label=period_label(judged, grain),
-                pace=functools.partial(_by_pace, kpi, history, grain, direction, pace_levels, level),
+                unit=unit,
+                pace=functools.partial(_by_pace, kpi, history, grain, direction, pace_levels, level, unit),
             )
         rows.append({
             "metric": kpi.metric,
@@ -447,7 +465,7 @@ def evaluate(
     return out
 
 
-def _no_value(judged: pd.Timestamp | None, history: pd.Series, grain: str) -> str:
+def _no_value(judged: pd.Timestamp | None, history: pd.Series, grain: str, unit: str) -> str:
     """Why there is no status: the sentence for a missing value."""
     if judged is None:
         return "No value in any period. Check that the KPI's data source has rows."
@@ -456,7 +474,7 @@ def _no_value(judged: pd.Timestamp | None, history: pd.Series, grain: str) -> st
     if earlier.empty:
         return f"No value for {label}. Check that the KPI's data source has rows for it."
     return (
-        f"No value for {label}; the last one, {plain_number(earlier.iloc[-1])}, is for "
+        f"No value for {label}; the last one, {format_value(earlier.iloc[-1], unit)}, is for "
         f"{period_label(earlier.index[-1], grain)}. Check that the data is up to date."
     )
 
@@ -471,6 +489,7 @@ def _judge(
     rule: str,
     at_risk: float,
     label: str,
+    unit: str,
     pace: Callable[[], tuple[Status, str] | None],
 ) -> tuple[Status, Rule, str]:
     """The one status rule: the target in force decides on or off track; thresholds (else the
@@ -481,22 +500,34 @@ def _judge(
         status, reason = by_pace
         if short and status is Status.on_track:
             status = Status.at_risk
-            reason += f" It is short of the target in force now, {plain_number(tnow)}, so not on track yet."
+            reason += f" It is short of the target in force now, {format_value(tnow, unit)}, so not on track yet."
         return status, Rule.pace, reason
     if tnow is not None and not short:
-        return Status.on_track, Rule.target, (
-            f"{plain_number(value)} meets the target {plain_number(tnow)} in force for {label} ({_better(direction)})."
+        return (
+            Status.on_track,
+            Rule.target,
+            (
+                f"{format_value(value, unit)} meets the target {format_value(tnow, unit)} in force "
+                f"for {label} ({_better(direction)})."
+            ),
         )
     if th is not None and rule != "percent_of_target":
-        status, reason = _by_thresholds(value, th, direction)
+        status, reason = _by_thresholds(value, th, direction, unit)
         if tnow is None:
             return status, Rule.thresholds, reason
         graded = Status.at_risk if status is Status.on_track else status  # short, yet clear of the warning level
-        return graded, Rule.thresholds, (
-            f"{plain_number(value)} is short of the target {plain_number(tnow)} in force for {label}; {reason}"
+        return (
+            graded,
+            Rule.thresholds,
+            (
+                f"{format_value(value, unit)} is short of the target {format_value(tnow, unit)} in "
+                f"force for {label}; {reason}"
+            ),
         )
     if tnow is not None:
-        status, reason = _by_target(value, tnow, direction, at_risk, label)
+        status, reason = _by_target(value, tnow, direction, at_risk, label, unit)
         return status, Rule.percent_of_target, reason
-    nothing = f"Nothing to judge {plain_number(value)} against: add `target:` or `thresholds:` to KPI {kpi.metric!r}."
+    nothing = (
+        f"Nothing to judge {format_value(value, unit)} against: add `target:` or `thresholds:` to KPI {kpi.metric!r}."
+    )
     return Status.no_data, Rule.no_data, nothing

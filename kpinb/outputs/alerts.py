@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb._numbers import plain_number
+from kpinb._numbers import format_value
 from kpinb.analytics.kpis import direction_of
 from kpinb.analytics.status import checked_thresholds, threshold_level
 from kpinb.definitions.model import Direction, Plan
@@ -155,16 +155,16 @@ def from_scorecard(card: Scorecard) -> list[Alert]:
             better = "higher is better" if higher else "lower is better"
             out.append(Alert(
                 kpi.metric, name, day, value, limit, kind, level,
-                f"{name} is {plain_number(value)} for {label}, {side} the {level} level {plain_number(limit)} "
-                f"({better}).",
+                f"{name} is {format_value(value, e.unit)} for {label}, {side} the {level} level "
+                f"{format_value(limit, e.unit)} ({better}).",
             ))  # fmt: skip
         limit_pct = kpi.thresholds.change_pct if kpi.thresholds is not None else None
         change = e.change_pct
         if limit_pct is not None and not math.isnan(change) and abs(change) > limit_pct:
             out.append(Alert(
                 kpi.metric, name, day, value, float(limit_pct), "change", "warning",
-                f"{name} changed {change:+.1f}% for {label} (from {plain_number(e.previous)} to "
-                f"{plain_number(value)}), more than the {limit_pct:g}% limit.",
+                f"{name} changed {change:+.1f}% for {label} (from {format_value(e.previous, e.unit)} to "
+                f"{format_value(value, e.unit)}), more than the {limit_pct:g}% limit.",
             ))  # fmt: skip
     return out
 

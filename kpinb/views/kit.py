@@ -1,7 +1,8 @@
 """The presentation kit: the one place that decides how kpinb shows things to people.
 
 Escaping of every piece of user text, the number formatter (units, percent, compact millions,
-durations), status and severity colours, pills and tables. Cards, notebook displays, reports,
+durations; defined in :mod:`kpinb._numbers` so that the sentences the analytics write use it
+too), status and severity colours, pills and tables. Cards, notebook displays, reports,
 the run index and the widgets all draw with these, so a status is the same green and a number
 the same text everywhere.
 """
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kpinb._numbers import as_float
+from kpinb._numbers import DASH, display_unit, duration_unit, format_value, unit_key
 
 if TYPE_CHECKING:
-    from kpinb.definitions.model import Metric
+    pass
 
 __all__ = [
     "BAD", "DASH", "FONT", "GOOD", "MUTED", "NEUTRAL", "SEVERITY_STYLE", "STATUS_STYLE", "WARN",
@@ -62,7 +62,6 @@ def pill(text: str, color: str, background: str) -> str:
     )
 
 
-DASH = "–"
 STATUS_STYLE: dict[str, tuple[str, str, str]] = {
     "on_track": ("On track", GOOD, "#e7f4ea"),
     "at_risk": ("At risk", WARN, "#fff3df"),
@@ -72,104 +71,4 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
 }
 """Status -> (label, text/accent colour, background). Unknown statuses render grey with their own name."""
 
-_DURATION_WORDS = {
-    "s": "s",
-    "sec": "s",
-    "secs": "s",
-    "second": "s",
-    "seconds": "s",
-    "min": "min",
-    "mins": "min",
-    "minute": "min",
-    "minutes": "min",
-    "h": "h",
-    "hr": "h",
-    "hrs": "h",
-    "hour": "h",
-    "hours": "h",
-    "d": "days",
-    "day": "days",
-    "days": "days",
-    "week": "weeks",
-    "weeks": "weeks",
-}
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
-
-
-def unit_key(unit: Any) -> str:
-    return str(getattr(unit, "value", unit) or "count").strip().lower()
-
-
-def _compact(v: float, decimals: int = 2) -> str | None:
-    """1.23B / 4.56M for large numbers; None when no suffix applies."""
-    a = abs(v)
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
-        if a >= size:
-            return f"{v / size:.{decimals}f}{suffix}"
-    return None
-
-
-def format_value(value: Any, unit: Any = "count") -> str:
-    """A value for display in its unit.
-
-    Parameters
-    ----------
-    value : the number (NaN, None or text give ``"–"``).
-    unit : ``percent`` (stored as a fraction 0..1), ``currency``, ``count``, ``ratio``, ``score``,
-        ``duration``, or a time unit for durations (``s``/``seconds``, ``min``/``minutes``,
-        ``h``/``hours``, ``days``), which is kept after the number.
-
-    Examples
-    --------
-    >>> format_value(0.1234, "percent"), format_value(1234567, "currency"), format_value(12345.4, "currency")
-    ('12.3%', '1.23M', '12,345')
-    >>> format_value(210.04, "seconds"), format_value(float("nan"), "count")
-    ('210 s', '–')
-    """
-    v = as_float(value)
-    if not math.isfinite(v):
-        return DASH
-    u = unit_key(unit)
-    if u == "percent":
-        return f"{v * 100:.1f}%"
-    if u == "currency":
-        big = _compact(v)
-        if big:
-            return big
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
-    if u == "ratio":
-        return f"{v:,.2f}"
-    if u == "score":
-        return f"{v:,.1f}"
-    if u == "duration" or u in _DURATION_WORDS:
-        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
-        label = _DURATION_WORDS.get(u)
-        return f"{text} {label}" if label else text
-    big = _compact(v)
-    if big:
-        return big
-    return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 1000 else f"{v:,.1f}"
-
-
-def duration_unit(metric: Metric) -> str | None:
-    """The time unit of a duration metric, read from its formula's columns or its description.
-
-    Returns ``"s"``, ``"min"``, ``"h"`` or ``"days"`` for a ``duration`` metric whose formula
-    reads e.g. ``duration_seconds`` or ``days_to_fill``; None when unknown or not a duration.
-    """
-    if unit_key(metric.unit) != "duration":
-        return None
-    words = re.findall(r"[a-z]+", f"{metric.expr} {metric.description}".lower())
-    for w in words:
-        if w in ("seconds", "minutes", "hours", "days"):
-            return _DURATION_WORDS[w]
-    return None
-
-
-def display_unit(metric: Metric | None, unit: Any) -> str:
-    if metric is not None and unit_key(metric.unit) == "duration":
-        return duration_unit(metric) or "duration"
-    return unit_key(unit if unit is not None else (metric.unit if metric is not None else "count"))
-
-
-# --- small pieces -----------------------------------------------------------------------------
