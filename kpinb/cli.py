@@ -291,7 +291,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one message and exit 2 (``--debug`` for a traceback)."""
+    import warnings
+
+    from kpinb.errors import KpinbWarning
+
     args = parser().parse_args(argv)
+    shown_before = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        if issubclass(category, KpinbWarning):  # one readable line, like an error, not a source location
+            _say(f"kpinb: warning: {redact(str(message)).strip()}", file=sys.stderr)
+        else:
+            shown_before(message, category, *rest, **kw)
+
+    warnings.showwarning = show
     try:
         return int(args.func(args) or 0)
     except KpinbError as e:
@@ -313,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("kpinb: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown_before
 
 
 if __name__ == "__main__":  # pragma: no cover

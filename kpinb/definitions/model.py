@@ -11,7 +11,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 _ID = r"^[a-z][a-z0-9_\-]*$"
 Id = Annotated[str, Field(pattern=_ID, max_length=80)]
@@ -27,6 +36,16 @@ def _in_range(value: dt.date) -> dt.date:
 
 
 PlanDate = Annotated[dt.date, AfterValidator(_in_range)]
+
+
+def _as_texts(value: Any) -> Any:
+    """One value or a list of them, each as text (YAML reads `1` as a number, `yes` as true)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
+
+
+ValueList = Annotated[tuple[str, ...], BeforeValidator(_as_texts)]
+"""The user's values that stand for one catalog value: ``paid`` or ``[paid, settled]``."""
 
 
 class Unit(enum.StrEnum):
@@ -179,6 +198,9 @@ class Source(_Spec):
     time: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     dimensions: tuple[str, ...] | None = None
+    values: dict[str, dict[str, ValueList]] = Field(default_factory=dict)
+    """Canonical column -> catalog value -> the user's values standing for it, e.g.
+    ``{status: {completed: [paid, settled]}}``; applied when the source is opened."""
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

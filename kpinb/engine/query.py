@@ -10,10 +10,12 @@ aggregate tables. The result is tidy: one row per metric, period and dimension v
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.data.values import unmapped
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import dependencies
 from kpinb.definitions.formula import (
@@ -40,7 +42,7 @@ from kpinb.definitions.model import (
     Source,
 )
 from kpinb.engine.calendar import periods
-from kpinb.errors import DataError, FormulaError, KpinbError, LimitError, PlanError
+from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +86,9 @@ def compute(
     -------
     DataFrame with columns ``metric, period_start, <by...>, value, numerator, denominator``
     (numerator/denominator filled for ratio metrics). A zero denominator gives a missing
-    value.
+    value. ``attrs["unmapped"]`` maps a catalog metric whose filter value never occurs in its
+    source's column (so it counts nothing) to the problem and its fix, which is also issued as a
+    :class:`~kpinb.errors.KpinbWarning`.
     """
     import pandas as pd
 
@@ -103,9 +107,15 @@ def compute(
     by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
     estimated = 0
+    flagged: dict[str, str] = {}
     with QUERY_LOCK:
         for source, ms in by_source.items():
-            table = open_source(source, _spec(specs, source, ms), base_dir, _timeout(plan))
+            spec = _spec(specs, source, ms)
+            table = open_source(source, spec, base_dir, _timeout(plan))
+            for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
+                # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
+                warnings.warn(str(problem), KpinbWarning, stacklevel=2)
+                flagged.update(dict.fromkeys(problem.metrics, str(problem)))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
             found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
             frames.update(found)
@@ -132,7 +142,7 @@ def compute(
             wide[mid] = _derive(reg[mid], wide, by)
     out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
-    out.attrs.update(grain=g, by=tuple(by))
+    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged)
     return out
 
 
