@@ -115,7 +115,7 @@ def _alerts(a: argparse.Namespace) -> int:
     from kpinb.views.report import load_for_report
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)
-    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json)
+    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial)
     _say(text)
     return code
 
@@ -264,6 +264,8 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--plan", type=Path, required=True)
     al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
     al.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
+    al.add_argument("--include-partial", action="store_true",
+                    help="also judge a period the data covers only in part (or not yet settled), labelled")  # fmt: skip
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
     _limit_flags(al)
     al.set_defaults(func=_alerts)

@@ -48,6 +48,31 @@ ValueList = Annotated[tuple[str, ...], BeforeValidator(_as_texts)]
 """The user's values that stand for one catalog value: ``paid`` or ``[paid, settled]``."""
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*(day|week)s?\s*$", re.I)
+
+
+def _duration(value: Any) -> Any:
+    """``60 days`` / ``8 weeks`` / a number of days as a timedelta; anything else is left to pydantic
+    (ISO 8601 ``P60D``), whose error then names the field."""
+    if isinstance(value, bool):
+        raise ValueError("write a duration such as `60 days` or `8 weeks`")
+    if isinstance(value, int):
+        return dt.timedelta(days=value)
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m:
+        return dt.timedelta(days=int(m.group(1)) * (7 if m.group(2).lower() == "week" else 1))
+    return value
+
+
+def _whole_days(value: dt.timedelta | None) -> dt.timedelta | None:
+    if value is not None and (value < dt.timedelta(0) or value % dt.timedelta(days=1)):
+        raise ValueError("write a whole number of days or weeks, e.g. `60 days` or `8 weeks`")
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
+
+
 class Unit(enum.StrEnum):
     count = "count"
     currency = "currency"
@@ -102,6 +127,9 @@ class Metric(_Spec):
     vanity: bool = False
     objectives: tuple[str, ...] = ()
     supporting: tuple[str, ...] = ()
+    matures_after: Annotated[Duration | None, AfterValidator(_whole_days)] = None
+    """How long after a period ends its value settles (``60 days``: leads created in it are won
+    or lost within a sales cycle); until then the period is immature and not judged."""
 
     @property
     def derived(self) -> bool:
@@ -201,6 +229,9 @@ class Source(_Spec):
     values: dict[str, dict[str, ValueList]] = Field(default_factory=dict)
     """Canonical column -> catalog value -> the user's values standing for it, e.g.
     ``{status: {completed: [paid, settled]}}``; applied when the source is opened."""
+    complete_through: PlanDate | None = None
+    """The last day the data is complete for (a load that lags, a sparse table); default: the date
+    of the latest row. A period ending after it is partial and not judged."""
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
