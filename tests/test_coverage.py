@@ -146,6 +146,9 @@ def test_a_metric_that_matures_late_leaves_recent_periods_unjudged(tmp_path: Pat
     assert card.get("sales_conversion_rate").period_start == pd.Timestamp("2025-10-01")
     late = scorecard.evaluate(plan, df, include_partial=True).get("sales_conversion_rate")
     assert late.period_label == "2025-12 (not yet settled: matures 60 days after it ends)"
+    # `end` cuts the rows counted, not how old their outcomes are: June's leads settled by December
+    earlier = kpinb.compute(plan, grain="month", end="2025-06-30")
+    assert earlier["complete"].all()
 
 
 def test_a_monthly_snapshot_covers_its_month(tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ def compute(
     ``start``, through its last day: the source's latest row or its ``complete_through:``, not
     after ``end``) and the metric's ``matures_after`` has passed since the period ended; partial
     and immature periods are shown but not judged. ``attrs["coverage"]`` holds, per metric, the
-    ``first`` and ``through`` days and ``matures_after_days`` behind it. A zero denominator gives a missing
+    ``first`` and ``through`` days, ``matures_after_days`` and ``settled_through`` (the last
+    period end whose values have settled, from the sources' own coverage) behind it. A zero denominator gives a missing
     value. ``attrs["unmapped"]`` maps a catalog metric whose filter value never occurs in its
     source's column (so it counts nothing) to the problem and its fix, which is also issued as a
     :class:`~kpinb.errors.KpinbWarning`.
@@ -167,13 +168,15 @@ def _span(mid: str, reg: Mapping[str, Metric], covers: Mapping[str, Coverage], s
     throughs = [c.through for c in spans if c is not None]
     known = spans and all(c is not None and c.first is not None and c.through is not None for c in spans)
     first = max(firsts) if known else None
-    through = min(throughs) if known else None
+    through = settled = min(throughs) if known else None
     if first is not None and start is not None:
         first = max(first, pd.Timestamp(start).normalize())
     if through is not None and end is not None:
         through = min(through, pd.Timestamp(end).normalize())
     days = max((m.matures_after.days for m in needed if m.matures_after is not None), default=0)
-    return {"first": first, "through": through, "matures_after_days": days}
+    # values settle with the data's own age: `end` cuts the rows counted, not how old their outcomes are
+    settled = settled - pd.Timedelta(days=days) if settled is not None else None
+    return {"first": first, "through": through, "matures_after_days": days, "settled_through": settled}
 
 
 def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str) -> pd.Series:
@@ -188,9 +191,9 @@ def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], gr
         if span["first"] is None or span["through"] is None:
             continue
         rows = (out["metric"] == mid).to_numpy()
-        settled = span["through"] - pd.Timedelta(days=span["matures_after_days"])
+        last = min(span["through"], span["settled_through"])
         complete[rows] = (out["period_start"].to_numpy()[rows] >= span["first"].to_datetime64()) & (
-            ends.to_numpy()[rows] <= settled.to_datetime64()
+            ends.to_numpy()[rows] <= last.to_datetime64()
         )
     return pd.Series(complete, index=out.index, dtype=bool)
 
