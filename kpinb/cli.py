@@ -147,7 +147,7 @@ def _alerts(a: argparse.Namespace) -> int:
     from kpinb.views.report import load_for_report
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)
-    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json)
+    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial)
     _say(text)
     return code
 
@@ -338,6 +338,8 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--plan", type=Path, required=True)
     al.add_argument("--json", action="store_true", help="print a JSON array instead of a summary")
     al.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
+    al.add_argument("--include-partial", action="store_true",
+                    help="also judge a period the data covers only in part (or not yet settled), labelled")  # fmt: skip
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
     _limit_flags(al)
     al.set_defaults(func=_alerts)
@@ -365,7 +367,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one message and exit 2 (``--debug`` for a traceback)."""
+    import warnings
+
+    from kpinb.errors import KpinbWarning
+
     args = parser().parse_args(argv)
+    shown_before = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        if issubclass(category, KpinbWarning):  # one readable line, like an error, not a source location
+            _say(f"kpinb: warning: {redact(str(message)).strip()}", file=sys.stderr)
+        else:
+            shown_before(message, category, *rest, **kw)
+
+    warnings.showwarning = show
     try:
         return int(args.func(args) or 0)
     except KpinbError as e:
@@ -387,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("kpinb: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown_before
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,11 @@ class WriteError(RunError, OSError):
     """An output file (a report, manifest, plan or CSV) cannot be written; also an OSError."""
 
 
+class KpinbWarning(UserWarning):
+    """Something in the data makes a result doubtful (e.g. a catalog filter value that never
+    occurs); the value is still returned, and the message names the fix."""
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 

@@ -39,7 +39,7 @@ def test_compute_writes_the_tidy_table(tmp_path):
     assert out.returncode == 0, out.stderr
     df = pd.read_csv(tmp_path / "out.csv")
     assert set(df.metric) == {"bounce_rate", "website_traffic"}
-    assert list(df.columns) == ["metric", "period_start", "region", "value", "numerator", "denominator"]
+    assert list(df.columns) == ["metric", "period_start", "region", "value", "numerator", "denominator", "complete"]
     assert df[df.metric == "bounce_rate"].value.between(0, 1).all()
     assert len(df) == 2 * 12 * df.region.nunique()  # 3 years of quarters per region
 

@@ -61,7 +61,7 @@ def test_monthly_values_with_gaps_and_derived_metrics():
     assert growth["2025-01-01"] == pytest.approx(70 / 50 - 1)
     aov = df[(df.metric == "aov") & (df.period_start == "2024-03-01")].iloc[0]
     assert (aov.numerator, aov.denominator) == (70, 2)
-    assert list(df.columns) == ["metric", "period_start", "value", "numerator", "denominator"]
+    assert list(df.columns) == ["metric", "period_start", "value", "numerator", "denominator", "complete"]
 
 
 def test_sum_of_no_matching_rows_is_zero_but_ratio_by_zero_is_missing():

@@ -31,6 +31,7 @@ __all__ = [
     "YEAR_AGO",
     "changes",
     "latest_complete_period",
+    "partial_label",
     "period_end",
     "period_label",
     "relative_change",
@@ -206,23 +207,66 @@ def period_end(start: Any, grain: str | Grain) -> pd.Timestamp:
     return pd.Timestamp(start) + STEP[g] - pd.Timedelta(days=1)
 
 
-def period_label(start: Any, grain: str | Grain) -> str:
+def period_label(start: Any, grain: str | Grain, *, first: Any = None, through: Any = None) -> str:
     """A short, unambiguous label: ``2025-06-02``, ``week of 2025-06-02``, ``2025-06``, ``2025-Q2``, ``2025``.
+
+    ``first`` / ``through``: the days the data covers; a period they cut short is labelled partial.
 
     >>> period_label("2025-04-01", "quarter")
     '2025-Q2'
+    >>> period_label("2025-12-01", "month", through="2025-12-09")
+    '2025-12 (partial: Dec 1–9)'
+    >>> period_label("2025-10-01", "quarter", through="2025-12-09")
+    '2025-Q4 (partial: to Dec 9)'
+    >>> period_label("2025-10-01", "quarter", first="2025-11-01")
+    '2025-Q4 (partial: from Nov 1)'
     """
     g = Grain(grain).value
     ts = pd.Timestamp(start)
     if g == "day":
-        return f"{ts:%Y-%m-%d}"
-    if g == "week":
-        return f"week of {ts:%Y-%m-%d}"
-    if g == "month":
-        return f"{ts:%Y-%m}"
-    if g == "quarter":
-        return f"{ts.year}-Q{ts.quarter}"
-    return f"{ts.year}"
+        label = f"{ts:%Y-%m-%d}"
+    elif g == "week":
+        label = f"week of {ts:%Y-%m-%d}"
+    elif g == "month":
+        label = f"{ts:%Y-%m}"
+    elif g == "quarter":
+        label = f"{ts.year}-Q{ts.quarter}"
+    else:
+        label = f"{ts.year}"
+    end = period_end(ts, g)
+    lo = pd.Timestamp(first).normalize() if first is not None else ts
+    hi = pd.Timestamp(through).normalize() if through is not None else end
+    if g == "day" or (lo <= ts and hi >= end) or hi < lo:
+        return label
+    lo, hi = max(lo, ts), min(hi, end)
+
+    def day(d: pd.Timestamp) -> str:
+        return f"{d:%b} {d.day}"
+
+    if (lo > ts and hi < end) or (g == "month" and hi < end):
+        same_month = lo.month == hi.month and lo.year == hi.year
+        span = f"{day(lo)}–{hi.day}" if same_month else f"{day(lo)}–{day(hi)}"
+        return f"{label} (partial: {span})"
+    return f"{label} (partial: to {day(hi)})" if hi < end else f"{label} (partial: from {day(lo)})"
+
+
+def partial_label(df: pd.DataFrame, metric: str, start: Any) -> str | None:
+    """How a period of ``metric`` in the engine's frame reads when it is not complete (``2025-12
+    (partial: Dec 1–9)``, ``2025-10 (not yet settled: matures 60 days after it ends)``); None when
+    it is complete or the frame does not say (no ``complete`` column)."""
+    if start is None or "complete" not in df.columns:
+        return None
+    g, _ = layout(df)
+    rows = df[(df["metric"] == metric) & (pd.to_datetime(df["period_start"]) == pd.Timestamp(start))]
+    if rows.empty or bool(rows["complete"].all()):
+        return None
+    span = (df.attrs.get("coverage") or {}).get(metric) or {}
+    first, through = span.get("first"), span.get("through")
+    label = period_label(start, g, first=first, through=through)
+    if label != period_label(start, g) or through is None:
+        return label
+    days = span.get("matures_after_days", 0)
+    return f"{label} (not yet settled: matures {days} days after it ends)"
 
 
 def latest_complete_period(
@@ -231,10 +275,15 @@ def latest_complete_period(
     *,
     include_partial: bool = False,
     today: dt.date | None = None,
+    metric: str | None = None,
 ) -> pd.Timestamp | None:
     """The start of the period to judge: the latest period complete on ``as_of``.
 
-    A period is complete on ``as_of`` when its last day is on or before ``as_of``.
+    A period is complete on ``as_of`` when its last day is on or before ``as_of``. When the frame
+    has the engine's ``complete`` column, a period is also complete only where it says so (every
+    source covers the period and its values have settled): of ``metric``'s rows when given, else
+    of every row with a value. A partial or immature period is then passed over for the latest
+    complete one before it, unless ``include_partial``.
 
     - ``as_of=None`` (default): the last period with any value in the frame, unless that period
       is still running today (its last day is after ``today``), then the one before it.
@@ -251,8 +300,10 @@ def latest_complete_period(
     Timestamp('2025-06-01 00:00:00')
     """
     g, _ = layout(df)
+    flagged = "complete" in df.columns and not include_partial
+    rows = df[df["metric"] == metric] if flagged and metric is not None else df
     if as_of is None:
-        with_data = pd.to_datetime(df.loc[df["value"].notna(), "period_start"])
+        with_data = pd.to_datetime(rows.loc[rows["value"].notna(), "period_start"])
         if with_data.empty:
             return None
         last = with_data.max()
@@ -268,4 +319,21 @@ def latest_complete_period(
     start = period_start(as_of_ts, g)
     if not include_partial and period_end(start, g) > as_of_ts:
         start = start - STEP[g]
+    if flagged:
+        return _complete_at_or_before(rows, pd.Timestamp(start))
     return pd.Timestamp(start)
+
+
+def _complete_at_or_before(rows: pd.DataFrame, start: pd.Timestamp) -> pd.Timestamp | None:
+    """``start``, or the latest period before it whose rows with a value the frame marks complete.
+
+    A period asked for that has no value at all stays the answer: a missing value shows as no data
+    (the data is late), not as an older period judged in its place."""
+    when = pd.to_datetime(rows["period_start"])
+    valued = rows[rows["value"].notna().to_numpy() & (when <= start).to_numpy()]
+    valued_when = pd.to_datetime(valued["period_start"])
+    if not (valued_when == start).any():
+        return start
+    verdict = valued.groupby(valued_when)["complete"].all()
+    done = verdict[verdict]
+    return pd.Timestamp(done.index.max()) if len(done) else None

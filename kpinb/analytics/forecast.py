@@ -272,9 +272,9 @@ def pace(
     >>> pace(plan, compute(plan, grain="month"))[["metric", "probability"]]  # doctest: +SKIP
     """
     grain, chosen = select(plan, df, kpis)
-    judged = latest_complete_period(df, as_of, include_partial=include_partial)
     rows = []
     for kpi in chosen:
+        judged = latest_complete_period(df, as_of, include_partial=include_partial, metric=kpi.metric)
         series = series_of(df, kpi.metric)
         history = series[series.index <= judged] if judged is not None else series.iloc[0:0]
         value = as_float(history.get(judged)) if judged is not None else math.nan

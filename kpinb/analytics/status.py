@@ -398,10 +398,10 @@ def evaluate(
     if rule not in ("auto", "thresholds", "percent_of_target", "pace"):
         raise PlanError(f"rule={rule!r} is not one of auto, thresholds, percent_of_target, pace.")
     grain, chosen = select(plan, df, kpis)
-    judged = latest_complete_period(df, as_of, include_partial=include_partial)
     ch = changes(df)
     rows = []
     for kpi in chosen:
+        judged = latest_complete_period(df, as_of, include_partial=include_partial, metric=kpi.metric)
         metric = metric_of(kpi, plan)
         direction = direction_of(kpi, plan)
         unit = display_unit(metric, None)

@@ -35,6 +35,8 @@ data_nulls         warning   rows with no date, or rows a KPI's metric keeps wit
                              column its formula uses (see :func:`data_quality`)
 data_duplicates    warning   exact duplicate rows
 data_gaps          warning   periods with no rows between the first and the last
+data_values        error     a catalog metric filters on a value its column never holds
+                             (``status = 'completed'`` on data saying ``paid``; see ``values:``)
 benchmarks         error     the plan's ``benchmarks:`` file is invalid
                    info      benchmark rows for the KPIs are illustrative placeholders
 =================  ========  ==================================================================
@@ -50,6 +52,7 @@ import datetime as dt
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +63,7 @@ from pydantic import ValidationError
 from kpinb import _yaml
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import KPI, Direction, Grain, Indicator, Metric, Plan
-from kpinb.errors import FormulaError, KpinbError, PlanError
+from kpinb.errors import FormulaError, KpinbError, KpinbWarning, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +90,7 @@ RULES = (
     "data_nulls",
     "data_duplicates",
     "data_gaps",
+    "data_values",
     "benchmarks",
 )
 """Every rule name an :class:`Issue` can carry."""
@@ -850,9 +854,11 @@ def check(plan_path: str | Path, today: dt.date | None = None) -> tuple[list[Iss
         return load_issues, 1
     ctx = _ctx(plan, None, today, undated=undated)
     broken = {k.metric for k in plan.kpis if _kpi_needs(ctx, k)[1]}
-    data, failed = _compute_kpis(plan, broken)
+    with warnings.catch_warnings():  # the engine's warnings about values come back as data_values issues
+        warnings.simplefilter("ignore", KpinbWarning)
+        data, failed = _compute_kpis(plan, broken)
     ctx = _ctx(plan, data, today, undated=undated, failed=failed)
-    issues = _lint(ctx) + data_quality(plan, grain=None) + _benchmark_issues(plan)
+    issues = _lint(ctx) + data_quality(plan, grain=None) + _value_issues(plan) + _benchmark_issues(plan)
     issues = _ordered(issues)
     return issues, 1 if has_errors(issues) else 0
 
@@ -935,6 +941,17 @@ def _compute_kpis(plan: Plan, skip: set[str]) -> tuple[pd.DataFrame | None, dict
     data = pd.concat(frames, ignore_index=True)
     data.attrs = {"by": ()} | ({"grain": next(iter(by_grain))} if len(by_grain) == 1 else {})
     return data, failed
+
+
+def _value_issues(plan: Plan) -> list[Issue]:
+    """``data_values``: catalog filter values that never occur in the KPIs' sources (one query per source)."""
+    from kpinb.data.values import unmapped_in_plan
+
+    kpis = {k.metric for k in plan.kpis}
+    return [
+        Issue("error", "data_values", next((m for m in u.metrics if m in kpis), None), u.problem, u.fix)
+        for u in unmapped_in_plan(plan)
+    ]
 
 
 def _benchmark_issues(plan: Plan) -> list[Issue]:

@@ -457,6 +457,10 @@ def open_source(
         if clash:
             expr = expr.drop(*clash)
         expr = expr.rename({canonical: user for canonical, user in mapping.items()})
+    if spec.values:
+        from kpinb.data.values import apply_values
+
+        expr = apply_values(expr, spec.values, f"source {name!r} ({label})")
     if canon is not None:
         time = canon.time
         if spec.time and spec.time != time and spec.time not in mapping.values():

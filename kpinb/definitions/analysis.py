@@ -11,11 +11,11 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from kpinb.definitions.formula import Agg, BinOp, FormulaError, Lit, Node, Ref, Unary, parse
+from kpinb.definitions.formula import Agg, BinOp, Col, FormulaError, InList, Lit, Node, Ref, Unary, parse
 from kpinb.definitions.model import Metric
 from kpinb.errors import PlanError
 
-__all__ = ["Additivity", "additivity", "closure", "dependencies", "sources_needed"]
+__all__ = ["Additivity", "additivity", "closure", "dependencies", "filter_values", "sources_needed"]
 
 
 def closure(
@@ -146,3 +146,36 @@ def _additivity(metric: Metric, registry: Mapping[str, Metric], depth: int) -> A
         num, den = f.ratio
         return "ratio" if walk(num) == walk(den) == "sum" else "none"
     return walk(f.tree)
+
+
+def filter_values(metric: Metric) -> dict[str, list[frozenset[str]]]:
+    """The fixed text values ``metric`` selects rows by, per column: ``status = 'completed'`` gives
+    ``{"status": [{"completed"}]}``; ``status in ('open', 'pending')`` one set of both, met when
+    either occurs. Only equality and ``in`` count: they are the filters that silently select
+    nothing when the data spells its values otherwise (``!=`` keeps every row instead).
+
+    >>> filter_values(catalog.get("orders_count"))  # doctest: +SKIP
+    {'status': [frozenset({'completed'})]}
+    """
+    out: dict[str, list[frozenset[str]]] = {}
+    if metric.derived:
+        return out
+    for text, kind in ((metric.expr, "aggregate"), (metric.where, "row")):
+        if not text:
+            continue
+        try:
+            tree = parse(text, kind=kind).tree  # type: ignore[arg-type]
+        except FormulaError:  # reported where the formula is checked
+            continue
+        for node in tree.walk():
+            col, wanted = None, frozenset()
+            if isinstance(node, BinOp) and node.op == "=":
+                pair = (node.left, node.right) if isinstance(node.left, Col) else (node.right, node.left)
+                if isinstance(pair[0], Col) and isinstance(pair[1], Lit) and isinstance(pair[1].value, str):
+                    col, wanted = pair[0].name, frozenset([pair[1].value])
+            elif isinstance(node, InList) and isinstance(node.arg, Col):
+                col = node.arg.name
+                wanted = frozenset(v.value for v in node.values if isinstance(v.value, str))
+            if col is not None and wanted and wanted not in out.get(col, []):
+                out.setdefault(col, []).append(wanted)
+    return out

@@ -11,7 +11,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 _ID = r"^[a-z][a-z0-9_\-]*$"
 Id = Annotated[str, Field(pattern=_ID, max_length=80)]
@@ -27,6 +36,41 @@ def _in_range(value: dt.date) -> dt.date:
 
 
 PlanDate = Annotated[dt.date, AfterValidator(_in_range)]
+
+
+def _as_texts(value: Any) -> Any:
+    """One value or a list of them, each as text (YAML reads `1` as a number, `yes` as true)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
+
+
+ValueList = Annotated[tuple[str, ...], BeforeValidator(_as_texts)]
+"""The user's values that stand for one catalog value: ``paid`` or ``[paid, settled]``."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(day|week)s?\s*$", re.I)
+
+
+def _duration(value: Any) -> Any:
+    """``60 days`` / ``8 weeks`` / a number of days as a timedelta; anything else is left to pydantic
+    (ISO 8601 ``P60D``), whose error then names the field."""
+    if isinstance(value, bool):
+        raise ValueError("write a duration such as `60 days` or `8 weeks`")
+    if isinstance(value, int):
+        return dt.timedelta(days=value)
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m:
+        return dt.timedelta(days=int(m.group(1)) * (7 if m.group(2).lower() == "week" else 1))
+    return value
+
+
+def _whole_days(value: dt.timedelta | None) -> dt.timedelta | None:
+    if value is not None and (value < dt.timedelta(0) or value % dt.timedelta(days=1)):
+        raise ValueError("write a whole number of days or weeks, e.g. `60 days` or `8 weeks`")
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
 
 
 class Unit(enum.StrEnum):
@@ -83,6 +127,9 @@ class Metric(_Spec):
     vanity: bool = False
     objectives: tuple[str, ...] = ()
     supporting: tuple[str, ...] = ()
+    matures_after: Annotated[Duration | None, AfterValidator(_whole_days)] = None
+    """How long after a period ends its value settles (``60 days``: leads created in it are won
+    or lost within a sales cycle); until then the period is immature and not judged."""
 
     @property
     def derived(self) -> bool:
@@ -192,6 +239,12 @@ class Source(_Spec):
     time: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     dimensions: tuple[str, ...] | None = None
+    values: dict[str, dict[str, ValueList]] = Field(default_factory=dict)
+    """Canonical column -> catalog value -> the user's values standing for it, e.g.
+    ``{status: {completed: [paid, settled]}}``; applied when the source is opened."""
+    complete_through: PlanDate | None = None
+    """The last day the data is complete for (a load that lags, a sparse table); default: the date
+    of the latest row. A period ending after it is partial and not judged."""
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

@@ -27,3 +27,11 @@ def periods(first: Any, last: Any, grain: str | Grain) -> pd.DatetimeIndex:
     g = Grain(grain).value
     p = pd.period_range(period_start(first, g), period_start(last, g), freq=_PERIOD_FREQ[g])
     return pd.DatetimeIndex(p.start_time.normalize(), name="period_start")
+
+
+def period_ends(starts: Any, grain: str | Grain) -> pd.DatetimeIndex:
+    """The last day of each period starting on ``starts`` (midnight timestamps)."""
+    import pandas as pd
+
+    g = Grain(grain).value
+    return pd.DatetimeIndex(pd.DatetimeIndex(starts).to_period(_PERIOD_FREQ[g]).end_time.normalize())

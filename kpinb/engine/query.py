@@ -10,10 +10,13 @@ aggregate tables. The result is tidy: one row per metric, period and dimension v
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kpinb.data.coverage import Coverage, coverage
 from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.data.values import unmapped
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import dependencies
 from kpinb.definitions.formula import (
@@ -39,8 +42,8 @@ from kpinb.definitions.model import (
     Plan,
     Source,
 )
-from kpinb.engine.calendar import periods
-from kpinb.errors import DataError, FormulaError, KpinbError, LimitError, PlanError
+from kpinb.engine.calendar import period_ends, periods
+from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,9 +85,17 @@ def compute(
 
     Returns
     -------
-    DataFrame with columns ``metric, period_start, <by...>, value, numerator, denominator``
-    (numerator/denominator filled for ratio metrics). A zero denominator gives a missing
-    value.
+    DataFrame with columns ``metric, period_start, <by...>, value, numerator, denominator,
+    complete`` (numerator/denominator filled for ratio metrics). ``complete`` is True when every
+    source the metric reads covers the whole period (from the period's first day, not before
+    ``start``, through its last day: the source's latest row or its ``complete_through:``, not
+    after ``end``) and the metric's ``matures_after`` has passed since the period ended; partial
+    and immature periods are shown but not judged. ``attrs["coverage"]`` holds, per metric, the
+    ``first`` and ``through`` days, ``matures_after_days`` and ``settled_through`` (the last
+    period end whose values have settled, from the sources' own coverage) behind it. A zero denominator gives a missing
+    value. ``attrs["unmapped"]`` maps a catalog metric whose filter value never occurs in its
+    source's column (so it counts nothing) to the problem and its fix, which is also issued as a
+    :class:`~kpinb.errors.KpinbWarning`.
     """
     import pandas as pd
 
@@ -103,9 +114,17 @@ def compute(
     by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
     estimated = 0
+    flagged: dict[str, str] = {}
+    covers: dict[str, Coverage] = {}
     with QUERY_LOCK:
         for source, ms in by_source.items():
-            table = open_source(source, _spec(specs, source, ms), base_dir, _timeout(plan))
+            spec = _spec(specs, source, ms)
+            table = open_source(source, spec, base_dir, _timeout(plan))
+            covers[source] = coverage(table, spec.complete_through if isinstance(spec, Source) else None)
+            for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
+                # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
+                warnings.warn(str(problem), KpinbWarning, stacklevel=2)
+                flagged.update(dict.fromkeys(problem.metrics, str(problem)))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
             found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
             frames.update(found)
@@ -132,8 +151,51 @@ def compute(
             wide[mid] = _derive(reg[mid], wide, by)
     out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
-    out.attrs.update(grain=g, by=tuple(by))
+    spans = {mid: _span(mid, reg, covers, start_ts, end_ts) for mid in ids}
+    out["complete"] = _complete_periods(out, spans, g)
+    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans)
     return out
+
+
+def _span(mid: str, reg: Mapping[str, Metric], covers: Mapping[str, Coverage], start: Any, end: Any) -> dict[str, Any]:
+    """What a metric's periods are complete against: the days every source it reads covers (within
+    the requested start and end) and how long its values take to settle."""
+    import pandas as pd
+
+    needed = [reg[d] for d in dependencies([mid], reg)]
+    spans = [covers.get(m.source or "") for m in needed if not m.derived]
+    firsts = [c.first for c in spans if c is not None]
+    throughs = [c.through for c in spans if c is not None]
+    known = spans and all(c is not None and c.first is not None and c.through is not None for c in spans)
+    first = max(firsts) if known else None
+    through = settled = min(throughs) if known else None
+    if first is not None and start is not None:
+        first = max(first, pd.Timestamp(start).normalize())
+    if through is not None and end is not None:
+        through = min(through, pd.Timestamp(end).normalize())
+    days = max((m.matures_after.days for m in needed if m.matures_after is not None), default=0)
+    # values settle with the data's own age: `end` cuts the rows counted, not how old their outcomes are
+    settled = settled - pd.Timedelta(days=days) if settled is not None else None
+    return {"first": first, "through": through, "matures_after_days": days, "settled_through": settled}
+
+
+def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str) -> pd.Series:
+    """True where the period lies inside what every source of the row's metric covers and its
+    value has had time to settle (``matures_after``)."""
+    import numpy as np
+    import pandas as pd
+
+    ends = period_ends(out["period_start"], grain)
+    complete = np.zeros(len(out), dtype=bool)
+    for mid, span in spans.items():
+        if span["first"] is None or span["through"] is None:
+            continue
+        rows = (out["metric"] == mid).to_numpy()
+        last = min(span["through"], span["settled_through"])
+        complete[rows] = (out["period_start"].to_numpy()[rows] >= span["first"].to_datetime64()) & (
+            ends.to_numpy()[rows] <= last.to_datetime64()
+        )
+    return pd.Series(complete, index=out.index, dtype=bool)
 
 
 def _timeout(plan: Plan | None) -> float:

@@ -1188,11 +1188,13 @@ generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
 
 
 def run_alerts(
-    plan: str | Path, period_end: str | None = None, data_dir: str | Path | None = None, as_json: bool = False
-) -> tuple[str, int]:
+    plan: str | Path, period_end: str | None = None, data_dir: str | Path | None = None, as_json: bool = False,
+    include_partial: bool = False,
+) -> tuple[str, int]:  # fmt: skip
     """Evaluate a plan's threshold alerts without notebooks (for schedulers).
 
-    Every KPI is judged at its own grain on the latest period ended by ``period_end``.
+    Every KPI is judged at its own grain on the latest complete period ended by ``period_end``
+    (``include_partial``: also a period the data covers only in part, or whose values have not settled).
     Returns the text to print (JSON array, or a short summary) and the exit code:
     ``1`` when at least one alert is critical, else ``0`` (warnings do not fail a job).
     """
@@ -1210,7 +1212,7 @@ def run_alerts(
         by_grain.setdefault(k.grain.value, []).append(k.metric)
     for g, ids in by_grain.items():
         frame = compute(p, metrics=ids, grain=g, end=end)
-        found.extend(alerts_mod.evaluate(p, frame, as_of=end, kpis=ids))
+        found.extend(alerts_mod.evaluate(p, frame, as_of=end, kpis=ids, include_partial=include_partial))
     order = {k.metric: i for i, k in enumerate(p.kpis)}
     found.sort(key=lambda a: order.get(a.kpi, 0))
     text = alerts_mod.to_json(found) if as_json else alerts_mod.summary(found, title=p.name)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kpinb._numbers import as_float
-from kpinb.analytics.compare import period_end, period_label
+from kpinb.analytics.compare import partial_label, period_end, period_label
 from kpinb.analytics.forecast import PACE_COLUMNS
 from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
@@ -69,6 +69,7 @@ class KpiEvaluation:
     filters: tuple[tuple[str, str], ...] = ()
     pace: Pace | None = None
     target_path: pd.Series | None = field(default=None, repr=False, compare=False)
+    partial: str | None = None  # the judged period's label when it is partial or immature (include_partial)
 
     @property
     def judged(self) -> bool:
@@ -77,8 +78,11 @@ class KpiEvaluation:
 
     @property
     def period_label(self) -> str:
-        """The judged period as people read it (``2025-06``, ``2025-Q2``), or ``no data``."""
-        return "no data" if self.period_start is None else period_label(self.period_start, self.grain)
+        """The judged period as people read it (``2025-06``, ``2025-Q2``, ``2025-12 (partial: Dec 1–9)``),
+        or ``no data``."""
+        if self.period_start is None:
+            return "no data"
+        return self.partial or period_label(self.period_start, self.grain)
 
     def row(self) -> dict[str, Any]:
         """The status columns (:data:`kpinb.analytics.status.STATUS_COLUMNS`) as a dict."""
@@ -226,6 +230,7 @@ def evaluate(
                 filters=applied,
                 pace=None if applied else paces.get(mid),
                 target_path=pd.Series(dtype="float64") if applied else target_path(kpi, series, grain, _by(kpi)),
+                partial=partial_label(frame, mid, _plain(row["period_start"])),
             )
         )
     when = pd.Timestamp(as_of).normalize() if as_of not in (None, "") else None

@@ -34,6 +34,7 @@ class CanonicalSource:
     time: str
     dimensions: tuple[str, ...]
     columns: dict[str, str]  # column -> type
+    row_covers: str | None = None  # a snapshot's date stands for this period (month): it covers to its end
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ def sources() -> dict[str, CanonicalSource]:
         bad = {c: t for c, t in cols.items() if t not in TYPES}
         if bad or spec["time"] not in cols:
             raise PlanError(f"{where(path, name)}bad column types {bad} or time column")
-        out[name] = CanonicalSource(name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols)
+        covers = spec.get("row_covers")
+        if covers not in (None, "day", "week", "month", "quarter", "year"):
+            raise PlanError(f"{where(path, name)}row_covers {covers!r} is not a grain")
+        out[name] = CanonicalSource(
+            name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols, covers
+        )
     return out
 
 

@@ -1,0 +1,66 @@
+"""Coverage: the days a source's data is complete for, which decide whether a period is complete.
+
+A source covers from the date of its first row to the date of its latest row, or to the
+``complete_through:`` date the plan declares for it (a load that lags, a table with no row on
+quiet days). A snapshot source of the catalog (``row_covers: month``: one row per subscription
+at the start of each month) covers to the end of its latest snapshot's month.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kpinb.data.sources import Table, conform, query_error
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Coverage", "coverage"]
+
+_FREQ = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The first and last day (naive midnight timestamps) a source's data covers; None: no rows."""
+
+    first: pd.Timestamp | None
+    through: pd.Timestamp | None
+
+
+def coverage(table: Table, complete_through: Any = None) -> Coverage:
+    """The days ``table`` covers: one min/max query over its time column.
+
+    >>> coverage(open_source("orders", "orders.parquet"))  # doctest: +SKIP
+    Coverage(first=Timestamp('2023-01-01 00:00:00'), through=Timestamp('2025-12-31 00:00:00'))
+    """
+    import pandas as pd
+
+    from kpinb.definitions import catalog
+
+    if not table.time or table.time not in table.columns:
+        return Coverage(None, None)  # the engine names the missing time column
+    t = conform(table, {table.time: "timestamp"}).expr
+    tcol = t[table.time]
+    try:
+        span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute().iloc[0]
+    except Exception as e:
+        raise query_error(table, e) from None
+
+    def day(value: Any) -> pd.Timestamp | None:
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):  # a date pandas cannot hold: the query reports it
+            return None
+        if pd.isna(stamp):
+            return None
+        return (stamp.tz_localize(None) if stamp.tzinfo else stamp).normalize()
+
+    first, last = day(span["lo"]), day(span["hi"])
+    if complete_through is not None:
+        return Coverage(first, pd.Timestamp(complete_through).normalize())
+    canon = catalog.sources().get(table.name)
+    if last is not None and canon is not None and canon.row_covers is not None:
+        last = last.to_period(_FREQ[canon.row_covers]).end_time.normalize()
+    return Coverage(first, last)
