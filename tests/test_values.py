@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 import kpinb
-from kpinb.checks.lint import check
-from kpinb.data.values import unmapped_in_plan
+from kpinb.checks.lint import check, unmapped_values
 from kpinb.errors import DataError, KpinbWarning
 
 ORDERS = pd.DataFrame(
@@ -120,7 +119,7 @@ def test_an_in_list_is_met_when_one_of_its_values_occurs(tmp_path: Path) -> None
         encoding="utf-8",
     )
     # 'pending' never occurs, 'open' does: status in ('open', 'pending') selects rows
-    assert unmapped_in_plan(kpinb.load_plan(tmp_path / "plan.yml")) == []
+    assert unmapped_values(kpinb.load_plan(tmp_path / "plan.yml")) == []
 
 
 def test_values_on_a_column_the_data_lacks_names_the_fix(tmp_path: Path) -> None:

@@ -68,6 +68,8 @@ from kpinb.errors import FormulaError, KpinbError, KpinbWarning, PlanError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kpinb.data.values import Unmapped
+
 __all__ = ["MAX_KPIS", "RULES", "Issue", "check", "data_quality", "format_issues", "has_errors", "lint"]
 
 Level = Literal["error", "warning", "info"]
@@ -945,12 +947,11 @@ def _compute_kpis(plan: Plan, skip: set[str]) -> tuple[pd.DataFrame | None, dict
 
 def _value_issues(plan: Plan) -> list[Issue]:
     """``data_values``: catalog filter values that never occur in the KPIs' sources (one query per source)."""
-    from kpinb.data.values import unmapped_in_plan
 
     kpis = {k.metric for k in plan.kpis}
     return [
         Issue("error", "data_values", next((m for m in u.metrics if m in kpis), None), u.problem, u.fix)
-        for u in unmapped_in_plan(plan)
+        for u in unmapped_values(plan)
     ]
 
 
@@ -997,3 +998,34 @@ def _sentence(text: str) -> str:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+def unmapped_values(plan: Plan) -> list[Unmapped]:
+    """:func:`kpinb.data.values.unmapped` over every declared source the plan's KPIs (and their supporting and
+    underlying metrics) read. A source that cannot be opened is skipped: the data checks report it."""
+    from kpinb.data.sources import QUERY_LOCK, open_source
+    from kpinb.data.values import catalog_filters, unmapped
+    from kpinb.definitions.analysis import closure
+    from kpinb.definitions.plan import registry
+    from kpinb.errors import KpinbError
+
+    reg = registry(plan)
+    ids = [mid for k in plan.kpis for mid in (k.metric, *k.supporting)]
+    order, _ = closure(dict.fromkeys(ids), reg)
+    by_source: dict[str, list[Metric]] = {}
+    for mid in order:
+        m = reg.get(mid)
+        if m is not None and not m.derived and m.source in plan.sources:
+            by_source.setdefault(m.source, []).append(m)  # type: ignore[arg-type]
+    out: list[Unmapped] = []
+    for name, ms in by_source.items():
+        if not catalog_filters(ms):
+            continue
+        spec = plan.sources[name]
+        try:
+            with QUERY_LOCK:
+                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s)
+                out.extend(unmapped(table, ms, spec.columns))
+        except KpinbError:
+            continue
+    return out

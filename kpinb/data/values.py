@@ -12,19 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kpinb.errors import DataError, shown
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-    from kpinb.data.sources import Table
-    from kpinb.definitions.model import Metric, Plan
+    from kpinb.definitions.model import Metric
 
-__all__ = ["Unmapped", "apply_values", "catalog_filters", "unmapped", "unmapped_in_plan"]
+__all__ = ["Unmapped", "apply_values", "catalog_filters", "unmapped"]
 
 _SHOWN_VALUES = 12  # values of the data a message lists
+
+
+class Opened(Protocol):
+    """What :func:`unmapped` reads of an opened source (:class:`kpinb.data.sources.Table`)."""
+
+    name: str
+    label: str
+    expr: ir.Table
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
 
 
 def apply_values(expr: ir.Table, values: Mapping[str, Mapping[str, Iterable[str]]], where_: str) -> ir.Table:
@@ -112,7 +122,7 @@ class Unmapped:
         return f"{self.problem} Fix: {self.fix}"
 
 
-def unmapped(table: Table, metrics: Iterable[Metric], columns: Mapping[str, str] | None = None) -> list[Unmapped]:
+def unmapped(table: Opened, metrics: Iterable[Metric], columns: Mapping[str, str] | None = None) -> list[Unmapped]:
     """The columns of ``table`` (opened, values mapped) where a catalog metric among ``metrics``
     filters on values none of which occur, although the column has values.
 
@@ -171,33 +181,3 @@ def _true(x: Any) -> bool:
         return bool(x) and x == x  # NaN / NA (no rows) is not true
     except (TypeError, ValueError):
         return False
-
-
-def unmapped_in_plan(plan: Plan) -> list[Unmapped]:
-    """:func:`unmapped` over every declared source the plan's KPIs (and their supporting and
-    underlying metrics) read. A source that cannot be opened is skipped: the data checks report it."""
-    from kpinb.data.sources import QUERY_LOCK, open_source
-    from kpinb.definitions.analysis import closure
-    from kpinb.definitions.plan import registry
-    from kpinb.errors import KpinbError
-
-    reg = registry(plan)
-    ids = [mid for k in plan.kpis for mid in (k.metric, *k.supporting)]
-    order, _ = closure(dict.fromkeys(ids), reg)
-    by_source: dict[str, list[Metric]] = {}
-    for mid in order:
-        m = reg.get(mid)
-        if m is not None and not m.derived and m.source in plan.sources:
-            by_source.setdefault(m.source, []).append(m)  # type: ignore[arg-type]
-    out: list[Unmapped] = []
-    for name, ms in by_source.items():
-        if not catalog_filters(ms):
-            continue
-        spec = plan.sources[name]
-        try:
-            with QUERY_LOCK:
-                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s)
-                out.extend(unmapped(table, ms, spec.columns))
-        except KpinbError:
-            continue
-    return out
