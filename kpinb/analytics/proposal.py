@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -275,27 +274,17 @@ def propose(
 
 
 def to_yaml(plan: Plan, folder: str | Path | None = None) -> str:
-    """The plan as YAML; file paths relative to ``folder`` when given (plans resolve them
-    against their own folder, so the plan and its data can move together)."""
-    import yaml
-
+    """The plan as YAML (:func:`kpinb.definitions.writer.plan_yaml`); file paths relative to
+    ``folder`` when given (plans resolve them against their own folder)."""
     from kpinb.definitions.model import to_dict
+    from kpinb.definitions.writer import plan_yaml, relative_paths
 
     data = to_dict(plan)
     if plan.review is not None and not data.get("review"):
         data["review"] = {"every": plan.review.every.value}
-    for k in data.get("kpis", []):  # dates as YAML dates, not quoted strings
-        for part, keys in (("baseline", ("from", "to")), ("target", ("by",))):
-            for key in keys:
-                if isinstance(k.get(part), dict) and isinstance(k[part].get(key), str):
-                    k[part][key] = dt.date.fromisoformat(k[part][key])
     if folder is not None:
-        base = Path(folder).expanduser().resolve()
-        for src in data.get("sources", {}).values():
-            if src.get("path") and Path(src["path"]).is_absolute():
-                src["path"] = Path(os.path.relpath(src["path"], base)).as_posix()
-    header = "# Proposed by kpinb from the catalog: add owners, then review targets and thresholds.\n"
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        relative_paths(data, folder)
+    return plan_yaml(data, header="Proposed by kpinb from the catalog: add owners, then review targets and thresholds.")
 
 
 def write(plan: Plan, folder: str | Path | None, name: str | None = None) -> Path | None:

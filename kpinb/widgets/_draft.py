@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Plan, Source
@@ -188,78 +185,48 @@ class PlanDraft:
         return slug(self.statement)
 
 
-def _scalar(value: Any) -> str:
-    """One YAML scalar, quoted only when needed (user text can never break the structure)."""
-    if isinstance(value, bool) or value is None:
-        return yaml.safe_dump(value).split("\n")[0]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, (int, float)):
-        return _plain(float(f"{float(value):.12g}"))
-    text = yaml.safe_dump(str(value), default_flow_style=True, allow_unicode=True, width=10**9)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
-
-
-def _flow(pairs: Iterable[tuple[str, Any]]) -> str:
-    return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in pairs if v is not None) + "}"
-
-
-def _relative(path: str, plans_dir: Path) -> str:
-    """The path relative to the plan's folder when close by (plan and data move together), else absolute."""
-    try:
-        rel = os.path.relpath(path, plans_dir.resolve())
-    except ValueError:  # another drive on Windows
-        return path
-    return rel if not rel.startswith(os.path.join("..", "..", "..")) else path
-
-
 def render_yaml(draft: PlanDraft, plans_dir: str | Path) -> str:
-    """The plan file's text, in the shape of DESIGN.md; sources relative to ``plans_dir`` when close."""
-    plans_dir = Path(plans_dir)
-    lines = [
-        "# KPI plan written by the kpinb wizard. Edit freely; `kpinb check` reviews it.",
-        f"name: {_scalar(draft.name)}",
-        f"department: {_scalar(draft.department)}",
-        "objectives:",
-        f"  - id: {draft.objective_id}",
-        f"    statement: {_scalar(draft.statement)}",
-        "sources:",
-    ]
+    """The plan file's text (:func:`kpinb.definitions.writer.plan_yaml`); sources relative to
+    ``plans_dir`` when close by."""
+    from kpinb.definitions.writer import plan_yaml, relative_paths
+
+    sources = {}
     for name in sorted(draft.sources):
         s = draft.sources[name]
-        lines.append(f"  {name}:")
-        if name in draft.placeholders:
-            lines.append("    # not connected yet: point `path:` (a file) or `url:` + `table:` at your data")
-        if s.path is not None:
-            lines.append(
-                f"    path: {_scalar(_relative(s.path, plans_dir) if name not in draft.placeholders else s.path)}"
-            )
-        else:
-            lines.append(f"    url: {_scalar(s.url)}")
-            for key in ("table", "query"):
-                if getattr(s, key) is not None:
-                    lines.append(f"    {key}: {_scalar(getattr(s, key))}")
-        for key in ("sheet", "format", "time"):
-            if getattr(s, key) is not None:
-                lines.append(f"    {key}: {_scalar(getattr(s, key))}")
-        if s.columns:
-            lines.append(f"    columns: {_flow(sorted(s.columns.items()))}")
-        if s.dimensions is not None:
-            lines.append(f"    dimensions: [{', '.join(_scalar(d) for d in s.dimensions)}]")
-    lines.append("kpis:" if draft.kpis else "kpis: []")
+        spec = {key: getattr(s, key) for key in ("path", "url", "table", "query", "sheet", "format", "time")}
+        spec["columns"] = dict(sorted(s.columns.items())) if s.columns else None
+        spec["dimensions"] = list(s.dimensions) if s.dimensions is not None else None
+        sources[name] = {k: v for k, v in spec.items() if v is not None}
+    kpis = []
     for k in draft.kpis:
-        lines.append(f"  - metric: {k.metric}")
-        lines.append(f"    objective: {draft.objective_id}")
-        if k.owner:
-            lines.append(f"    owner: {_scalar(k.owner)}")
-        lines.append(f"    grain: {k.grain}")
+        kpi: dict[str, Any] = {"metric": k.metric, "objective": draft.objective_id, "owner": k.owner or None,
+                               "grain": k.grain}  # fmt: skip
         if k.baseline is not None:
-            lines.append(f"    baseline: {_flow([('value', k.baseline)])}")
+            kpi["baseline"] = {"value": k.baseline}
         if k.target is not None and k.deadline is not None:
-            lines.append(f"    target: {_flow([('value', k.target), ('by', k.deadline)])}")
+            kpi["target"] = {"value": k.target, "by": k.deadline}
         if k.warning is not None or k.critical is not None:
-            lines.append(f"    thresholds: {_flow([('warning', k.warning), ('critical', k.critical)])}")
+            levels = (("warning", k.warning), ("critical", k.critical))
+            kpi["thresholds"] = {key: v for key, v in levels if v is not None}
         if k.supporting:
-            lines.append(f"    supporting: [{', '.join(k.supporting)}]")
-    lines.append(f"review: {_flow([('every', draft.review_every), ('last', draft.review_last)])}")
-    return "\n".join(lines) + "\n"
+            kpi["supporting"] = list(k.supporting)
+        kpis.append({key: v for key, v in kpi.items() if v is not None})
+    data = {
+        "name": draft.name,
+        "department": draft.department,
+        "objectives": [{"id": draft.objective_id, "statement": draft.statement}],
+        "sources": sources,
+        "kpis": kpis,
+        "review": {key: v for key, v in (("every", draft.review_every), ("last", draft.review_last)) if v is not None},
+    }
+    placeholders = {name: data["sources"][name].get("path") for name in draft.placeholders if name in sources}
+    relative_paths(data, plans_dir, only_near=True)
+    for name, path in placeholders.items():  # a placeholder keeps the path as the user will read it
+        if path is not None:
+            data["sources"][name]["path"] = path
+    return plan_yaml(
+        data,
+        header="KPI plan written by the kpinb wizard. Edit freely; `kpinb check` reviews it.",
+        notes={name: "not connected yet: point `path:` (a file) or `url:` + `table:` at your data"
+               for name in draft.placeholders},
+    )  # fmt: skip
