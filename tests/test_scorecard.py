@@ -122,3 +122,20 @@ def test_report_and_dashboard_draw_the_same_target_path(sample_data, tmp_path):
     assert len(common) >= 12 and dash_line[common].nunique() > 1  # a path, not a flat line
     np.testing.assert_allclose(dash_line[common], report_line[common], rtol=1e-4)
     np.testing.assert_allclose(report_line.to_numpy(), want[report_line.index].to_numpy(), rtol=1e-4)
+
+
+def test_a_monthly_plan_viewed_by_quarter_judges_rates_from_their_parts_and_not_totals():
+    """Issue 13, case 8: `--grain quarter` on a monthly plan failed with "no KPI is set at grain
+    'quarter'". Rates keep their target; a quarter's total is not judged against a monthly target."""
+    from kpinb.views import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", grain="quarter", period_end="2025-06-30")
+    assert r.judged_label == "2025-Q2" and not r.skipped
+    revenue, aov = r.scorecard.get("monthly_sales_revenue"), r.scorecard.get("average_order_value")
+    assert (revenue.status, revenue.rule) == ("not_judged", "grain") and revenue.target_path.empty
+    assert aov.status in ("on_track", "at_risk", "off_track") and aov.rule != "grain"
+    q2 = r.frame[(r.frame["metric"] == "average_order_value") & (r.frame["period_start"] == "2025-04-01")].iloc[0]
+    assert aov.value == pytest.approx(q2["numerator"] / q2["denominator"])  # from the quarter's parts
+    monthly = report.load(ROOT / "templates" / "plans" / "sales.yml", grain="month", period_end="2025-06-30").frame
+    months = monthly[(monthly["metric"] == "average_order_value") & (monthly["period_start"] >= "2025-04-01")]
+    assert aov.value != pytest.approx(months["value"].mean(), rel=1e-6)  # never an average of averages

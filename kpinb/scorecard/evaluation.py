@@ -12,7 +12,7 @@ from kpinb.analytics.compare import partial_label, period_end, period_label
 from kpinb.analytics.forecast import PACE_COLUMNS
 from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
-from kpinb.definitions.model import KPI, Plan
+from kpinb.definitions.model import KPI, Grain, Plan
 from kpinb.errors import KpinbError
 
 if TYPE_CHECKING:
@@ -191,7 +191,9 @@ def evaluate(
     import pandas as pd
 
     from kpinb.analytics import forecast, status
+    from kpinb.analytics.compare import layout
 
+    plan, regrained = _at_grain(plan, layout(frame)[0], kpis)
     grain, chosen = select(plan, frame, kpis)  # the frame itself must fit: a problem there raises
     ids = [k.metric for k in chosen]
     try:
@@ -217,6 +219,11 @@ def evaluate(
         kpi = plan.kpi(mid)
         applied = tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
         series = series_of(frame, mid)
+        if mid in regrained and row["status"] != "no_data":
+            row.update(
+                status=NOT_JUDGED, rule="grain", progress=math.nan, gap=math.nan, target_now=math.nan,
+                reason=f"Its target is per {regrained[mid]}; a {grain}'s total is not judged against it.",
+            )  # fmt: skip
         if applied and row["status"] != "no_data":
             sliced = ", ".join(f"{d} = {v}" for d, v in applied)
             row.update(
@@ -228,8 +235,12 @@ def evaluate(
                 **{c: _plain(row[c]) for c in STATUS_COLUMNS},
                 grain=grain,
                 filters=applied,
-                pace=None if applied else paces.get(mid),
-                target_path=pd.Series(dtype="float64") if applied else target_path(kpi, series, grain, _by(kpi)),
+                pace=None if applied or mid in regrained else paces.get(mid),
+                target_path=(
+                    pd.Series(dtype="float64")
+                    if applied or mid in regrained
+                    else target_path(kpi, series, grain, _by(kpi))
+                ),
                 partial=partial_label(frame, mid, _plain(row["period_start"])),
             )
         )
@@ -277,6 +288,36 @@ def _one(plan: Plan, frame: pd.DataFrame, as_of: Any, mid: str, include_partial:
             "direction": direction_of(k, plan).value if m else "higher_is_better",
         }  # fmt: skip
         return pd.DataFrame([row], columns=list(STATUS_COLUMNS))
+
+
+GRAINS = ("day", "week", "month", "quarter", "year")
+
+
+def _at_grain(plan: Plan, grain: str, kpis: Sequence[str] | None) -> tuple[Plan, dict[str, str]]:
+    """The plan with its finer-grained KPIs viewed at ``grain`` (a monthly plan seen by quarter),
+    and which of them are totals (their per-month target says nothing of a quarter's total).
+
+    Rates, averages and ratios keep their target at any grain (the engine recomputes them from
+    their parts, never an average of averages); sums and distinct counts are shown, not judged.
+    """
+    from kpinb.definitions.analysis import additivity
+    from kpinb.definitions.plan import registry
+
+    wanted = set(kpis) if kpis is not None else None
+    finer = [
+        k for k in plan.kpis
+        if (wanted is None or k.metric in wanted) and GRAINS.index(k.grain.value) < GRAINS.index(grain)
+    ]  # fmt: skip
+    if not finer:
+        return plan, {}
+    reg = registry(plan)
+    totals = {
+        k.metric: k.grain.value
+        for k in finer
+        if k.metric in reg and additivity(reg[k.metric], reg) in ("sum", "distinct")
+    }
+    kpis_at = tuple(k.model_copy(update={"grain": Grain(grain)}) if k in finer else k for k in plan.kpis)
+    return plan.model_copy(update={"kpis": kpis_at}), totals
 
 
 def _by(kpi: KPI) -> Any:

@@ -266,11 +266,14 @@ def load(
             f"{department!r}. Pass the plan of that department, or department={p.department!r}."
         )
     g = Grain(grain).value
-    kpis = tuple(k for k in p.kpis if k.grain.value == g)
-    skipped = tuple(k for k in p.kpis if k.grain.value != g)
+    from kpinb.scorecard.evaluation import GRAINS
+
+    # a KPI set per month can be viewed by quarter (re-grained); a quarterly one not by month
+    kpis = tuple(k for k in p.kpis if GRAINS.index(k.grain.value) <= GRAINS.index(g))
+    skipped = tuple(k for k in p.kpis if k not in kpis)
     if not kpis:
         raise PlanError(
-            f"{p.file or 'plan'}: no KPI is set at grain {g!r} (they are at "
+            f"{p.file or 'plan'}: no KPI is set at grain {g!r} or finer (they are at "
             f"{', '.join(sorted({k.grain.value for k in p.kpis})) or 'none'}). Pass grain= one of those."
         )
     end = pd.Timestamp(period_end).normalize() if period_end not in (None, "") else None
