@@ -243,7 +243,7 @@ def test_messy_data_through_the_engine(tmp_path: Path, one_engine_thread: None) 
             assert HAS_FIX.search(msg), f"no fix after the problem: {msg[:300]}"
             return f"{type(e).__name__} ({'csv' if c.as_csv or c.raw is not None else 'frame'})"
         by = ["region"] if c.by_region else []
-        assert list(df.columns) == ["metric", "period_start", *by, "value", "numerator", "denominator"]
+        assert list(df.columns) == ["metric", "period_start", *by, "value", "numerator", "denominator", "complete"]
         assert df["value"].dtype == "float64" and str(df["period_start"].dtype).startswith("datetime64")
         values = df["value"].dropna()
         if c.src.metric == "bounce_rate":

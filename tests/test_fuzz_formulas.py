@@ -44,6 +44,7 @@ from kpinb.definitions.formula import (
     parse,
 )
 from kpinb.definitions.model import Metric
+from kpinb.engine import RESULT_COLUMNS
 from kpinb.engine.query import _build
 from kpinb.errors import FormulaError, KpinbError
 
@@ -366,7 +367,7 @@ def test_accepted_aggregate_formulas_compute_or_raise_kpinb_errors(one_engine_th
         run(grain, metrics[half:])
 
     def check_result(df: pd.DataFrame, n: int) -> None:
-        assert list(df.columns) == ["metric", "period_start", "value", "numerator", "denominator"]
+        assert list(df.columns) == list(RESULT_COLUMNS)
         assert df["value"].dtype == "float64" and df["metric"].nunique() == n
 
     def case(ex: tuple[str, str | None, str]) -> str:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from kpinb.analytics.compare import YEAR_AGO
 from kpinb.definitions.model import Direction, Grain, Plan, Unit
+from kpinb.engine import RESULT_COLUMNS
 from kpinb.engine.calendar import period_start
 from kpinb.errors import DataError, where
 
@@ -42,7 +43,7 @@ BENCHMARK_COLUMNS = ("metric", "industry", "segment", "p25", "p50", "p75", "unit
 """Columns a benchmark CSV must have (``note`` and any others are optional and kept)."""
 
 ILLUSTRATIVE = "illustrative"
-_BASE = ("metric", "period_start", "value", "numerator", "denominator")
+_BASE = RESULT_COLUMNS
 
 Directions = Plan | Mapping[str, Direction | str] | None
 """Where metric directions come from: a plan (its metrics, catalog metrics and KPI

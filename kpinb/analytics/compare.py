@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from kpinb.definitions.model import Grain
+from kpinb.engine import RESULT_COLUMNS
 from kpinb.engine.calendar import period_start
 from kpinb.errors import DataError
 
@@ -58,7 +59,7 @@ YEAR_AGO: dict[str, pd.DateOffset] = {
 """How far back "last year" is per grain. Days and weeks go back 364 days (52 weeks) so that a
 Monday is compared with a Monday; the calendar date therefore drifts by a day or two a year."""
 
-_BASE_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
+_BASE_COLUMNS = RESULT_COLUMNS
 _ADDED_COLUMNS = (*CHANGE_COLUMNS, "baseline", "vs_baseline_abs", "vs_baseline_pct")
 
 

@@ -48,7 +48,6 @@ from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, Limi
 if TYPE_CHECKING:
     import pandas as pd
 
-RESULT_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator")
 _IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kpinb.engine import RESULT_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
@@ -39,7 +41,7 @@ __all__ = [
 
 PALETTE = ("#1a73e8", "#e37400", "#188038", "#a142f4", "#d93025", "#12b5cb", "#f538a0", "#5f6368")
 _GOOD, _BAD, _NEUTRAL, _BAND = "#1b7f3b", "#b3261e", "#80868b", "rgba(26,115,232,0.15)"
-_BASE = ("metric", "period_start", "value", "numerator", "denominator")
+_BASE = RESULT_COLUMNS
 _GRID = {"gridcolor": "#ebf0f8", "linecolor": "#ebf0f8", "zerolinecolor": "#dfe3ea", "automargin": True}
 # A small template of our own: a named template such as "plotly_white" costs ~0.1 s per figure to
 # validate and copy, which a dashboard redrawing four figures per filter change would feel.
