@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kpinb.runs.specs import RunResult
-from kpinb.views.kit import esc
+from kpinb.views.kit import NEUTRAL, STATUS_STYLE, esc, pill, table
 
 
 def _rel(path: Path | None, out: Path) -> str | None:
@@ -61,22 +61,15 @@ def manifest_text(
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
-_STATUS_STYLE = {
-    "on_track": ("#1e7e34", "on track"),
-    "at_risk": ("#b26a00", "at risk"),
-    "off_track": ("#c62828", "off track"),
-    "no_data": ("#6c757d", "no data"),
-}
-
-
 def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
-    e = esc
+    """Each KPI as the kit's status pill and its name; the status reason shows on hover."""
     out = []
     for k in kpis:
-        colour, label = _STATUS_STYLE.get(str(k.get("status")), ("#6c757d", str(k.get("status"))))
+        status = str(k.get("status"))
+        label, colour, background = STATUS_STYLE.get(status, (status, NEUTRAL, "#f1f3f4"))
         out.append(
-            f'<span class="chip" style="border-color:{colour}" title="{e(str(k.get("reason", "")))}">'
-            f'<b style="color:{colour}">{e(label)}</b> {e(str(k.get("name", k.get("metric", ""))))}</span>'
+            f'<span class="chip" title="{esc(str(k.get("reason", "")))}">{pill(label, colour, background)} '
+            f"{esc(str(k.get('name', k.get('metric', ''))))}</span>"
         )
     return "".join(out) or "–"
 
@@ -109,10 +102,7 @@ def index_page(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) ->
         else:
             status = "".join(f"<div><i>{e(r.spec.name)}:</i> {_chips(r.kpis)}</div>" for r in judged)
         seconds = sum(r.duration_s for r in group)
-        rows.append(
-            f"<tr><td>{e(dep)}</td><td>{'<br>'.join(links)}</td><td>{status}</td>"
-            f"<td class='num'>{seconds:.1f}s</td></tr>"
-        )
+        rows.append([e(dep), "<br>".join(links), status, f"{seconds:.1f}s"])
     n_fail = sum(r.status != "ok" for r in runs)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     period = base.get("period_end") or "latest complete period"
@@ -120,17 +110,13 @@ def index_page(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) ->
 <html lang="en"><head><meta charset="utf-8"><title>KPI reports</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .4em .6em; text-align: left; vertical-align: top; }}
-.num {{ text-align: right; white-space: nowrap; }}
-.chip {{ display: inline-block; border: 1px solid; border-radius: 1em; padding: 0 .6em; margin: .1em; font-size: 90%; }}
-.ok {{ color: #1e7e34; }} .failed {{ color: #c62828; font-weight: bold; }} .err {{ font-size: 85%; color: #555; }}
+table.kpinb-index {{ width: 100%; }}
+.chip {{ display: inline-block; margin: .1em .4em .1em 0; }}
+.failed {{ color: #c62828; font-weight: bold; }} .err {{ font-size: 85%; color: #555; }}
 </style></head>
 <body><h1>KPI reports</h1>
 <p>{len(runs)} reports, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
 generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
-<table><thead><tr><th>department</th><th>reports</th><th>KPI status</th><th>time</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
+{table(["department", "reports", "KPI status", "time"], rows, "kpinb-index")}
+</body></html>
 """
