@@ -56,7 +56,7 @@ def _compute(a: argparse.Namespace) -> int:
 
 def _report(a: argparse.Namespace) -> int:
     # `kpinb report` predates `kpinb run`; it now runs the report templates the same way.
-    from kpinb.runs.runner import run_batch
+    from kpinb.runs.execute import run_batch
 
     result = run_batch(None, None if a.all else a.department, None, a.out, plans_dir=a.plans_dir, grain=a.grain)
     _say(result.summary())
@@ -67,7 +67,7 @@ def _run(a: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from kpinb.runs.runner import run_batch
+    from kpinb.runs.execute import run_batch
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # a scheduler's SIGTERM ends the batch like Ctrl-C: what finished is recorded
@@ -143,7 +143,7 @@ def _import_dbt(a: argparse.Namespace) -> int:
 
 
 def _alerts(a: argparse.Namespace) -> int:
-    from kpinb.runs.runner import run_alerts
+    from kpinb.runs.alerts import run_alerts
     from kpinb.views.report import load_for_report
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)

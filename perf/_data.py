@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from kpinb.data import sample as sd
+from kpinb.data.sample import _common
+from kpinb.data.sample.sales import _orders
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # gitignored
 
@@ -29,16 +31,16 @@ def orders_parquet(rows: int, seed: int = 7, years: int = 3, data_dir: Path | No
     if path.exists():
         return path
     out.mkdir(parents=True, exist_ok=True)
-    schema = sd._schemas()["orders"]
-    ctx = sd._Ctx(sd._Calendar("2023-01-01", years), rows, rows / 200_000)
+    schema = _common._schemas()["orders"]
+    ctx = _common._Ctx(_common._Calendar("2023-01-01", years), rows, rows / 200_000)
     # generate() spawns one stream per generator (+2) and orders is the first generator
     streams = np.random.SeedSequence(seed).spawn(len(sd._GENERATORS) + 2)
     stream = streams[list(sd._GENERATORS).index("orders")]
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    sink = sd._Sink(tmp, schema, sd.ROW_GROUP_SIZE)
+    sink = _common._Sink(tmp, schema, sd.ROW_GROUP_SIZE)
     try:
-        for cols in sd._orders(ctx, np.random.default_rng(stream)):
-            sink.write(sd._table("orders", schema, cols))
+        for cols in _orders(ctx, np.random.default_rng(stream)):
+            sink.write(_common._table("orders", schema, cols))
     except BaseException:
         sink.abort()
         raise

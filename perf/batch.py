@@ -1,7 +1,7 @@
 """Batch benchmark: ``kpinb run --all`` with one and two notebooks at a time, against papermill
 running an empty notebook (the floor), and the size of every HTML report it writes.
 
-The batch is run through :func:`kpinb.runs.runner.run_batch`, the function ``kpinb run`` calls, in
+The batch is run through :func:`kpinb.runs.execute.run_batch`, the function ``kpinb run`` calls, in
 this process (so the Jupyter stack is imported once, as the CLI does); the floor is
 ``papermill.execute_notebook`` on a notebook with one empty cell in the same process.
 Rounds are interleaved (rotating order). Peak memory is the largest resident set of this
@@ -96,7 +96,7 @@ def measure(
     results by name, peak memory by name and problems (a broken runner is reported, not hidden)."""
     import papermill
 
-    from kpinb.runs.runner import run_batch
+    from kpinb.runs.execute import run_batch
 
     empty = empty_notebook(work)
     os.environ.setdefault("JUPYTER_RUNTIME_DIR", str(work / "runtime"))
@@ -155,7 +155,7 @@ def markdown(
         "",
         (
             f"{'1 department x an empty template (smoke)' if quick else 'Every department x every report template'}"
-            " on the sample data, through `kpinb.runs.runner.run_batch` (what `kpinb run` calls) in one process; "
+            " on the sample data, through `kpinb.runs.execute.run_batch` (what `kpinb run` calls) in one process; "
             "the floor "
             "is `papermill.execute_notebook` on a one-empty-cell notebook in the same process, timed before the "
             f"batches. {rounds} interleaved "

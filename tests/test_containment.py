@@ -19,7 +19,7 @@ import kpinb
 from kpinb._io import inside, slug, write_atomic
 from kpinb.analytics import proposal
 from kpinb.errors import RunError, WriteError
-from kpinb.runs.runner import load_runs, run_dir
+from kpinb.runs.specs import load_runs, run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "templates" / "plans"
@@ -121,7 +121,7 @@ def test_cli_run_with_an_escaping_runs_department_is_one_line(tmp_path):
 
 
 def test_a_symlinked_batch_lock_is_refused_and_its_target_untouched(tmp_path):
-    from kpinb.runs.runner import LOCK_NAME, batch_lock
+    from kpinb.runs.lock import LOCK_NAME, batch_lock
 
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me\n", encoding="utf-8")
@@ -137,7 +137,7 @@ def test_a_symlinked_batch_lock_is_refused_and_its_target_untouched(tmp_path):
 
 
 def test_a_fifo_as_batch_lock_is_refused_without_blocking(tmp_path):
-    from kpinb.runs.runner import LOCK_NAME, batch_lock
+    from kpinb.runs.lock import LOCK_NAME, batch_lock
 
     os.mkfifo(tmp_path / LOCK_NAME)
     with pytest.raises(RunError, match="not a regular file"), batch_lock(tmp_path):
@@ -470,7 +470,7 @@ def _tiny_template(folder: Path, pause_env: str = "", extra: str = "") -> Path:
 def test_bad_plans_folders_and_templates_fail_their_runs_only(tmp_path):
     import json
 
-    from kpinb.runs.runner import run_batch
+    from kpinb.runs.execute import run_batch
 
     plans = tmp_path / "plans"
     plans.mkdir()

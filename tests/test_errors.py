@@ -357,7 +357,7 @@ def test_plan_with_a_url_in_the_wrong_place_hides_the_password() -> None:
 def test_manifest_inputs_never_hold_the_password(plans: Path) -> None:
     # the batch manifest lists each plan's inputs: a database source shows its URL without the password,
     # and a plan that cannot be loaded shows its error (redacted like every message)
-    from kpinb.runs.runner import plan_inputs
+    from kpinb.runs.inputs import plan_inputs
 
     (plans / "db_bad.yml").write_text(
         f"name: x\ndepartment: web\nsources:\n  web_sessions: {{url: '{URL}', table: web_sessions}}\n"

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from kpinb.runs.runner import LOCK_NAME, batch_lock
+from kpinb.runs.lock import LOCK_NAME, batch_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "templates" / "plans"
@@ -117,7 +117,7 @@ def test_lock_refuses_a_second_holder_and_is_taken_over_when_its_process_died(tm
         # another process (a real one: flock is per open file, not per thread)
         probe = subprocess.run(
             [sys.executable, "-c",
-             f"from kpinb.runs.runner import batch_lock\nwith batch_lock({str(tmp_path)!r}): pass"],
+             f"from kpinb.runs.lock import batch_lock\nwith batch_lock({str(tmp_path)!r}): pass"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert probe.returncode != 0

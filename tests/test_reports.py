@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from batch_support import HOSTILE, SAMPLE, shared_batch
 
-from kpinb.runs.runner import _bundle_needed, export_html
+from kpinb.runs.export import _bundle_needed, export_html
 from kpinb.views.report import REPORT_RENDERER, TRACES_ATTRIBUTE
 
 MAX_BYTES = 5 * 2**20

@@ -16,15 +16,9 @@ from batch_support import HOSTILE, PASSWORD, PERIOD_END, PLANS, ROOT, SAMPLE, Sh
 import kpinb
 from kpinb import cli
 from kpinb.errors import PlanError, RunError
-from kpinb.runs.runner import (
-    ALL_TEMPLATES,
-    REPORT_TEMPLATES,
-    department_plans,
-    fingerprint,
-    load_runs,
-    template_path,
-    templates_dir,
-)
+from kpinb.runs.discovery import ALL_TEMPLATES, REPORT_TEMPLATES, department_plans, template_path, templates_dir
+from kpinb.runs.inputs import fingerprint
+from kpinb.runs.specs import load_runs
 
 
 def _need_sample() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kpinb._io import write_atomic
 from kpinb.errors import PlanError, RunError, SourceError
-from kpinb.runs.runner import department_plans, shipped_plans_dir, templates_dir
+from kpinb.runs.discovery import department_plans, shipped_plans_dir, templates_dir
 
 __all__ = ["Scaffold", "init_project", "parse_columns"]
 

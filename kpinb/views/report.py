@@ -49,7 +49,7 @@ it to :data:`REPORT_RENDERER` for the kernels whose notebooks become HTML report
 
 REPORT_RENDERER = "kpinb_report"
 """A plotly renderer that outputs a ``text/html`` div and script *without* plotly.js; the
-HTML export embeds plotly.js once per report (see :mod:`kpinb.runner`)."""
+HTML export embeds plotly.js once per report (see :mod:`kpinb.runs.export`)."""
 
 STORED_RENDERER = "plotly_mimetype"
 """The renderer for interactive and stored notebooks: compact JSON that JupyterLab draws."""

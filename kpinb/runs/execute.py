@@ -1,0 +1,453 @@
+"""Batch runs: execute the template notebooks per department with papermill and export
+self-contained HTML reports, a manifest and an index.
+
+One process drives the whole batch: a thread pool of ``jobs`` workers, each running one
+notebook at a time in its own kernel (``papermill.execute_notebook``), so the Jupyter stack
+is imported once rather than once per notebook. A failing run never stops the others; its
+executed notebook is kept as ``<department>/<template>.failed.ipynb``.
+
+Layout of ``out_dir`` after a batch::
+
+    index.html                        every report with its KPI statuses
+    manifest.json                     per run: parameters, inputs, versions, timings, statuses
+    <department>/<template>.html      the report (code hidden unless show_code)
+    <department>/<template>.ipynb     the executed notebook
+    <department>/<template>.failed.ipynb
+    .kpinb-run.lock                   held while a batch writes here (see :func:`batch_lock`)
+
+Input fingerprints: the sha256 of each file a run reads (the plan, its file sources, its
+benchmark table); files over :data:`HASH_LIMIT` bytes get ``size`` + ``mtime`` only, and
+database sources their URL without credentials.
+
+>>> result = run_batch(["kpi_dashboard"], ["sales"], "2025-06-30", "reports")  # doctest: +SKIP
+>>> result.ok, result.index                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from kpinb._io import replaceable, slug, write_atomic
+from kpinb.errors import PlanError, RunError, WriteError
+from kpinb.runs.discovery import template_path
+from kpinb.runs.export import export_html
+from kpinb.runs.index import index_page, manifest_text
+from kpinb.runs.inputs import fingerprint, plan_inputs, versions
+from kpinb.runs.lock import batch_lock
+from kpinb.runs.specs import BatchResult, RunFailure, RunResult, RunSpec, load_runs, plain, plan_runs, run_dir
+
+_KERNEL_STARTUP = """\
+# Written by `kpinb run` for its batch kernels only. plotly's renderers import nbformat, whose
+# jsonschema would spend seconds building the RFC 3987 IRI grammar (rfc3987_syntax) that no
+# report uses; without it jsonschema merely skips the "iri" format check.
+import sys
+
+sys.modules.setdefault("rfc3987_syntax", None)
+"""
+
+
+def _kernel_manager_class(env: Mapping[str, str]) -> type:
+    """An AsyncKernelManager that starts kernels with ``env`` added to their environment."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = dict(env)
+
+    class ReportKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            # the kernel's own log (e.g. "KeyboardInterrupt caught" at every shutdown) is noise in a
+            # batch: cell errors are in the kept notebook and a dead kernel fails the run
+            kw["extra_arguments"] = [*(kw.get("extra_arguments") or []), "--IPKernelApp.log_level=CRITICAL"]
+            if zmq.has("curve") and self._kernel_supports_curve_encryption():
+                # encrypt the kernel's local TCP channels when both sides can
+                kw.setdefault("transport_encryption", "auto")
+            await super().start_kernel(**kw)
+
+    return ReportKernelManager
+
+
+def _declared_department(plan: Path) -> str | None:
+    """The plan's ``department:`` (the run is named after the file, which may differ); None
+    when the file cannot be read (the notebook then reports the plan's problem)."""
+    from kpinb import _yaml
+    from kpinb._io import read_limited
+
+    try:  # bounded like load_plan: a deeply nested or huge file must not stop the batch here
+        data, _ = _yaml.read(read_limited(plan, _yaml.MAX_BYTES, "plan file", PlanError).decode("utf-8-sig"), plan)
+    except (PlanError, UnicodeDecodeError, RecursionError):
+        return None
+    dep = data.get("department") if isinstance(data, dict) else None
+    return dep if isinstance(dep, str) and dep else None
+
+
+def _collect_summary(nb: Any) -> dict[str, Any] | None:
+    from kpinb.views.report import SUMMARY_MIMETYPE
+
+    found = None
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            data = out.get("data") or {}
+            if SUMMARY_MIMETYPE in data:
+                found = data[SUMMARY_MIMETYPE]
+    if isinstance(found, str):
+        found = json.loads(found)
+    return found
+
+
+def _failure(exc: BaseException) -> RunFailure:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return RunFailure(str(exc.ename), str(exc.evalue).strip()[:2000], exc.cell_index)
+    return RunFailure(type(exc).__name__, (str(exc).strip() or repr(exc))[:2000], None)
+
+
+def _parameters(spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The values papermill injects into the template's ``parameters`` cell for ``spec``."""
+    return {
+        **base_parameters,
+        "plan": str(spec.plan.resolve()),
+        "department": _declared_department(spec.plan) or spec.department,
+        "output_dir": str(run_dir(out_dir, spec.department)),
+        **spec.parameters,
+    }
+
+
+def _reusable(
+    spec: RunSpec, out: Path, previous: Mapping[tuple[str, str], Mapping[str, Any]], params: Mapping[str, Any],
+    inputs: list[dict], vers: Mapping[str, Any], show_code: bool,
+) -> RunResult | None:  # fmt: skip
+    """The earlier batch's result for ``spec`` when its report is still current: it succeeded,
+    its files exist, and parameters, input fingerprints, package versions and ``show_code``
+    are unchanged. None otherwise (run it again)."""
+    rec = previous.get((spec.name, spec.department))
+    if not rec or rec.get("status") != "ok" or not rec.get("report") or not rec.get("notebook"):
+        return None
+    report, notebook = out / rec["report"], out / rec["notebook"]
+    same = (
+        rec.get("parameters") == json.loads(json.dumps(params, default=str))
+        and rec.get("inputs") == json.loads(json.dumps(inputs, default=str))
+        and rec.get("versions") == dict(vers)
+        and rec.get("show_code") == show_code
+    )
+    if not same or not report.is_file() or not notebook.is_file():
+        return None
+    return RunResult(
+        spec=spec, status="ok", notebook=notebook, report=report, parameters=dict(params),
+        duration_s=float(rec.get("duration_s") or 0.0), inputs=tuple(inputs), kpis=tuple(rec.get("kpis") or ()),
+        alerts=None if rec.get("alerts") is None else tuple(rec["alerts"]), report_bytes=rec.get("report_bytes"),
+        reused=True,
+    )  # fmt: skip
+
+
+def _previous_runs(out: Path) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The run records of the manifest already in ``out`` (empty when none or unreadable)."""
+    try:
+        doc = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return {(r["template"], r["department"]): r for r in doc.get("runs", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _execute_one(
+    spec: RunSpec,
+    out_dir: Path,
+    base_parameters: Mapping[str, Any],
+    show_code: bool,
+    km_class: type,
+    timeout: int | None,
+    inputs: list[dict],
+) -> RunResult:
+    import nbformat
+    import papermill
+
+    started = time.perf_counter()
+    folder = run_dir(out_dir, spec.department)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is in the way" if folder.exists() and not folder.is_dir() else (e.strerror or str(e))
+        raise WriteError(
+            f"{folder}: cannot create the department's report folder ({what}). Remove or rename what is there."
+        ) from None
+    final_nb = folder / f"{spec.name}.ipynb"
+    failed_nb = folder / f"{spec.name}.failed.ipynb"
+    report = folder / f"{spec.name}.html"
+    tmp_nb = folder / f".{spec.name}.{os.getpid()}.{threading.get_ident()}.running.ipynb"
+    params = _parameters(spec, out_dir, base_parameters)
+    error: RunFailure | None = None
+    nb = None
+    try:
+        nb = papermill.execute_notebook(
+            str(template_path(spec.template)), str(tmp_nb), parameters=params, kernel_name="python3",
+            progress_bar=False, log_output=False, request_save_on_cell_execute=True, start_timeout=120,
+            execution_timeout=timeout, kernel_manager_class=km_class,
+            resources={"metadata": {"path": str(folder)}},
+        )  # fmt: skip
+    except Exception as e:  # one failing run never stops the batch
+        error = _failure(e)
+    size = None
+    if error is None:
+        try:
+            body = export_html(nb, show_code=show_code)
+            write_atomic(report, body)
+            size = len(body.encode("utf-8"))
+            os.replace(tmp_nb, replaceable(final_nb))
+            failed_nb.unlink(missing_ok=True)
+        except Exception as e:
+            error = RunFailure(f"export: {type(e).__name__}", str(e)[:2000], None)
+    kept: Path | None = final_nb
+    if error is not None:
+        kept = _keep_failed(tmp_nb, failed_nb, spec.template)
+        # stale outputs of an earlier successful batch would look current
+        final_nb.unlink(missing_ok=True)
+        report.unlink(missing_ok=True)
+        if nb is None and kept is not None:
+            try:
+                nb = nbformat.read(str(kept), as_version=4)
+            except Exception:
+                nb = None
+    summary = _collect_summary(nb) if nb is not None else None
+    return RunResult(
+        spec=spec, status="ok" if error is None else "failed",
+        notebook=kept, report=report if error is None else None,
+        parameters=params, duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
+        kpis=tuple((summary or {}).get("kpis", [])),
+        alerts=tuple(summary["alerts"]) if summary and "alerts" in summary else None,
+        error=error, report_bytes=size,
+    )  # fmt: skip
+
+
+def _keep_failed(tmp_nb: Path, failed_nb: Path, template: str) -> Path | None:
+    """Keep a failed run's notebook as ``failed_nb``: the executed one when it is whole, else the
+    parameterised template; None when neither can be written (a full disk). Never a partial file:
+    papermill saves in place, so a write that failed midway leaves truncated JSON, which is dropped."""
+    import nbformat
+
+    try:
+        if tmp_nb.exists():
+            try:
+                nbformat.read(str(tmp_nb), as_version=4)
+            except Exception:  # truncated or not JSON: not worth keeping
+                pass
+            else:
+                os.replace(tmp_nb, replaceable(failed_nb))
+                return failed_nb
+        # failed before the first save (the kernel did not start) or a truncated save: the input notebook
+        return write_atomic(failed_nb, nbformat.writes(nbformat.read(str(template_path(template)), as_version=4)))
+    except Exception:
+        failed_nb.unlink(missing_ok=True)  # an older run's notebook would be mistaken for this one
+        return None
+    finally:
+        tmp_nb.unlink(missing_ok=True)
+
+
+def _execute_safely(
+    spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any], show_code: bool, km_class: type,
+    timeout: int | None, inputs: list[dict],
+) -> RunResult:  # fmt: skip
+    """:func:`_execute_one`, with any error outside the notebook (a file where the department's folder
+    goes, a template that is not a notebook, a full disk) recorded as this run's failure."""
+    started = time.perf_counter()
+    try:
+        return _execute_one(spec, out_dir, base_parameters, show_code, km_class, timeout, inputs)
+    except Exception as e:  # one failing run never stops the batch
+        try:
+            params = _parameters(spec, out_dir, base_parameters)
+        except Exception:
+            params = dict(base_parameters)
+        return RunResult(
+            spec=spec, status="failed", notebook=None, report=None, parameters=params,
+            duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
+            error=RunFailure(type(e).__name__, (str(e).strip() or repr(e))[:2000], None),
+        )  # fmt: skip
+
+
+def run_batch(
+    templates: Sequence[str] | None = None,
+    departments: Sequence[str] | None = None,
+    period_end: str | dt.date | None = None,
+    out_dir: str | Path = "reports",
+    jobs: int = 2,
+    show_code: bool = False,
+    runs_file: str | Path | None = None,
+    *,
+    plans_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    grain: str = "month",
+    timeout: int | None = 600,
+    progress: bool | None = None,
+    skip_up_to_date: bool = False,
+) -> BatchResult:
+    """Execute templates per department and export HTML reports, a manifest and an index.
+
+    Parameters
+    ----------
+    templates : template names or ``.ipynb`` paths; None: :data:`REPORT_TEMPLATES`.
+    departments : department names (plan file stems in ``plans_dir``); None: all.
+    period_end : the date the reports judge KPIs on (the latest period ended by then);
+        None: the latest complete period in the data.
+    out_dir : where reports, ``manifest.json`` and ``index.html`` go.
+    jobs : notebooks executed at once (one kernel each).
+    show_code : keep code cells in the HTML (hidden by default).
+    runs_file : a ``runs.yml`` listing the runs instead of ``templates`` x ``departments``
+        (see :func:`load_runs`).
+    plans_dir : the plans' folder; default the example plans shipped with kpinb.
+    data_dir : look the plans' data files up in this folder (see :func:`kpinb.report.with_data_dir`).
+    grain : the KPI grain reports judge.
+    timeout : seconds one cell may run.
+    progress : show a progress bar (None: only on a terminal).
+    skip_up_to_date : keep a report of the previous batch in ``out_dir`` instead of running
+        it again when its parameters, inputs, template and package versions are unchanged
+        (e.g. to finish a batch that was interrupted).
+
+    Only one batch writes to ``out_dir`` at a time (:func:`batch_lock`); the manifest and the
+    index are rewritten (atomically) after every finished run, so they always describe the
+    reports present, even when the batch is killed.
+
+    Returns
+    -------
+    :class:`BatchResult`; check ``.ok`` (``kpinb run`` exits 1 when a run failed).
+    """
+    from kpinb.definitions.model import Grain
+
+    started = time.perf_counter()
+    if jobs < 1:
+        raise RunError(f"jobs={jobs}: run at least one notebook at a time (--jobs 1 or more).")
+    try:
+        grain = Grain(grain).value
+    except ValueError:
+        raise RunError(f"grain {grain!r} is not one of day, week, month, quarter, year.") from None
+    folder = Path(plans_dir).resolve() if plans_dir else None
+    specs = load_runs(runs_file, folder) if runs_file else plan_runs(templates, departments, folder)
+    seen: dict[tuple[str, str], RunSpec] = {}
+    for s in specs:
+        key = (slug(s.department), s.name)
+        if key in seen and seen[key] != s:
+            raise RunError(
+                f"two runs would write {'/'.join(key)}: {seen[key].department}/{seen[key].template} and "
+                f"{s.department}/{s.template}. Give them different departments or templates."
+            )
+        seen[key] = s
+    out = Path(out_dir).resolve()
+    base = {
+        "period_end": None
+        if period_end is None
+        else plain(period_end)
+        if isinstance(period_end, dt.date)
+        else str(period_end),
+        "grain": grain,
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+    }
+    with batch_lock(out):
+        return _run_locked(specs, out, base, jobs, show_code, timeout, progress, skip_up_to_date, started)
+
+
+def _run_locked(
+    specs: Sequence[RunSpec], out: Path, base: Mapping[str, Any], jobs: int, show_code: bool, timeout: int | None,
+    progress: bool | None, skip_up_to_date: bool, started: float,
+) -> BatchResult:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    from kpinb.views.report import RENDERER_ENV, REPORT_RENDERER
+
+    vers = versions()
+    cache: dict[str, dict] = {}
+    inputs: dict[tuple[str, str], list[dict]] = {}
+    for s in specs:
+        dd = s.parameters.get("data_dir", base["data_dir"])
+        key = (str(s.plan), str(dd))
+        if key not in inputs:
+            inputs[key] = plan_inputs(s.plan, dd, cache)
+    for s in specs:
+        key = (str(s.plan), "template:" + s.template)
+        inputs[key] = [{"role": "template", **fingerprint(template_path(s.template))}]
+
+    def inputs_of(s: RunSpec) -> list[dict]:
+        return (
+            inputs[(str(s.plan), str(s.parameters.get("data_dir", base["data_dir"])))]
+            + inputs[(str(s.plan), "template:" + s.template)]
+        )
+
+    results: dict[int, RunResult] = {}
+    previous = _previous_runs(out) if skip_up_to_date else {}
+    for i, s in enumerate(specs):
+        kept = _reusable(s, out, previous, _parameters(s, out, base), inputs_of(s), vers, show_code)
+        if kept is not None:
+            results[i] = kept
+    todo = [i for i in range(len(specs)) if i not in results]
+
+    def checkpoint(final: bool) -> tuple[Path, Path]:
+        done = tuple(results[i] for i in sorted(results))
+        took = round(time.perf_counter() - started, 2)
+        return (
+            write_atomic(out / "manifest.json", manifest_text(done, out, base, jobs, show_code, vers, took, final)),
+            write_atomic(out / "index.html", index_page(done, out, base)),
+        )
+
+    scratch = Path(tempfile.mkdtemp(prefix="kpinb-run-"))
+    startup = scratch / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-kpinb-batch.py").write_text(_KERNEL_STARTUP, encoding="utf-8")
+    env = {
+        RENDERER_ENV: REPORT_RENDERER,
+        "IPYTHONDIR": str(scratch / "ipython"),  # no shared history database between parallel kernels
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    km_class = _kernel_manager_class(env)
+    futures: dict[Any, int] = {}
+    unsaved: list[BaseException] = []
+
+    def save_progress() -> None:
+        # a full disk must not stop the batch: the next checkpoint (or the final one) tries again
+        try:
+            checkpoint(final=False)
+        except OSError as e:
+            unsaved.append(e)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
+            futures = {
+                pool.submit(_execute_safely, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
+                for i in todo
+            }
+            show = sys.stderr.isatty() if progress is None else progress
+            with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="kpinb run", unit="report",
+                      disable=not show) as bar:  # fmt: skip
+                try:
+                    for fut in as_completed(futures):
+                        r = fut.result()
+                        results[futures[fut]] = r
+                        save_progress()
+                        bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
+                        bar.update()
+                except BaseException:  # Ctrl-C: start nothing new; running notebooks finish
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+    except BaseException:
+        # interrupted: the pool has waited for the running notebooks; record every run that finished,
+        # so the manifest and index describe the reports on disk and --skip-up-to-date can reuse them
+        for fut, i in futures.items():
+            if i not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
+                results[i] = fut.result()
+        save_progress()
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    runs = tuple(results[i] for i in range(len(specs)))
+    duration = round(time.perf_counter() - started, 2)
+    manifest, index = checkpoint(final=True)
+    return BatchResult(out, runs, manifest, index, duration)
