@@ -284,7 +284,7 @@ def test_report_values_are_steady_to_twelve_significant_digits():
     import numpy as np
     import pandas as pd
 
-    from kpinb.views.report import _steady
+    from kpinb.views.report._load import _steady
 
     a = 1234567.891234567
     b = np.nextafter(a, np.inf)  # one ulp apart, as two DuckDB runs can be

@@ -25,13 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from kpinb.analytics.compare import latest_complete_period, period_end, period_label
 from kpinb.definitions.model import Direction, Indicator, Plan
 from kpinb.engine.calendar import period_start
+
+if TYPE_CHECKING:
+    from kpinb.checks.lint import Issue
 
 __all__ = ["MISS_COLUMNS", "balance", "misses", "staleness", "suggestions", "target_history", "vanity"]
 
@@ -267,12 +270,13 @@ def staleness(
 
 
 def vanity(plan: Plan) -> pd.DataFrame:
-    """The plan's KPIs with their catalog vanity flag: ``metric, name, vanity, indicator``."""
+    """The plan's KPIs with the ``vanity_kpi`` rule's verdict: ``metric, name, vanity, indicator``."""
     from kpinb.definitions.plan import registry
 
     reg = registry(plan)
+    flagged = {i.kpi for i in _plan_issues(plan, "vanity_kpi")}
     rows = [
-        {"metric": k.metric, "name": _name(plan, k.metric), "vanity": bool(reg[k.metric].vanity),
+        {"metric": k.metric, "name": _name(plan, k.metric), "vanity": k.metric in flagged,
          "indicator": reg[k.metric].indicator.value}
         for k in plan.kpis if k.metric in reg
     ]  # fmt: skip
@@ -280,7 +284,8 @@ def vanity(plan: Plan) -> pd.DataFrame:
 
 
 def balance(plan: Plan) -> tuple[pd.DataFrame, str]:
-    """Leading vs lagging KPIs: the count per kind (with the KPI names) and a one-line verdict."""
+    """Leading vs lagging KPIs: the count per kind (with the KPI names) and a one-line verdict
+    (the ``indicator_balance`` rule's message and fix when it fires)."""
     from kpinb.definitions.plan import registry
 
     reg = registry(plan)
@@ -292,15 +297,21 @@ def balance(plan: Plan) -> tuple[pd.DataFrame, str]:
         [{"indicator": i, "kpis": len(names), "names": ", ".join(names)} for i, names in kinds.items()]
     )
     lead, lag = len(kinds["leading"]), len(kinds["lagging"])
-    if lead and lag:
+    issues = _plan_issues(plan, "indicator_balance")
+    if issues:
+        verdict = f"{issues[0].message} {issues[0].fix}"
+    elif lead and lag:
         verdict = f"Balanced: {lead} leading and {lag} lagging KPI(s)."
-    elif lag:
-        verdict = f"Only lagging KPIs ({lag}): they report results too late to act. Add a leading indicator."
-    elif lead:
-        verdict = f"Only leading KPIs ({lead}): none measures the outcome itself. Add a lagging KPI."
     else:
         verdict = "No KPI to balance."
     return frame, verdict
+
+
+def _plan_issues(plan: Plan, rule: str) -> list[Issue]:
+    """The issues one plan rule of :func:`kpinb.checks.lint.lint` raises: the rule decides, review only lays out."""
+    from kpinb.checks.lint import lint
+
+    return [i for i in lint(plan) if i.rule == rule]
 
 
 def suggestions(

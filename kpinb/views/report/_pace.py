@@ -1,0 +1,70 @@
+"""Pace to the deadlines and the trend figures of a report's KPIs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kpinb.views.report._page import _day, _fmt, _html, _num, table_html
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kpinb.views.report._load import Report
+
+
+def pace(r: Report, level: float = 0.8) -> pd.DataFrame:
+    """The judged KPIs' pace to their deadlines (forecast, range, probability) from the scorecard."""
+    if r.scorecard is not None and level == 0.8:
+        return r.scorecard.pace_frame()
+    from kpinb import scorecard
+
+    return scorecard.evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids, level=level).pace_frame()
+
+
+def pace_table(r: Report, pace_df: pd.DataFrame) -> Any:
+    """The pace frame formatted for reading: forecast at the deadline, its range, the probability."""
+    rows = []
+    for p in pace_df.to_dict("records"):
+        m = str(p["metric"])
+        prob = _num(p["probability"])
+        rows.append([
+            r.metric_name(m), _fmt(r, m, p["value"]), _fmt(r, m, p["target"]), _day(p["deadline"]) or "–",
+            str(int(p["periods_left"])) if _num(p["periods_left"]) is not None else "–",
+            _fmt(r, m, p["forecast_at_deadline"]),
+            f"{_fmt(r, m, p['lower'])} – {_fmt(r, m, p['upper'])}",
+            "–" if prob is None else f"{prob:.0%}", _fmt(r, m, p["required_per_period"]), str(p["method"]),
+        ])  # fmt: skip
+    headers = ["KPI", "latest", "target", "deadline", "periods left", "forecast at deadline", "80% range",
+               "chance to reach", "change needed per period", "method"]  # fmt: skip
+    return _html(table_html(headers, rows))
+
+
+def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
+    """One figure per KPI: its history and target path; with ``pace_df`` (:func:`pace`) also
+    the way to the deadline: a cone from the latest value to the forecast's range there."""
+    import pandas as pd
+
+    from kpinb.engine.calendar import period_start
+    from kpinb.views.charts import trend
+
+    figs = []
+    for k in r.kpis:
+        cone = None
+        target: Any = None
+        p = pace_df[pace_df["metric"] == k.metric] if pace_df is not None else None
+        if p is not None and len(p) and _num(p["forecast_at_deadline"].iloc[0]) is not None:
+            x = p.iloc[0]
+            end = period_start(x["deadline"], r.grain)
+            if x["period_start"] is not None and end > pd.Timestamp(x["period_start"]):
+                cone = pd.DataFrame({
+                    "period_start": [pd.Timestamp(x["period_start"]), end],
+                    "mean": [x["value"], x["forecast_at_deadline"]],
+                    "lower": [x["value"], x["lower"]],
+                    "upper": [x["value"], x["upper"]],
+                })  # fmt: skip
+        if r.scorecard is not None:
+            target = r.scorecard.get(k.metric).target_path
+        figs.append(
+            trend(r.frame, k.metric, target=target, forecast=cone, name=r.metric_name(k.metric), unit=r.unit(k.metric))
+        )
+    return figs
