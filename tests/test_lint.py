@@ -312,3 +312,37 @@ def test_shipped_plans_have_no_errors_without_data():
     for path in plans:
         issues = lint(load_plan(path), today=dt.date(2025, 7, 1))
         assert not has_errors(issues), f"{path.name}:\n{format_issues(issues)}"
+
+
+def test_check_reports_inverted_thresholds_with_the_other_problems_in_one_round(tmp_path):
+    """Issue 13, case 7: warning 11% above critical 12% for a higher-is-better KPI passed
+    `kpinb check` with 0 errors, then `kpinb alerts` failed. One validation, run by all."""
+    (tmp_path / "opportunities.csv").write_text("created_at,stage\n2025-01-05,won\n", encoding="utf-8")
+    plan = tmp_path / "plan.yml"
+    plan.write_text(
+        textwrap.dedent("""\
+            name: Sales
+            department: sales
+            sources:
+              opportunities: {path: opportunities.csv}
+            kpis:
+              - metric: sales_conversion_rate
+                target: {value: 0.13, by: 2030-12-31}
+                thresholds: {warning: 0.11, critical: 0.12}
+                supporting: [no_such_metric]
+              - metric: qualified_leads
+                direction: lower_is_better
+                target: {value: 420, by: 2030-12-31}
+                thresholds: {warning: 350, critical: 300}
+        """),
+        encoding="utf-8",
+    )
+    with pytest.raises(PlanError) as e:
+        load_plan(plan)
+    assert "kpis[0].thresholds" in str(e.value) and "kpis[1].thresholds" in str(e.value)
+    issues, code = check(plan, today=dt.date(2025, 7, 1))
+    assert code == 1
+    rules = collections.Counter((i.rule, i.kpi) for i in issues if i.level == "error")
+    assert rules[("thresholds", "sales_conversion_rate")] == 1
+    assert rules[("thresholds", "qualified_leads")] == 1  # the KPI's own direction counts
+    assert any("no_such_metric" in i.message for i in issues)  # ... and the other problems, same round

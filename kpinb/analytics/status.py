@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb._numbers import FORECAST_DIGITS, as_float, display_unit, format_value, plain_number, round_significant
+from kpinb._numbers import FORECAST_DIGITS, as_float, display_unit, format_value, round_significant
 from kpinb.analytics.compare import changes, latest_complete_period, period_end, period_label
 from kpinb.analytics.kpis import direction_of, metric_of, select, series_of
 from kpinb.definitions.model import KPI, Direction, Plan, Thresholds
@@ -217,18 +217,16 @@ def progress(value: float, baseline: float | None, target: float | None, directi
 
 
 def checked_thresholds(kpi: KPI, direction: Direction) -> Thresholds | None:
+    """The KPI's thresholds, or None; in the wrong order for ``direction`` a PlanError
+    (:func:`kpinb.definitions.analysis.inverted_thresholds`, which the plan check also runs)."""
+    from kpinb.definitions.analysis import inverted_thresholds
+
     th = kpi.thresholds
     if th is None or (th.warning is None and th.critical is None):
         return None
-    if th.warning is not None and th.critical is not None:
-        higher = direction is Direction.higher_is_better
-        if (higher and th.warning < th.critical) or (not higher and th.warning > th.critical):
-            side = "above" if higher else "below"
-            raise PlanError(
-                f"KPI {kpi.metric!r}: thresholds.warning {plain_number(th.warning)} should be {side} "
-                f"thresholds.critical {plain_number(th.critical)} because {_better(direction)} (the warning "
-                "comes first as the value worsens). Swap them, or set the KPI's `direction:`."
-            )
+    problem = inverted_thresholds(kpi, direction)
+    if problem:
+        raise PlanError(problem)
     return th
 
 

@@ -77,6 +77,7 @@ from kpinb.checks.rules import (
     _owner,
     _relevant,
     _specific,
+    _thresholds,
     _time_bound,
     _vanity_kpi,
 )
@@ -96,6 +97,7 @@ RULES = (
     "time_bound",
     "deadline_passed",
     "owner",
+    "thresholds",
     "vanity_kpi",
     "kpi_count",
     "indicator_balance",
@@ -142,6 +144,7 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _time_bound,
     _deadline_passed,
     _owner,
+    _thresholds,
     _vanity_kpi,
 )
 

@@ -200,6 +200,18 @@ def _owner(ctx: _Ctx, k: KPI) -> list[Issue]:
     ]
 
 
+def _thresholds(ctx: _Ctx, k: KPI) -> list[Issue]:
+    """Warning and critical levels in the order the KPI's direction needs (the check that status
+    and alerts apply when they judge; here it is reported before anything runs)."""
+    from kpinb.definitions.analysis import inverted_thresholds
+
+    m = ctx.reg.get(k.metric)
+    problem = inverted_thresholds(k, k.direction or m.direction) if m is not None else None
+    if problem is None:
+        return []
+    return [Issue("error", "thresholds", k.metric, problem, "Swap `warning:` and `critical:` under `thresholds:`.")]
+
+
 def _vanity_kpi(ctx: _Ctx, k: KPI) -> list[Issue]:
     m = ctx.reg.get(k.metric)
     if m is None or not m.vanity:

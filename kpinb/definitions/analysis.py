@@ -11,8 +11,9 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from kpinb._numbers import plain_number
 from kpinb.definitions.formula import Agg, BinOp, Col, FormulaError, InList, Lit, Node, Ref, Unary, parse
-from kpinb.definitions.model import Metric
+from kpinb.definitions.model import KPI, Direction, Metric
 from kpinb.errors import PlanError
 
 __all__ = ["Additivity", "additivity", "closure", "dependencies", "filter_values", "sources_needed"]
@@ -179,3 +180,20 @@ def filter_values(metric: Metric) -> dict[str, list[frozenset[str]]]:
             if col is not None and wanted and wanted not in out.get(col, []):
                 out.setdefault(col, []).append(wanted)
     return out
+
+
+def inverted_thresholds(kpi: KPI, direction: Direction) -> str | None:
+    """Why the KPI's warning and critical levels are in the wrong order for ``direction`` (the
+    warning must come first as the value worsens), with the fix; None when they are fine."""
+    th = kpi.thresholds
+    if th is None or th.warning is None or th.critical is None:
+        return None
+    higher = direction is Direction.higher_is_better
+    if (higher and th.warning >= th.critical) or (not higher and th.warning <= th.critical):
+        return None
+    side, better = ("above", "higher is better") if higher else ("below", "lower is better")
+    return (
+        f"KPI {kpi.metric!r}: thresholds.warning {plain_number(th.warning)} should be {side} thresholds.critical "
+        f"{plain_number(th.critical)} because {better} (the warning comes first as the value worsens). Swap them, "
+        "or set the KPI's `direction:`."
+    )

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from kpinb import _yaml
 from kpinb._io import read_limited
 from kpinb.definitions import catalog
+from kpinb.definitions.analysis import inverted_thresholds
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import Metric, Plan
 from kpinb.errors import FormulaError, PlanError, redact, where
@@ -210,6 +211,11 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
                     *at("kpis", i, "supporting", j),
                     _unknown("metric", s, reg, "Use a catalog id or define it under `metrics:`."),
                 )
+    for i, k in enumerate(plan.kpis):  # the same order check status and alerts apply
+        if k.metric in reg:
+            problem = inverted_thresholds(k, k.direction or reg[k.metric].direction)
+            if problem:
+                yield *at("kpis", i, "thresholds"), problem
     # every metric the plan will compute must have its source declared
     needed: dict[str, tuple[Any, ...]] = {}
     for i, k in enumerate(plan.kpis):
