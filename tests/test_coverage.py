@@ -163,3 +163,17 @@ def test_a_monthly_snapshot_covers_its_month(tmp_path: Path) -> None:
     )
     df = kpinb.compute(kpinb.load_plan(tmp_path / "plan.yml"), grain="month")
     assert df["complete"].all()  # the 1 December snapshot stands for December
+
+
+def test_the_dashboard_judges_the_last_complete_month_too(tmp_path: Path) -> None:
+    """Its cached aggregates keep the engine's complete flag, so the cards follow the same rule
+    as reports and alerts: December, covered to the 9th, is not the judged month."""
+    from kpinb.widgets import Dashboard
+
+    orders = pd.read_csv(_orders(tmp_path))
+    orders.assign(region=np.where(orders.index % 2, "North", "South")).to_csv(tmp_path / "orders.csv", index=False)
+    dash = Dashboard(_plan(tmp_path, "dimensions: [region]"), grain="month")
+    frame = dash.cube.frame("month", metrics=["monthly_sales_revenue"])
+    flags = frame.set_index("period_start")["complete"]
+    assert not flags[pd.Timestamp("2025-12-01")] and flags[pd.Timestamp("2025-11-01")]
+    assert "2025-11" in dash.cards.value and "2025-12 " not in dash.cards.value

@@ -296,7 +296,7 @@ class Cube:
         Returns
         -------
         The engine's tidy frame (``metric, period_start, <by...>, value, numerator,
-        denominator``) with ``attrs`` ``grain``, ``by`` and ``unfiltered`` (metric -> filter
+        denominator, complete``) with ``attrs`` ``grain``, ``by`` and ``unfiltered`` (metric -> filter
         dimensions its sources do not have).
         """
         import pandas as pd
@@ -324,10 +324,11 @@ class Cube:
             groups.setdefault(dims, []).append(mid)
         for dims, ms in groups.items():
             parts.append(self._from_exact(grain, dims, ms, active, by))
-        columns = ["metric", "period_start", *by, *_VALUES]
+        columns = ["metric", "period_start", *by, *_VALUES, "complete"]
         if parts:
             kept = [p.reindex(columns=columns) for p in parts if len(p)] or [parts[0].reindex(columns=columns)]
             out = pd.concat(kept, ignore_index=True)
+            out["complete"] = out["complete"].fillna(True).astype(bool)
         else:
             out = pd.DataFrame(columns=columns)
         order = {m: i for i, m in enumerate(ids)}
@@ -356,7 +357,10 @@ class Cube:
             if d in dims:
                 rows = rows[rows[d] == v]
         keys = ["metric", "period_start", *[d for d in by if d in dims]]
-        summed = rows.groupby(keys, sort=False, dropna=False)[_VALUES].sum(min_count=1).reset_index()
+        grouped = rows.groupby(keys, sort=False, dropna=False)
+        summed = grouped[_VALUES].sum(min_count=1)
+        summed["complete"] = grouped["complete"].all()  # coverage is per period, the same for every member
+        summed = summed.reset_index()
         ratio = summed["metric"].map(lambda m: self.kinds[m] == "ratio").astype(bool)
         den = summed["denominator"]
         summed.loc[ratio, "value"] = summed.loc[ratio, "numerator"] / den[ratio].where(den[ratio] != 0)
