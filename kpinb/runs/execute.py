@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -70,6 +71,9 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
             # the kernel's own log (e.g. "KeyboardInterrupt caught" at every shutdown) is noise in a
             # batch: cell errors are in the kept notebook and a dead kernel fails the run
             kw["extra_arguments"] = [*(kw.get("extra_arguments") or []), "--IPKernelApp.log_level=CRITICAL"]
+            # nor is what tornado and zmq print while a kernel is shut down mid-cell (an interrupted
+            # batch): that went to the batch's own stderr as a traceback that was not kpinb's
+            kw.setdefault("stderr", subprocess.DEVNULL)
             if zmq.has("curve") and self._kernel_supports_curve_encryption():
                 # encrypt the kernel's local TCP channels when both sides can
                 kw.setdefault("transport_encryption", "auto")
