@@ -286,6 +286,42 @@ class Limits(_Spec):
     statement_timeout_s: float = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, gt=0, le=7 * 24 * 3600)
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; write an IANA name such as Europe/Berlin, America/New_York or UTC"
+        ) from None
+    return value
+
+
+class Calendar(BaseModel):
+    """How time is cut into periods: the business's time zone, the month its fiscal year starts
+    and the first day of its weeks. Fiscal years are named by the calendar year they end in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: Annotated[str | None, AfterValidator(_zone)] = None
+    fiscal_year_start: int = Field(default=1, ge=1, le=12)
+    week_start: str = "monday"
+
+    @field_validator("week_start", mode="before")
+    @classmethod
+    def _weekday(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text not in WEEKDAYS:
+            raise ValueError(f"week_start {value!r} must be a weekday name: {', '.join(WEEKDAYS)}")
+        return text
+
+
 class Plan(_Spec):
     """A department's KPI plan: objectives, sources, own metrics and KPIs."""
 
@@ -298,7 +334,23 @@ class Plan(_Spec):
     benchmarks: str | None = None
     review: Review | None = None
     limits: Limits = Limits()
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code of the plan's money amounts (``EUR``); none = amounts shown without a symbol."""
+    timezone: Annotated[str | None, AfterValidator(_zone)] = None
+    """IANA zone the business's days follow; timestamps with an offset are converted to it."""
+    fiscal_year_start: int = Field(default=1, ge=1, le=12)
+    week_start: str = "monday"
     _file: Path | None = PrivateAttr(default=None)
+
+    @field_validator("week_start", mode="before")
+    @classmethod
+    def _weekday(cls, value: Any) -> Any:
+        return Calendar._weekday(value)
+
+    @property
+    def calendar(self) -> Calendar:
+        """The plan's time zone, fiscal year start and week start as one value."""
+        return Calendar(timezone=self.timezone, fiscal_year_start=self.fiscal_year_start, week_start=self.week_start)
 
     @field_validator("sources")
     @classmethod
