@@ -31,7 +31,7 @@ import pandas as pd
 
 from kpinb.analytics.compare import latest_complete_period, period_end, period_label
 from kpinb.definitions.model import Direction, Indicator, Plan
-from kpinb.engine.calendar import period_start
+from kpinb.engine.calendar import calendar_of, period_start
 
 if TYPE_CHECKING:
     from kpinb.checks.lint import Issue
@@ -65,7 +65,7 @@ def _window(df: pd.DataFrame, as_of: Any, periods: int) -> list[pd.Timestamp]:
         return []
     out = [judged]
     while len(out) < periods:
-        out.append(period_start(out[-1] - pd.Timedelta(days=1), g))
+        out.append(period_start(out[-1] - pd.Timedelta(days=1), g, calendar_of(df)))
     return sorted(out)
 
 
@@ -166,9 +166,9 @@ def misses(
         latest_gap = float(judged_rows["gap"].iloc[-1]) if n else math.nan
         left = 0
         if k.target is not None and k.target.by is not None and judged is not None:
-            deadline = period_start(k.target.by, _grain(df))
+            deadline = period_start(k.target.by, _grain(df), calendar_of(df))
             while deadline > judged and left < 10_000:
-                deadline = period_start(deadline - pd.Timedelta(days=1), _grain(df))
+                deadline = period_start(deadline - pd.Timedelta(days=1), _grain(df), calendar_of(df))
                 left += 1
         projected = latest_gap + (trend if math.isfinite(trend) else 0.0) * left
         if k.target is None:
@@ -260,7 +260,7 @@ def staleness(
             reasons.append(f"its deadline {deadline} has passed: set the next target")
         rows.append({
             "metric": mid, "name": _name(plan, mid),
-            "last_value_period": period_label(last, g) if last is not None else None,
+            "last_value_period": period_label(last, g, calendar=calendar_of(df)) if last is not None else None,
             "periods_without_data": missing, "flat": flat, "deadline": deadline, "deadline_passed": passed,
             "stale": bool(reasons), "reason": "; ".join(reasons),
         })  # fmt: skip

@@ -48,11 +48,12 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     series = series[~series.index.duplicated()]
     if len(series) < 3:
         return []
-    spine = periods(series.index.min(), series.index.max(), g)
+    cal = ctx.data.attrs.get("calendar")
+    spine = periods(series.index.min(), series.index.max(), g, cal)
     pos = spine.get_indexer(series.index)  # period numbers; a gap makes a jump
     last_p, last_v = series.index[-1], float(series.iloc[-1])
-    deadline = period_start(k.target.by, g)
-    left = len(periods(last_p, deadline, g)) - 1 if deadline > last_p else 0
+    deadline = period_start(k.target.by, g, cal)
+    left = len(periods(last_p, deadline, g, cal)) - 1 if deadline > last_p else 0
     if left <= 0:
         return []
     sign = 1.0 if _direction(ctx, k) is Direction.higher_is_better else -1.0
@@ -198,8 +199,8 @@ def _null_sensitive_columns(m: Metric) -> list[str]:
 def _source_quality(
     plan: Plan, name: str, pairs: Mapping[tuple[str, str | None], list[str]], grain: str
 ) -> list[Issue]:
-    from kpinb.data.sources import open_source
-    from kpinb.engine.calendar import period_start, periods
+    from kpinb.data.sources import conform, open_source
+    from kpinb.engine.calendar import period_start, periods, truncate
     from kpinb.engine.query import compute
 
     fix_source = "Fix the source's `path:`/`url:`, `time:` and `columns:` in the plan, or the data itself."
@@ -207,13 +208,9 @@ def _source_quality(
     if spec.path is not None:  # the engine is called without the plan: anchor the path here
         spec = spec.model_copy(update={"path": str(plan.resolve(spec.path))})
     try:
-        table = open_source(name, spec)
+        table = open_source(name, spec, timezone=plan.timezone)
     except KpinbError as e:
-        return [
-            Issue(
-                "error", "data_source", None, f"Source {name!r} cannot be opened: {_one_line(e)}", fix_source
-            )
-        ]
+        return [Issue("error", "data_source", None, f"Source {name!r} cannot be opened: {_one_line(e)}", fix_source)]
     where_ = f"Source {name!r} ({table.label})"
     t, time = table.expr, table.time
     if not time or time not in t.columns:
@@ -229,10 +226,9 @@ def _source_quality(
     try:
         res = t.aggregate(rows=t.count(), no_time=t.count(where=t[time].isnull())).execute().iloc[0]
         distinct = int(t.distinct().count().execute())
-        kept = t.filter(t[time].notnull())
-        tcol = kept[time] if kept[time].type().is_timestamp() else kept[time].cast("timestamp")
-        unit = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}[grain]
-        present = kept.select(p=tcol.truncate(unit)).distinct().execute()["p"]
+        kept = conform(table, {time: "timestamp"}).expr
+        kept = kept.filter(kept[time].notnull())
+        present = kept.select(p=truncate(kept[time], grain, plan.calendar)).distinct().execute()["p"]
         probes = [
             Metric(
                 id=f"nulls-{i}",
@@ -244,13 +240,9 @@ def _source_quality(
             for i, ((col, where), _) in enumerate(pairs.items())
             if col != time and col in t.columns
         ]
-        counts = compute(probes, sources={name: spec}, grain="year") if probes else None
+        counts = compute(probes, sources={name: spec}, grain="year", calendar=plan.calendar) if probes else None
     except Exception as e:  # any engine or backend error: report it, keep checking the other sources
-        return [
-            Issue(
-                "error", "data_source", None, f"{where_} cannot be queried: {_one_line(e)[:300]}", fix_source
-            )
-        ]
+        return [Issue("error", "data_source", None, f"{where_} cannot be queried: {_one_line(e)[:300]}", fix_source)]
     rows = int(res["rows"])
     out: list[Issue] = []
     nulls = [f"{int(res['no_time'])} in {time!r} (the time column)"] if int(res["no_time"]) else []
@@ -279,14 +271,13 @@ def _source_quality(
                 "warning",
                 "data_duplicates",
                 None,
-                f"{where_}: {rows - distinct} of {rows} rows exactly repeat another row, "
-                "so they count twice.",
+                f"{where_}: {rows - distinct} of {rows} rows exactly repeat another row, so they count twice.",
                 "Remove the duplicate rows at the source (or fix the export that repeats them).",
             )
         )
-    seen = {period_start(p, grain) for p in present if p is not None and p == p}
+    seen = {period_start(p, grain, plan.calendar) for p in present if p is not None and p == p}
     if seen:
-        spine = periods(min(seen), max(seen), grain)
+        spine = periods(min(seen), max(seen), grain, plan.calendar)
         gaps = [p for p in spine if p not in seen]
         if gaps:
             shown = ", ".join(f"{p:%Y-%m-%d}" for p in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
@@ -401,7 +392,7 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
         spec = plan.sources[name]
         try:
             with QUERY_LOCK:
-                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s)
+                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s, plan.timezone)
                 out.extend(unmapped(table, ms, spec.columns))
         except KpinbError:
             continue

@@ -43,6 +43,7 @@ class Table:
     dimensions: tuple[str, ...]
     label: str  # where it came from, safe to print (no password)
     path: Path | None = None  # the file, when the source is one (to explain read errors)
+    timezone: str | None = None  # the business's zone: instants are read as its wall-clock time (None: UTC)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -411,9 +412,13 @@ def _read_url(name: str, spec: Source, statement_timeout_s: float = DEFAULT_STAT
 
 def open_source(
     name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None,
-    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
 ) -> Table:  # fmt: skip
     """Open one source and rename its columns to the canonical names the formulas use.
+
+    ``timezone`` (the plan's ``timezone:``) is the zone the business's days follow: time values
+    that carry an offset (or a zone) are converted to its wall-clock time before any bucketing;
+    values without one are taken as its wall-clock time already. None: UTC.
 
     Database sessions are read-only, and a statement running longer than
     ``statement_timeout_s`` is cancelled (PostgreSQL; a plan sets it with ``limits:``).
@@ -475,7 +480,7 @@ def open_source(
     else:
         time = spec.time or ""
         dims = spec.dimensions or ()
-    return Table(name, expr, time, dims, label, file)
+    return Table(name, expr, time, dims, label, file, timezone)
 
 
 def _frame(name: str, df: pd.DataFrame) -> ir.Table:
@@ -504,10 +509,57 @@ def _frame(name: str, df: pd.DataFrame) -> ir.Table:
     return expr
 
 
-def _text_to_timestamp(expr: ir.Table, col: str, where_: str) -> ir.Value:
-    """Dates stored as text (SQLite, some CSVs): cast them, refusing text that is not a date."""
+_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
+"""Text ending in a time of day with a UTC offset or ``Z`` (``2025-12-31T23:30:00-05:00``)."""
+
+
+@functools.cache
+def _zone_functions() -> tuple[Any, Any]:
+    """The engines' builtins that read an instant as wall-clock time in a zone: ``timezone(zone,
+    ts)`` (DuckDB, PostgreSQL) and ``from_utc_timestamp(ts, zone)`` (Spark)."""
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    def at_zone(zone, ts):  # type: ignore[no-untyped-def]
+        """``timezone(zone, ts)``."""
+
+    def from_utc(ts, zone):  # type: ignore[no-untyped-def]
+        """``from_utc_timestamp(ts, zone)``."""
+
+    instant, naive = dt.Timestamp(timezone="UTC"), dt.Timestamp()
+    at_zone.__annotations__ = {"zone": dt.string, "ts": instant, "return": naive}
+    from_utc.__annotations__ = {"ts": instant, "zone": dt.string, "return": instant}
+    builtin = ibis.udf.scalar.builtin
+    return builtin(at_zone, name="timezone"), builtin(from_utc, name="from_utc_timestamp")
+
+
+def wall_clock(column: ir.TimestampValue, timezone: str | None) -> ir.TimestampValue:
+    """Instants (timestamps with a zone) as naive wall-clock times in ``timezone`` (None: UTC), so
+    that periods follow the business's days whatever zone the engine's session uses."""
+    import ibis.expr.datatypes as dt
+
+    at_zone, from_utc = _zone_functions()
+    zone = timezone or "UTC"
     try:
-        casted = expr[col].try_cast("timestamp")
+        backend = column.op().find_backend(use_default=True).name  # type: ignore[attr-defined]
+    except Exception:
+        backend = "duckdb"
+    if backend == "pyspark":
+        return from_utc(column, zone).cast(dt.Timestamp())
+    return at_zone(zone, column)
+
+
+def _text_to_timestamp(expr: ir.Table, col: str, where_: str, timezone: str | None = None) -> ir.Value:
+    """Dates stored as text (SQLite, some CSVs): cast them, refusing text that is not a date. Text
+    with a UTC offset is an instant, read as wall-clock time in ``timezone``; text without one is
+    wall-clock time already."""
+    import ibis.expr.datatypes as dt
+
+    text = expr[col].strip()
+    try:
+        instant = text.re_search(_OFFSET)
+        casted = instant.ifelse(wall_clock(text.try_cast(dt.Timestamp(timezone="UTC")), timezone),
+                                text.try_cast("timestamp"))  # fmt: skip
         bad = expr.filter(expr[col].notnull() & casted.isnull()).select(col).limit(1).execute()
     except Exception:  # engines without try_cast: plain cast, errors surface at query time
         return expr[col].cast("timestamp")
@@ -560,7 +612,10 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
             expr = expr.mutate(**{col: expr[col].cast("string")})
             continue
         if kind in ("date", "timestamp") and dtype.is_string():
-            expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_)})
+            expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_, table.timezone)})
+            continue
+        if kind in ("date", "timestamp") and dtype.is_timestamp() and dtype.timezone is not None:
+            expr = expr.mutate(**{col: wall_clock(expr[col], table.timezone)})
             continue
         checks = _KIND.get(kind, ())
         if checks and not any(getattr(dtype, c)() for c in checks) and dtype.is_unknown():
@@ -574,4 +629,4 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
                 "Convert the column (e.g. remove text such as 'n/a' from a numeric column) or "
                 "map another column."
             )
-    return Table(table.name, expr, table.time, table.dimensions, table.label, table.path)
+    return Table(table.name, expr, table.time, table.dimensions, table.label, table.path, table.timezone)

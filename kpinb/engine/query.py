@@ -37,18 +37,17 @@ from kpinb.definitions.formula import (
 from kpinb.definitions.model import (
     DEFAULT_MAX_RESULT_ROWS,
     DEFAULT_STATEMENT_TIMEOUT_S,
+    Calendar,
     Grain,
     Metric,
     Plan,
     Source,
 )
-from kpinb.engine.calendar import period_ends, periods
+from kpinb.engine.calendar import STANDARD, period_ends, periods, truncate
 from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 
 
 def compute(
@@ -61,6 +60,7 @@ def compute(
     end: Any = None,
     sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
     max_result_rows: int | None = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Compute metrics per period (and dimension) into a tidy DataFrame.
 
@@ -81,6 +81,9 @@ def compute(
         runs (periods x dimension members x metrics) and checked again exactly before missing
         periods are filled in, so a daily grain by a large dimension fails at once instead of
         exhausting memory.
+    calendar: the time zone, fiscal year start and week start periods follow; None: the plan's
+        (``timezone:``, ``fiscal_year_start:``, ``week_start:``), else weeks from Monday,
+        calendar years and UTC.
 
     Returns
     -------
@@ -104,6 +107,7 @@ def compute(
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
     base_dir = plan.base_dir if plan is not None else None
+    cal = calendar or (plan.calendar if plan is not None else STANDARD)
     start_ts, end_ts = _date_arg(start, "start"), _date_arg(end, "end")
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
         raise DataError(f"start {start} is after end {end}. Swap them.")
@@ -118,14 +122,14 @@ def compute(
     with QUERY_LOCK:
         for source, ms in by_source.items():
             spec = _spec(specs, source, ms)
-            table = open_source(source, spec, base_dir, _timeout(plan))
+            table = open_source(source, spec, base_dir, _timeout(plan), cal.timezone)
             covers[source] = coverage(table, spec.complete_through if isinstance(spec, Source) else None)
             for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
-            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
+            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan), cal)
             frames.update(found)
             estimated += rows
 
@@ -138,7 +142,7 @@ def compute(
     if first is None or last is None:
         names = ", ".join(sorted(by_source))
         raise DataError(f"no rows with a date in source(s) {names}. Check that the data is not empty.")
-    spine = periods(first, last, g)
+    spine = periods(first, last, g, cal)
     # exact now: every metric gets every period for every member combination its source has
     combos = {mid: len(f[by].drop_duplicates()) if by else 1 for mid, f in frames.items()}
     cells = len(spine) * (sum(combos.values()) + max(combos.values(), default=0) * (len(order) - len(frames)))
@@ -151,8 +155,8 @@ def compute(
     out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     spans = {mid: _span(mid, reg, covers, start_ts, end_ts) for mid in ids}
-    out["complete"] = _complete_periods(out, spans, g)
-    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans)
+    out["complete"] = _complete_periods(out, spans, g, cal)
+    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal)
     return out
 
 
@@ -178,13 +182,13 @@ def _span(mid: str, reg: Mapping[str, Metric], covers: Mapping[str, Coverage], s
     return {"first": first, "through": through, "matures_after_days": days, "settled_through": settled}
 
 
-def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str) -> pd.Series:
+def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str, cal: Calendar) -> pd.Series:
     """True where the period lies inside what every source of the row's metric covers and its
     value has had time to settle (``matures_after``)."""
     import numpy as np
     import pandas as pd
 
-    ends = period_ends(out["period_start"], grain)
+    ends = period_ends(out["period_start"], grain, cal)
     complete = np.zeros(len(out), dtype=bool)
     for mid, span in spans.items():
         if span["first"] is None or span["through"] is None:
@@ -261,6 +265,7 @@ def queries(
     grain: str | Grain = "month",
     by: Sequence[str] = (),
     sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
+    calendar: Calendar | None = None,
 ) -> dict[str, str]:
     """The SQL the engine sends, one query per source (arguments as for :func:`compute`).
 
@@ -273,11 +278,14 @@ def queries(
     plan, reg, ids = _resolve(target, metrics)
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
+    cal = calendar or (plan.calendar if plan is not None else STANDARD)
     out = {}
     with QUERY_LOCK:  # opening a file source registers a view on the shared connection
         for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan))
-            query, _, _ = _build(table, ms, g, by, None, None)
+            table = open_source(
+                source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan), cal.timezone
+            )
+            query, _, _ = _build(table, ms, g, by, None, None, cal)
             out[source] = ibis.to_sql(query)
     return out
 
@@ -329,7 +337,7 @@ def _plan_metric_ids(plan: Plan) -> list[str]:
 
 
 def _build(
-    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any, cal: Calendar = STANDARD
 ) -> tuple[Any, list[tuple[Metric, Formula]], tuple[Any, Any]]:
     """The grouped ibis query computing all metrics ``ms`` of one source, its parsed formulas,
     and the filtered rows it groups with their time column (for the size estimate)."""
@@ -399,7 +407,7 @@ def _build(
                 f"metric {m.id!r}: formula {_short(m.expr)!r} cannot be built ({type(e).__name__}). "
                 "Use values of one kind in each operation, and the allowed functions."
             ) from None
-    period = tcol.truncate(_IBIS_UNIT[grain]).name("period_start")
+    period = truncate(tcol, grain, cal).name("period_start")
     query = t.group_by([period, *by]).aggregate(**aggs)
     return query, [(m, f) for m, f, _ in parsed], (t, tcol)
 
@@ -483,7 +491,7 @@ def _estimate(
 def _aggregate(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
     budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
-    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, cal: Calendar = STANDARD,
 ) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
     """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
     the rows the completed result is estimated to have.
@@ -495,7 +503,7 @@ def _aggregate(
     enforce their own ``statement_timeout``, set when the session opens)."""
     import pandas as pd
 
-    query, parsed, rows_of = _build(table, ms, grain, by, start, end)
+    query, parsed, rows_of = _build(table, ms, grain, by, start, end, cal)
     estimated = 0
     if by:  # without a breakdown the result is one row per period and metric: small
         n_periods, n_members = _estimate(table, rows_of, grain, by, start, end)

@@ -12,7 +12,7 @@ from kpinb.analytics.compare import partial_label, period_end, period_label
 from kpinb.analytics.forecast import PACE_COLUMNS
 from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
-from kpinb.definitions.model import KPI, Grain, Plan
+from kpinb.definitions.model import KPI, Calendar, Grain, Plan
 from kpinb.errors import KpinbError
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class KpiEvaluation:
     pace: Pace | None = None
     target_path: pd.Series | None = field(default=None, repr=False, compare=False)
     partial: str | None = None  # the judged period's label when it is partial or immature (include_partial)
+    calendar: Calendar | None = field(default=None, repr=False, compare=False)  # fiscal names of periods
 
     @property
     def judged(self) -> bool:
@@ -82,7 +83,7 @@ class KpiEvaluation:
         or ``no data``."""
         if self.period_start is None:
             return "no data"
-        return self.partial or period_label(self.period_start, self.grain)
+        return self.partial or period_label(self.period_start, self.grain, calendar=self.calendar)
 
     def row(self) -> dict[str, Any]:
         """The status columns (:data:`kpinb.analytics.status.STATUS_COLUMNS`) as a dict."""
@@ -136,7 +137,9 @@ class Scorecard:
         return out
 
 
-def target_path(kpi: KPI, series: pd.Series, grain: str, until: Any = None) -> pd.Series:
+def target_path(
+    kpi: KPI, series: pd.Series, grain: str, until: Any = None, calendar: Calendar | None = None
+) -> pd.Series:
     """The target in force at the end of each period of ``series`` (and of the period of
     ``until``, e.g. the deadline): the line a trend draws and the status is judged against.
     Empty when the KPI has no target or its path cannot be drawn (a linear path without data
@@ -148,8 +151,8 @@ def target_path(kpi: KPI, series: pd.Series, grain: str, until: Any = None) -> p
     if kpi.target is None or kpi.target.by is None:
         return pd.Series(dtype="float64")
     when = list(series.index)
-    if until is not None and (not when or period_start(until, grain) > max(when)):
-        when.append(period_start(until, grain))
+    if until is not None and (not when or period_start(until, grain, calendar) > max(when)):
+        when.append(period_start(until, grain, calendar))
     try:
         base = baseline_value(kpi, series)
     except KpinbError:  # a baseline window without data: flat and step paths need none
@@ -239,9 +242,10 @@ def evaluate(
                 target_path=(
                     pd.Series(dtype="float64")
                     if applied or mid in regrained
-                    else target_path(kpi, series, grain, _by(kpi))
+                    else target_path(kpi, series, grain, _by(kpi), plan.calendar)
                 ),
                 partial=partial_label(frame, mid, _plain(row["period_start"])),
+                calendar=plan.calendar,
             )
         )
     when = pd.Timestamp(as_of).normalize() if as_of not in (None, "") else None
