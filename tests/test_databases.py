@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aggregate_support
+import calendar_support
 import db_support
 import pandas as pd
 import pytest
@@ -481,3 +482,32 @@ def test_a_plan_file_runs_on_spark(spark: Any, sample: dict[str, Path], tmp_path
     got = compute(load_plan(_sales_plan_on(tmp_path, sources)))
     problems = db_support.differences(_sales_on_parquet(sample), got, [])
     assert not problems, "\n".join(problems)
+
+
+# --- the plan's calendar: time zone, week start, fiscal year ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def calendar_orders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """tests/calendar_support.py's instants (a UTC timestamp column) and their Parquet file."""
+    df = calendar_support.events()
+    return df, calendar_support.write_parquet(df, tmp_path_factory.mktemp("calendar") / "orders.parquet")
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "quarter", "year"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_time_zones_weeks_and_fiscal_years_give_the_same_periods(
+    request: pytest.FixtureRequest, engine: str, grain: str, calendar_orders: tuple[Any, Path]
+) -> None:
+    """Each calendar of tests/calendar_support.py against pandas' own conversion and periods."""
+    df, path = calendar_orders
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"calendar_orders": path}, schema=db.schema)
+        source: Any = db.source("calendar_orders")
+    else:
+        source = request.getfixturevalue("spark").con.read_parquet(str(path), table_name="calendar_orders")
+    for name, cal in calendar_support.CALENDARS.items():
+        got = compute(calendar_support.metrics(), sources={"orders": source}, grain=grain, calendar=cal)
+        problems = calendar_support.mismatches(calendar_support.expected(df, grain, cal), got)
+        assert not problems, f"{name}:\n" + "\n".join(problems[:10])

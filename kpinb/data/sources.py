@@ -516,36 +516,57 @@ _OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
 @functools.cache
 def _zone_functions() -> tuple[Any, Any]:
     """The engines' builtins that read an instant as wall-clock time in a zone: ``timezone(zone,
-    ts)`` (DuckDB, PostgreSQL) and ``from_utc_timestamp(ts, zone)`` (Spark)."""
+    ts)`` (DuckDB, PostgreSQL) and ``convert_timezone(session zone, zone, ts)`` (Spark)."""
     import ibis
     import ibis.expr.datatypes as dt
 
     def at_zone(zone, ts):  # type: ignore[no-untyped-def]
         """``timezone(zone, ts)``."""
 
-    def from_utc(ts, zone):  # type: ignore[no-untyped-def]
-        """``from_utc_timestamp(ts, zone)``."""
+    def convert(source, target, ts):  # type: ignore[no-untyped-def]
+        """``convert_timezone(source, target, ts)``."""
 
     instant, naive = dt.Timestamp(timezone="UTC"), dt.Timestamp()
     at_zone.__annotations__ = {"zone": dt.string, "ts": instant, "return": naive}
-    from_utc.__annotations__ = {"ts": instant, "zone": dt.string, "return": instant}
+    convert.__annotations__ = {"source": dt.string, "target": dt.string, "ts": naive, "return": naive}
     builtin = ibis.udf.scalar.builtin
-    return builtin(at_zone, name="timezone"), builtin(from_utc, name="from_utc_timestamp")
+    return builtin(at_zone, name="timezone"), builtin(convert, name="convert_timezone")
+
+
+def _backend(expr: Any) -> Any:
+    try:
+        return expr._find_backend(use_default=True)
+    except Exception:  # an expression over several backends fails later, at execution
+        return None
+
+
+def is_instant(expr: ir.Table, col: str) -> bool:
+    """Whether ``col`` holds instants (timestamps with a zone) rather than wall-clock times. Spark's
+    ``TIMESTAMP`` is an instant although ibis types it like a naive one: its schema says."""
+    dtype = expr.schema()[col]
+    if not dtype.is_timestamp():
+        return False
+    if dtype.timezone is not None:
+        return True
+    backend = _backend(expr)
+    if getattr(backend, "name", "") != "pyspark":
+        return False
+    try:
+        field = backend._session.sql(str(backend.compile(expr.select(col)))).schema[0]
+    except Exception:
+        return False
+    return type(field.dataType).__name__ == "TimestampType"
 
 
 def wall_clock(column: ir.TimestampValue, timezone: str | None) -> ir.TimestampValue:
-    """Instants (timestamps with a zone) as naive wall-clock times in ``timezone`` (None: UTC), so
-    that periods follow the business's days whatever zone the engine's session uses."""
-    import ibis.expr.datatypes as dt
-
-    at_zone, from_utc = _zone_functions()
+    """Instants as naive wall-clock times in ``timezone`` (None: UTC), so that periods follow the
+    business's days whatever zone the engine's session uses."""
+    at_zone, convert = _zone_functions()
     zone = timezone or "UTC"
-    try:
-        backend = column.op().find_backend(use_default=True).name  # type: ignore[attr-defined]
-    except Exception:
-        backend = "duckdb"
-    if backend == "pyspark":
-        return from_utc(column, zone).cast(dt.Timestamp())
+    backend = _backend(column)
+    if getattr(backend, "name", "") == "pyspark":  # its instants read in the session's zone
+        session_zone = backend._session.conf.get("spark.sql.session.timeZone")
+        return convert(session_zone, zone, column)
     return at_zone(zone, column)
 
 
@@ -614,7 +635,7 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
         if kind in ("date", "timestamp") and dtype.is_string():
             expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_, table.timezone)})
             continue
-        if kind in ("date", "timestamp") and dtype.is_timestamp() and dtype.timezone is not None:
+        if kind in ("date", "timestamp") and is_instant(expr, col):
             expr = expr.mutate(**{col: wall_clock(expr[col], table.timezone)})
             continue
         checks = _KIND.get(kind, ())
