@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kpinb._numbers import display_unit, format_value
 from kpinb.analytics.compare import latest_complete_period, period_end, period_label
-from kpinb.definitions.model import Direction, Indicator, Plan
+from kpinb.analytics.kpis import metric_of
+from kpinb.definitions.model import Direction, Indicator, Metric, Plan
 from kpinb.engine.calendar import calendar_of, period_start
 
 if TYPE_CHECKING:
@@ -150,6 +152,11 @@ def misses(
     rows = []
     for mid in _kpis(plan, df, kpis):
         k = plan.kpi(mid)
+        m = metric_of(k, plan)
+
+        def _fmt(x: float, m: Metric = m) -> str:
+            return format_value(x, display_unit(m, m.unit))
+
         h = hist[hist["metric"] == mid]
         judged_rows = h[h["value"].notna() & h["gap"].notna()]
         n = len(judged_rows)
@@ -354,7 +361,3 @@ def suggestions(
     return pd.DataFrame(rows, columns=["kpi", "topic", "suggestion"])
 
 
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"

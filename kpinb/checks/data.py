@@ -10,10 +10,10 @@ never holds, and the ``benchmarks:`` file is read and checked here. They return 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kpinb._numbers import display_unit, format_value
 from kpinb.checks.rules import Issue, _Ctx, _kpi_needs
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import KPI, Direction, Grain, Metric, Plan
@@ -57,6 +57,11 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     if left <= 0:
         return []
     sign = 1.0 if _direction(ctx, k) is Direction.higher_is_better else -1.0
+    metric = ctx.reg[k.metric]
+
+    def fmt(x: float) -> str:
+        return format_value(x, display_unit(metric, metric.unit))
+
     target = float(k.target.value)
     need = sign * (target - last_v)
     unit = g
@@ -66,8 +71,8 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
                 "info",
                 "achievable",
                 k.metric,
-                f"KPI {k.metric!r}: the latest value {_fmt(last_v)} ({last_p:%Y-%m-%d}) already meets the "
-                f"target {_fmt(target)}.",
+                f"KPI {k.metric!r}: the latest value {fmt(last_v)} ({last_p:%Y-%m-%d}) already meets the "
+                f"target {fmt(target)}.",
                 "Raise the target if it should still stretch the team, or check `direction:`.",
             )
         ]
@@ -78,13 +83,13 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     reasons = []
     if best_step <= 0:
         reasons.append(
-            f"it needs {_fmt(per_period)} better per {unit} for {left} {unit}s, but the history never "
+            f"it needs {fmt(per_period)} better per {unit} for {left} {unit}s, but the history never "
             f"improved from one {unit} to the next"
         )
     elif per_period > 2 * best_step:
         reasons.append(
-            f"it needs {_fmt(per_period)} better per {unit} for {left} {unit}s, more than twice the best "
-            f"{unit}-to-{unit} improvement so far ({_fmt(best_step)})"
+            f"it needs {fmt(per_period)} better per {unit} for {left} {unit}s, more than twice the best "
+            f"{unit}-to-{unit} improvement so far ({fmt(best_step)})"
         )
     n = len(values)
     mean_x, mean_y = sum(pos) / n, sum(values) / n
@@ -98,7 +103,7 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     if sign * (target - ceiling) > 0:
         reasons.append(
             f"the target lies beyond the trend's value at the deadline or the best value seen "
-            f"({_fmt(reach)}) plus the historical range ({_fmt(spread)})"
+            f"({fmt(reach)}) plus the historical range ({fmt(spread)})"
         )
     if not reasons:
         return []
@@ -107,9 +112,9 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
             "warning",
             "achievable",
             k.metric,
-            f"KPI {k.metric!r}: the target {_fmt(target)} by {k.target.by} looks out of reach from "
-            f"{_fmt(last_v)} ({last_p:%Y-%m-%d}): {'; and '.join(reasons)}.",
-            f"Set a target the history supports (the trend gives about {_fmt(trend_at_deadline)} by the "
+            f"KPI {k.metric!r}: the target {fmt(target)} by {k.target.by} looks out of reach from "
+            f"{fmt(last_v)} ({last_p:%Y-%m-%d}): {'; and '.join(reasons)}.",
+            f"Set a target the history supports (the trend gives about {fmt(trend_at_deadline)} by the "
             "deadline), move the deadline, or write down what will change to make it reachable.",
         )
     ]
@@ -402,8 +407,6 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:,.4g}"
 
 
 def _one_line(e: BaseException) -> str:
