@@ -159,7 +159,8 @@ def _alerts(a: argparse.Namespace) -> int:
 
 
 def _check(a: argparse.Namespace) -> int:
-    from kpinb.checks.lint import check, format_issues
+    from kpinb.checks.lint import format_issues
+    from kpinb.runs.preflight import check
 
     issues, code = check(a.plan, today=a.today)
     if issues:

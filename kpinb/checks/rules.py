@@ -105,7 +105,7 @@ def _measurable(ctx: _Ctx, k: KPI) -> list[Issue]:
                 "error",
                 "measurable",
                 k.metric,
-                f"KPI {k.metric!r} cannot be measured: {'; '.join(problems)}.",
+                f"KPI {k.metric!r} cannot be measured: {'; '.join(p.rstrip('.') for p in problems)}.",
                 "Use a catalog id or define the metric under `metrics:`, fix its formula, and declare every "
                 "source it reads under `sources:` with the `path:` or `url:` of your data.",
             )
