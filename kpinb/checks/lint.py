@@ -78,6 +78,7 @@ from kpinb.checks.rules import (
     _measurable,
     _owner,
     _relevant,
+    _slices,
     _specific,
     _thresholds,
     _time_bound,
@@ -100,6 +101,7 @@ RULES = (
     "deadline_passed",
     "owner",
     "thresholds",
+    "slices",
     "vanity_kpi",
     "kpi_count",
     "indicator_balance",
@@ -112,6 +114,7 @@ RULES = (
     "data_gaps",
     "data_values",
     "benchmarks",
+    "judgement",
 )
 """Every rule name an :class:`Issue` can carry."""
 
@@ -147,6 +150,7 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _deadline_passed,
     _owner,
     _thresholds,
+    _slices,
     _vanity_kpi,
 )
 

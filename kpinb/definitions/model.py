@@ -203,6 +203,30 @@ class Thresholds(_Spec):
     change_pct: float | None = Field(default=None, gt=0)
 
 
+def _linear_when_based(data: Any, baseline: Any = None) -> Any:
+    """A target without ``path:`` runs linearly from the baseline when there is one (DESIGN)."""
+    target = data.get("target") if isinstance(data, dict) else None
+    if isinstance(target, dict) and "path" not in target and (data.get("baseline") or baseline) is not None:
+        data = {**data, "target": {**target, "path": "linear"}}
+    return data
+
+
+class SliceGoal(_Spec):
+    """The goal of one member of a dimension (``slices: {region: {Europe: {target: ...}}}``): the
+    slice is judged against it when a view is filtered to that member or breaks the KPI down.
+    Without its own ``baseline:`` it takes the KPI's baseline window (never a value: that is the
+    whole KPI's level)."""
+
+    baseline: Baseline | None = None
+    target: Target | None = None
+    thresholds: Thresholds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _linear_from_a_baseline(cls, data: Any) -> Any:
+        return _linear_when_based(data)
+
+
 class KPI(_Spec):
     """A metric elevated to measure progress toward an objective."""
 
@@ -216,15 +240,35 @@ class KPI(_Spec):
     thresholds: Thresholds | None = None
     direction: Direction | None = None
     supporting: tuple[str, ...] = ()
+    slices: dict[str, dict[str, SliceGoal]] = Field(default_factory=dict)
+    """Per dimension and member, a goal of its own: ``{region: {Europe: {target: {...}}}}``."""
 
     @model_validator(mode="before")
     @classmethod
     def _linear_from_a_baseline(cls, data: Any) -> Any:
-        """A target without ``path:`` runs linearly from the baseline when there is one (DESIGN)."""
-        target = data.get("target") if isinstance(data, dict) else None
-        if isinstance(target, dict) and "path" not in target and data.get("baseline") is not None:
-            data = {**data, "target": {**target, "path": "linear"}}
+        data = _linear_when_based(data)
+        slices = data.get("slices") if isinstance(data, dict) else None
+        base = data.get("baseline") if isinstance(data, dict) else None
+        window = base if isinstance(base, dict) and "value" not in base else None
+        if isinstance(slices, dict):  # a slice's target runs from the baseline window it will use
+            slices = {
+                d: {m: _linear_when_based(g, window) for m, g in ms.items()} if isinstance(ms, dict) else ms
+                for d, ms in slices.items()
+            }
+            data = {**data, "slices": slices}
         return data
+
+    def for_slice(self, dimension: str, member: str) -> KPI | None:
+        """This KPI with the goal of ``dimension = member`` (its target, thresholds and baseline,
+        else the KPI's baseline window); None when the plan sets no goal for that slice."""
+        goal = self.slices.get(dimension, {}).get(str(member))
+        if goal is None:
+            return None
+        window = self.baseline if self.baseline is not None and self.baseline.value is None else None
+        baseline = goal.baseline or window
+        return self.model_copy(
+            update={"baseline": baseline, "target": goal.target, "thresholds": goal.thresholds, "slices": {}}
+        )
 
 
 class Source(_Spec):

@@ -199,6 +199,14 @@ def evaluate(
     plan, regrained = _at_grain(plan, layout(frame)[0], kpis)
     grain, chosen = select(plan, frame, kpis)  # the frame itself must fit: a problem there raises
     ids = [k.metric for k in chosen]
+    shown = {d: str(v) for d, v in (filters or {}).items()}
+
+    def applied_to(mid: str) -> tuple[tuple[str, str], ...]:
+        return tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
+
+    own = {k.metric: k.for_slice(*applied_to(k.metric)[0]) for k in chosen if len(applied_to(k.metric)) == 1}
+    sliced = {mid: k for mid, k in own.items() if k is not None}  # a slice with a goal of its own
+    plan = plan.model_copy(update={"kpis": tuple(sliced.get(k.metric, k) for k in plan.kpis)}) if sliced else plan
     try:
         st = status.evaluate(plan, frame, as_of, kpis=ids, include_partial=include_partial, level=level)
     except KpinbError:
@@ -215,34 +223,39 @@ def evaluate(
                 p["deadline"], int(p["periods_left"]), as_float(p["forecast_at_deadline"]), as_float(p["lower"]),
                 as_float(p["upper"]), as_float(p["probability"]), as_float(p["required_per_period"]), str(p["method"]),
             )  # fmt: skip
-    shown = {d: str(v) for d, v in (filters or {}).items()}
     evaluations = []
     for row in st.to_dict("records"):
         mid = row["metric"]
         kpi = plan.kpi(mid)
-        applied = tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
+        applied = applied_to(mid)
         series = series_of(frame, mid)
         if mid in regrained and row["status"] != "no_data":
             row.update(
                 status=NOT_JUDGED, rule="grain", progress=math.nan, gap=math.nan, target_now=math.nan,
                 reason=f"Its target is per {regrained[mid]}; a {grain}'s total is not judged against it.",
             )  # fmt: skip
-        if applied and row["status"] != "no_data":
-            sliced = ", ".join(f"{d} = {v}" for d, v in applied)
+        where = ", ".join(f"{d} = {v}" for d, v in applied)
+        if mid in sliced:
+            row.update(reason=f"{where}, against its own goal: {row['reason']}")
+        elif applied and row["status"] != "no_data":
             row.update(
                 status=NOT_JUDGED, rule="slice", progress=math.nan, gap=math.nan, target_now=math.nan,
-                reason=f"Showing {sliced} only; the targets are for the whole KPI, so this slice is not judged.",
+                reason=(
+                    f"Showing {where} only; the targets are for the whole KPI, so this slice is not judged "
+                    f"(give it a goal of its own under the KPI's `slices:`)."
+                ),
             )  # fmt: skip
+        judged_whole = not applied or mid in sliced
         evaluations.append(
             KpiEvaluation(
                 **{c: _plain(row[c]) for c in STATUS_COLUMNS},
                 grain=grain,
                 filters=applied,
-                pace=None if applied or mid in regrained else paces.get(mid),
+                pace=paces.get(mid) if judged_whole and mid not in regrained else None,
                 target_path=(
-                    pd.Series(dtype="float64")
-                    if applied or mid in regrained
-                    else target_path(kpi, series, grain, _by(kpi), plan.calendar)
+                    target_path(kpi, series, grain, _by(kpi), plan.calendar)
+                    if judged_whole and mid not in regrained
+                    else pd.Series(dtype="float64")
                 ),
                 partial=partial_label(frame, mid, _plain(row["period_start"])),
                 calendar=plan.calendar,
