@@ -34,6 +34,7 @@ from kpinb.analytics.compare import latest_complete_period, period_end, period_l
 from kpinb.analytics.kpis import metric_of
 from kpinb.definitions.model import Direction, Indicator, Metric, Plan
 from kpinb.engine.calendar import calendar_of, period_start
+from kpinb.engine.calendar import periods as periods_between
 
 if TYPE_CHECKING:
     from kpinb.checks.lint import Issue
@@ -237,13 +238,21 @@ def staleness(
 
     Returns one row per KPI: ``metric, name, last_value_period`` (label), ``periods_without_data``
     (up to the judged period), ``flat`` (one value repeated over the window), ``deadline``,
-    ``deadline_passed`` (before ``today``, default the judged period's end or today) and
-    ``stale`` (any of the three), with a ``reason``.
+    ``deadline_passed`` (before ``today``) and ``stale`` (any of the three), with a ``reason``.
+    ``today`` defaults to the end of the judged period when ``as_of`` is given (a review as of a
+    date), else to the real date: then the periods that ended since the newest data count as
+    missing (data eleven months old is late, not fresh).
     """
     g = _grain(df)
     window = _window(df, as_of, periods)
     judged = window[-1] if window else None
-    when = today or (period_end(judged, g).date() if judged is not None else dt.date.today())
+    if as_of is None:  # as of now: periods that ended since the newest data are missing too
+        when = today or dt.date.today()
+        current = period_start(when, g, calendar_of(df))
+        late = len(periods_between(judged, current, g, calendar_of(df))) - 2 if judged is not None else 0
+    else:
+        when = today or (period_end(judged, g).date() if judged is not None else dt.date.today())
+        late = 0
     rows = []
     for mid in _kpis(plan, df, kpis):
         k = plan.kpi(mid)
@@ -259,8 +268,11 @@ def staleness(
         deadline = k.target.by if k.target is not None else None
         passed = bool(deadline is not None and deadline < when)
         reasons = []
+        missing += max(0, late)
         if missing:
-            reasons.append(f"no value in the last {missing} period(s): the data stopped or is late")
+            label = period_label(last, g, calendar=calendar_of(df)) if last is not None else None
+            newest = f" (the newest is for {label})" if label else ""
+            reasons.append(f"no value in the last {missing} period(s) to {when}: the data stopped or is late{newest}")
         if flat:
             reasons.append(f"the same value in each of the last {len(recent)} periods: is it still measured?")
         if passed:
