@@ -46,11 +46,16 @@ STEPS = ("Objective", "Candidate KPIs", "Baselines and targets", "SMART review")
 RECOMMENDED = 6
 """How many candidates step 2 recommends (the rest are one click away): a plan keeps 5–7 KPIs."""
 _MUTED = "color:#5f6368"
+_UNIT_WORDS = {"currency": "an amount of money", "percent": "a rate", "count": "a count", "ratio": "a ratio",
+               "duration": "a duration", "score": "a score"}  # fmt: skip
 _CSS = """<style>
 .kpinb-wizard .kpinb-invalid input { border-color: #b3261e !important; box-shadow: 0 0 0 1px #b3261e; }
 .kpinb-wizard .kpinb-wizard-counter { position: sticky; top: 0; z-index: 3;
   background: var(--jp-layout-color1, #fff); padding: 4px 0; }
-.kpinb-wizard .kpinb-field-msg { font-size: 12px; line-height: 1.3; min-height: 0; }
+.kpinb-wizard .widget-html-content { line-height: 1.45; }
+.kpinb-wizard .kpinb-field-msg, .kpinb-wizard .kpinb-field-msg .widget-html-content { font-size: 12px;
+  line-height: 1.3; min-height: 0; }
+.kpinb-wizard .kpinb-note-muted { color: #5f6368 !important; }
 .kpinb-wizard details > summary { cursor: pointer; }
 </style>"""
 
@@ -83,12 +88,15 @@ export default {
     step = traitlets.Int(1).tag(sync=True)
 
 
-def _note_html(note: Note | None) -> str:
+def _note_html(note: Note | None, muted: bool = False) -> str:
     if note is None:
         return ""
     mark = {"error": "✕", "warning": "⚠", "info": "ℹ"}[note.level]
-    color = SEVERITY_STYLE.get(note.level, SEVERITY_STYLE["info"])[0]
-    return f'<div class="kpinb-note kpinb-note-{note.level}" style="color:{color}">{mark} {esc(note.text)}</div>'
+    color = "#5f6368" if muted else SEVERITY_STYLE.get(note.level, SEVERITY_STYLE["info"])[0]
+    if muted and note.level == "error":
+        mark = "•"
+    classes = f"kpinb-note kpinb-note-{note.level}" + (" kpinb-note-muted" if muted else "")
+    return f'<div class="{classes}" style="color:{color}">{mark} {esc(note.text)}</div>'
 
 
 class KpiWizard(widgets.VBox):
@@ -161,6 +169,7 @@ class KpiWizard(widgets.VBox):
         self.fields: dict[str, dict[str, widgets.Text]] = {}
         self._messages: dict[str, dict[str, widgets.HTML]] = {}
         self._kpi_messages: dict[str, widgets.HTML] = {}
+        self._touched: set[tuple[str, str]] = set()  # fields typed in: their problems show in full colour
         self._baselines: dict[str, float] = {}
         self._baseline_frames: dict[str, pd.DataFrame] = {}
         self._baseline_label = ""
@@ -339,6 +348,7 @@ class KpiWizard(widgets.VBox):
         if self.step == 2:
             return [] if self.chosen else ["Tick at least one KPI (5–7 at most is a good number)."]
         if self.step == 3:
+            self._touched.update((mid, name) for mid in self.chosen for name in FIELDS)
             self.validate()
             return [f"{self._name(n.metric)}: {n.text}" for n in self.notes if n.blocking and n.metric]
         return []
@@ -393,7 +403,8 @@ class KpiWizard(widgets.VBox):
 
     def reason(self, m: Metric) -> str:
         """Why a candidate fits the objective, in one line: the theme it serves, the objective's
-        words it measures, leading or lagging, its direction and whether its data is connected."""
+        words it measures (or the fitting metric it explains), what kind of number it is and
+        whether it moves first (leading) or reports the result (lagging)."""
         statement = self.statement.value.lower()
         parts = []
         if m.id not in self._matched:
@@ -408,21 +419,18 @@ class KpiWizard(widgets.VBox):
             wanted = catalog.match_themes(statement)
             served = [themes[t].name for t in wanted if t in m.objectives and t in themes]
             if served:
-                parts.append(f"serves “{served[0]}”")
+                parts.append("serves " + " and ".join(f"“{t}”" for t in served[:2]))
             words = sorted(
                 {w.strip(".,;:!?") for w in statement.split() if len(w) > 3}
                 & set(f"{m.id.replace('_', ' ')} {m.name}".lower().replace("(", " ").replace(")", " ").split())
             )
             if words:
                 parts.append(f"measures “{', '.join(words)}” from your objective")
+        what = _UNIT_WORDS.get(m.unit.value, "a number")
         if m.indicator.value == "leading":
-            parts.append("leading: it moves first, so you can act before the result")
+            parts.append(f"{what} that moves first, so you can act before the result")
         else:
-            parts.append("lagging: it is the result itself")
-        parts.append("higher is better" if m.direction.value == "higher_is_better" else "lower is better")
-        if self._sources:
-            ok = sources_needed([m.id], self._registry) <= set(self._sources)
-            parts.append("its data is connected" if ok else "no data connected for it yet")
+            parts.append(f"{what} that reports the result")
         text = "; ".join(parts)
         return text[:1].upper() + text[1:] + "."
 
@@ -475,12 +483,12 @@ class KpiWizard(widgets.VBox):
         return [intro, self.counter, self._candidates_note, heading, self._recommended_box, self._more_box]
 
     def _candidate_html(self, m: Metric, rank: int | None) -> str:
-        unit = display_unit(m, None)
+        connected = not self._sources or sources_needed([m.id], self._registry) <= set(self._sources)
         badges = [
             (f"#{rank}", "#ffffff", "#1b7f3b") if rank else None,
             (m.indicator.value, "#1a73e8", "#e8f0fe"),
             ("KPI candidate" if m.role.value == "kpi_candidate" else "operational metric", "#5f6368", "#f1f3f4"),
-            (f"unit: {unit}", "#5f6368", "#f1f3f4"),
+            None if connected else ("no data connected", "#9a5b00", "#fff3df"),
         ]
         chips = "".join(
             f'<span style="color:{c};background:{b};border-radius:8px;padding:0 6px;margin-right:4px;'
@@ -495,7 +503,7 @@ class KpiWizard(widgets.VBox):
         )
         return (
             f'<div style="margin:-4px 0 6px 24px;font-size:12px;line-height:1.4">'
-            f'<div>{chips}<span class="kpinb-reason" style="color:#202124">{esc(self.reason(m))}</span></div>'
+            f'<div>{chips}</div><div class="kpinb-reason" style="color:#202124">{esc(self.reason(m))}</div>'
             f'{vanity}<details><summary style="{_MUTED}">What it measures</summary>'
             f'<div style="{_MUTED}">{esc(m.description)}</div></details></div>'
         )
@@ -577,7 +585,7 @@ class KpiWizard(widgets.VBox):
                 ),
                 f"kpinb-kpi-{mid}-{name}",
             )
-            field.observe(lambda _: self.validate(), names="value")
+            field.observe(lambda _, key=(mid, name): self._typed(key), names="value")
             out[name] = field
             self._messages[mid][name] = _classed(
                 widgets.HTML(layout=widgets.Layout(width="260px", margin="0 0 4px 0")),
@@ -641,6 +649,10 @@ class KpiWizard(widgets.VBox):
         """A supporting metric is kept when its data is connected (or nothing is connected yet)."""
         return not self._sources or sources_needed([mid], self._registry) <= set(self._sources)
 
+    def _typed(self, key: tuple[str, str]) -> None:
+        self._touched.add(key)
+        self.validate()
+
     def validate(self) -> list[Note]:
         """Check the KPIs as entered with the plan checks; show each finding under its field.
 
@@ -697,9 +709,12 @@ class KpiWizard(widgets.VBox):
                     w = worst[(mid, "warning")]  # the order of the two levels is about both fields
                     if "Swap" in w.text:
                         note = Note(mid, name, w.level, "See the warning level.", w.fix)
-                html.value = _note_html(note)
+                # a field not typed in yet says what it needs quietly; once typed in (or Next was
+                # tried) its problems show in full colour
+                loud = (mid, name) in self._touched
+                html.value = _note_html(note, muted=not loud)
                 field = self.fields[mid][name]
-                if note is not None and note.blocking:
+                if note is not None and note.blocking and loud:
                     field.add_class("kpinb-invalid")
                 else:
                     field.remove_class("kpinb-invalid")
@@ -748,7 +763,7 @@ class KpiWizard(widgets.VBox):
         if name and (slug(name) != name or not name.endswith((".yml", ".yaml"))):
             return ["the file name must be a plain name ending in .yml"]
         if self.target_path.exists() and not self.overwrite.value:
-            return [f"{self.target_path.name} exists: tick Overwrite or choose another name"]
+            return [f"the file {self.target_path.name} exists: tick Overwrite to replace it, or choose another name"]
         return []
 
     def _refresh_file(self) -> None:
@@ -822,7 +837,7 @@ class KpiWizard(widgets.VBox):
             )
             rows.append(
                 f'<tr class="kpinb-review-kpi" data-metric="{esc(mid)}" style="border-top:1px solid #dadce0">'
-                f'<td style="padding:6px 8px;vertical-align:top"><b>{esc(m.name)}</b><br>'
+                f'<td style="padding:6px 8px;vertical-align:top;min-width:180px"><b>{esc(m.name)}</b><br>'
                 f'<span style="{_MUTED};font-size:12px">{esc(m.indicator.value)} · '
                 f"{'higher' if higher else 'lower'} is better</span></td>"
                 f'<td style="padding:6px 8px;vertical-align:top">{esc(goal)}</td>'
@@ -852,7 +867,8 @@ class KpiWizard(widgets.VBox):
             for n in plan_notes
         )
         table = (
-            '<table class="kpinb-wizard-summary" style="border-collapse:collapse;font-size:13px;margin-top:6px">'
+            '<table class="kpinb-wizard-summary" style="border-collapse:collapse;font-size:13px;margin-top:6px;'
+            'width:100%">'
             '<thead><tr style="text-align:left"><th style="padding:4px 8px">KPI</th>'
             '<th style="padding:4px 8px">Baseline → target</th><th style="padding:4px 8px">Owner</th>'
             f'<th style="padding:4px 8px">Alerts</th></tr></thead><tbody>{self._summary_rows()}</tbody></table>'
