@@ -203,6 +203,16 @@ def test_wizard_in_jupyterlab_validates_where_typed_and_asks_before_overwriting(
             save.click()
             page.wait_for_selector(".kpinb-wizard .kpinb-wizard-saved")
             _full_shot(page, "5-saved")
+            # JupyterLab's dark theme: the review's text follows it (light on dark), not black on black
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
+                          " {theme: 'JupyterLab Dark'})")  # fmt: skip
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+            page.wait_for_timeout(500)  # the theme's stylesheet is applied
+            rgb = page.eval_on_selector(
+                ".kpinb-wizard-summary td", "e => getComputedStyle(e).color.match(/\\d+/g).map(Number)"
+            )
+            assert sum(rgb[:3]) / 3 > 150, rgb
+            _full_shot(page, "6-saved-dark-theme")
         finally:
             browser.close()
     plan = load_plan(existing)

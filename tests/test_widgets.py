@@ -365,7 +365,7 @@ def test_wizard_saves_under_a_new_name_and_never_replaces_a_file_unasked(data_di
     first = wizard.save()
     assert first == tmp_path / "plans" / "web.yml" and first.exists()
     before = first.read_text()
-    assert wizard.save_button.disabled and "web.yml exists" in wizard.blocked.value
+    assert wizard.save_button.disabled and "saved as web.yml; tick Overwrite" in wizard.blocked.value
     assert not wizard.overwrite.layout.display  # the Overwrite box shows once the file exists
     wizard.back()
     fill(wizard, "conversion_rate", target="4%")

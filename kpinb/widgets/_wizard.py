@@ -21,7 +21,7 @@ from kpinb.definitions import catalog
 from kpinb.definitions.analysis import sources_needed
 from kpinb.definitions.model import Source
 from kpinb.errors import KpinbError
-from kpinb.views.kit import SEVERITY_STYLE, display_unit, esc, format_value
+from kpinb.views.kit import SEVERITY_STYLE, esc
 from kpinb.widgets import _fields
 from kpinb.widgets._draft import (
     KpiDraft,
@@ -34,6 +34,7 @@ from kpinb.widgets._draft import (
     render_yaml,
 )
 from kpinb.widgets._fields import FIELDS, LABELS, Note
+from kpinb.widgets._review import MUTED_TEXT, TEXT, review_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +46,7 @@ __all__ = ["KpiWizard"]
 STEPS = ("Objective", "Candidate KPIs", "Baselines and targets", "SMART review")
 RECOMMENDED = 6
 """How many candidates step 2 recommends (the rest are one click away): a plan keeps 5–7 KPIs."""
-_MUTED = "color:#5f6368"
+_MUTED = f"color:{MUTED_TEXT}"
 _UNIT_WORDS = {"currency": "an amount of money", "percent": "a rate", "count": "a count", "ratio": "a ratio",
                "duration": "a duration", "score": "a score"}  # fmt: skip
 _CSS = """<style>
@@ -55,7 +56,7 @@ _CSS = """<style>
 .kpinb-wizard .widget-html-content { line-height: 1.45; }
 .kpinb-wizard .kpinb-field-msg, .kpinb-wizard .kpinb-field-msg .widget-html-content { font-size: 12px;
   line-height: 1.3; min-height: 0; }
-.kpinb-wizard .kpinb-note-muted { color: #5f6368 !important; }
+.kpinb-wizard .kpinb-note-muted { color: var(--jp-content-font-color2, #5f6368) !important; }
 .kpinb-wizard details > summary { cursor: pointer; }
 </style>"""
 
@@ -92,7 +93,7 @@ def _note_html(note: Note | None, muted: bool = False) -> str:
     if note is None:
         return ""
     mark = {"error": "✕", "warning": "⚠", "info": "ℹ"}[note.level]
-    color = "#5f6368" if muted else SEVERITY_STYLE.get(note.level, SEVERITY_STYLE["info"])[0]
+    color = MUTED_TEXT if muted else SEVERITY_STYLE.get(note.level, SEVERITY_STYLE["info"])[0]
     if muted and note.level == "error":
         mark = "•"
     classes = f"kpinb-note kpinb-note-{note.level}" + (" kpinb-note-muted" if muted else "")
@@ -503,7 +504,7 @@ class KpiWizard(widgets.VBox):
         )
         return (
             f'<div style="margin:-4px 0 6px 24px;font-size:12px;line-height:1.4">'
-            f'<div>{chips}</div><div class="kpinb-reason" style="color:#202124">{esc(self.reason(m))}</div>'
+            f'<div>{chips}</div><div class="kpinb-reason" style="color:{TEXT}">{esc(self.reason(m))}</div>'
             f'{vanity}<details><summary style="{_MUTED}">What it measures</summary>'
             f'<div style="{_MUTED}">{esc(m.description)}</div></details></div>'
         )
@@ -522,7 +523,7 @@ class KpiWizard(widgets.VBox):
             warn.append("Only leading indicators: add the lagging result they should drive.")
         if any(m.vanity for m in chosen):
             warn.append("A vanity metric is chosen as a KPI.")
-        style = "color:#b3261e" if n > MAX_KPIS else "color:#202124"
+        style = "color:#b3261e" if n > MAX_KPIS else f"color:{TEXT}"
         self.counter.value = f'<div class="kpinb-counter" data-count="{n}" style="{style}">{text}</div>' + "".join(
             f'<div style="color:#9a5b00">⚠ {esc(w)}</div>' for w in warn
         )
@@ -762,6 +763,8 @@ class KpiWizard(widgets.VBox):
         name = self.file.value.strip()
         if name and (slug(name) != name or not name.endswith((".yml", ".yaml"))):
             return ["the file name must be a plain name ending in .yml"]
+        if self.path is not None and self.target_path == self.path and not self.overwrite.value:
+            return [f"saved as {self.path.name}; tick Overwrite to save changes over it"]
         if self.target_path.exists() and not self.overwrite.value:
             return [f"the file {self.target_path.name} exists: tick Overwrite to replace it, or choose another name"]
         return []
@@ -810,82 +813,10 @@ class KpiWizard(widgets.VBox):
         data.attrs.update(grain="month", by=())
         return data
 
-    def _summary_rows(self) -> str:
-        rows = []
-        for mid in self.chosen:
-            m = self._registry[mid]
-            k, _ = self._kpi(mid)
-            unit = display_unit(m, None)
-            higher = m.direction.value == "higher_is_better"
-            if k.target is not None:
-                start = f"from {format_value(k.baseline, unit)} " if k.baseline is not None else ""
-                by = f" by {k.deadline:%Y-%m-%d}" if k.deadline else ""
-                goal = f"{start}to {format_value(k.target, unit)}{by}"
-            else:
-                goal = "no target yet"
-            levels = [
-                f"{word} at {format_value(v, unit)}"
-                for word, v in (("warning", k.warning), ("critical", k.critical))
-                if v is not None
-            ]
-            alerts = ", ".join(levels) or "no alert levels"
-            found = [n for n in self.notes if n.metric == mid]
-            fixes = "".join(
-                f'<li style="color:{SEVERITY_STYLE[n.level][0]}">{esc(n.fix)} <span style="{_MUTED}">({esc(n.text)})'
-                "</span></li>"
-                for n in sorted(found, key=lambda n: {"error": 0, "warning": 1, "info": 2}[n.level])
-            )
-            rows.append(
-                f'<tr class="kpinb-review-kpi" data-metric="{esc(mid)}" style="border-top:1px solid #dadce0">'
-                f'<td style="padding:6px 8px;vertical-align:top;min-width:180px"><b>{esc(m.name)}</b><br>'
-                f'<span style="{_MUTED};font-size:12px">{esc(m.indicator.value)} · '
-                f"{'higher' if higher else 'lower'} is better</span></td>"
-                f'<td style="padding:6px 8px;vertical-align:top">{esc(goal)}</td>'
-                f'<td style="padding:6px 8px;vertical-align:top">{esc(k.owner or "no owner yet")}</td>'
-                f'<td style="padding:6px 8px;vertical-align:top">{esc(alerts)}</td></tr>'
-                + (f'<tr><td></td><td colspan="3" style="padding:0 8px 6px"><ul style="margin:0;padding-left:18px;'
-                   f'font-size:12px">{fixes}</ul></td></tr>' if fixes else "")
-            )  # fmt: skip
-        return "".join(rows)
-
     def _review_html(self) -> str:
         draft = self.draft()
-        errors = [n for n in self.notes if n.blocking]
-        plan_notes = [n for n in self.notes if n.metric is None]
-        if errors:
-            lead = (
-                f'<div style="color:#b3261e;font-weight:600">{len(errors)} thing(s) to fix before saving '
-                "(listed under each KPI).</div>"
-            )
-        elif self.notes:
-            lead = '<div style="color:#1b7f3b">Ready to save; a few suggestions below.</div>'
-        else:
-            lead = '<div style="color:#1b7f3b">The plan passes the SMART review.</div>'
-        plan_items = "".join(
-            f'<li style="color:{SEVERITY_STYLE[n.level][0]}">{esc(n.text)} <span style="{_MUTED}">{esc(n.fix)}'
-            "</span></li>"
-            for n in plan_notes
-        )
-        table = (
-            '<table class="kpinb-wizard-summary" style="border-collapse:collapse;font-size:13px;margin-top:6px;'
-            'width:100%">'
-            '<thead><tr style="text-align:left"><th style="padding:4px 8px">KPI</th>'
-            '<th style="padding:4px 8px">Baseline → target</th><th style="padding:4px 8px">Owner</th>'
-            f'<th style="padding:4px 8px">Alerts</th></tr></thead><tbody>{self._summary_rows()}</tbody></table>'
-        )
-        objective = (
-            f'<div style="margin-top:4px"><b>{esc(draft.name)}</b> · objective: <i>{esc(draft.statement)}</i> · '
-            f"reviewed every {esc(draft.review_every)}</div>"
-        )
-        return (
-            f'<div style="font-weight:600">SMART review</div>{lead}{objective}'
-            + (f'<ul class="kpinb-wizard-plan-notes" style="font-size:12px;padding-left:18px">{plan_items}</ul>'
-               if plan_items else "")
-            + table
-            + '<details class="kpinb-wizard-yaml-details" style="margin-top:8px"><summary>Show the plan file '
-            f'(YAML)</summary><pre class="kpinb-wizard-yaml" style="background:#f8f9fa;padding:8px;font-size:12px">'
-            f"{esc(self._yaml)}</pre></details>"
-        )  # fmt: skip
+        kpis = [(self._registry[k.metric], k) for k in draft.kpis]
+        return review_html(draft, kpis, self.notes, self._yaml)
 
     # --- save -----------------------------------------------------------------------------------
 
