@@ -10,10 +10,10 @@ never holds, and the ``benchmarks:`` file is read and checked here. They return 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kpinb._numbers import plain_number
 from kpinb.checks.rules import Issue, _Ctx, _kpi_needs
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import KPI, Direction, Grain, Metric, Plan
@@ -412,7 +412,7 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
 
 
 def _fmt(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:,.4g}"
+    return plain_number(x)  # 2,221,673, not 2.222e+06 (the wizard shows these messages too)
 
 
 def _one_line(e: BaseException) -> str:
