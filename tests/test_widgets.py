@@ -358,6 +358,21 @@ def test_wizard_reads_dates_as_iso_and_says_what_is_wrong_under_the_field(tmp_pa
     assert not wizard.next_button.disabled  # no owner is a warning of the checks, not an error
 
 
+def test_wizard_checks_the_data_field_when_it_is_left(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(department="web", plans_dir=tmp_path, today=TODAY)
+    wizard.statement.value = "Turn more visits into sign-ups"
+    assert not wizard.next_button.disabled
+    wizard.sources.value = str(tmp_path / "no-such-folder")
+    msg = one(wizard, "kpinb-wizard-sources-msg").value
+    assert "no such folder or plan file" in msg and wizard.next_button.disabled
+    assert "cannot be read" in wizard.blocked.value
+    wizard.sources.value = str(data_dir)
+    assert "Connected: web_sessions" in one(wizard, "kpinb-wizard-sources-msg").value
+    assert not wizard.next_button.disabled
+
+
 def test_wizard_saves_under_a_new_name_and_never_replaces_a_file_unasked(data_dir: Path, tmp_path: Path):
     wizard = _at_targets(tmp_path, data_dir, "web", "Turn more visits into sign-ups", "conversion_rate")
     fill(wizard, "conversion_rate", target="3%", owner="Web lead")

@@ -204,11 +204,15 @@ class KpiWizard(widgets.VBox):
                 placeholder="optional: data folder or plan file (.yml)",
                 description="Data",
                 layout=widgets.Layout(width="80%"),
+                continuous_update=False,  # checked when the field is left (a path half typed is no error)
             ),
             "kpinb-wizard-sources",
         )
+        self._sources_msg = _classed(widgets.HTML(), "kpinb-wizard-sources-msg", "kpinb-field-msg")
+        self._sources_error = ""
         for w in (self.statement, self.department):
             w.observe(lambda _: self._refresh_nav(), names="value")
+        self.sources.observe(lambda _: self._check_sources(), names="value")
         # step 2
         self.counter = _classed(widgets.HTML(), "kpinb-wizard-counter")
         self._recommended_box = _classed(widgets.VBox(), "kpinb-wizard-recommended")
@@ -249,6 +253,8 @@ class KpiWizard(widgets.VBox):
             layout=widgets.Layout(align_items="center"),
         )
         self.children = [widgets.HTML(_CSS), self._scroll, self.title, self._body, self.message, self._nav]
+        if sources is not None:
+            self._check_sources()
         self._show()
 
     # --- navigation -------------------------------------------------------------------------------
@@ -306,6 +312,8 @@ class KpiWizard(widgets.VBox):
                 out.append("state the objective")
             if not self.department.value:
                 out.append("choose a department")
+            if self._sources_error:
+                out.append("the data folder or plan file cannot be read")
             return out
         if self.step == 2:
             return [] if self.chosen else ["tick at least one KPI"]
@@ -366,7 +374,25 @@ class KpiWizard(widgets.VBox):
             "Say it as an outcome (<i>Grow monthly revenue 20% by the end of 2026</i>), not as an activity. "
             "The KPIs will say how well it is going.</div>"
         )
-        return [intro, self.statement, self.department, self.name, self.sources]
+        return [intro, self.statement, self.department, self.name, self.sources, self._sources_msg]
+
+    def _check_sources(self) -> None:
+        """Connect the data named in step 1 as soon as the field is left; say under it what was found."""
+        spec = self._sources_spec if self._sources_spec is not None else self.sources.value
+        try:
+            self._sources = connect(spec)
+        except KpinbError as e:
+            self._sources, self._sources_error = {}, str(e)
+            self._sources_msg.value = _note_html(Note(None, "sources", "error", str(e), ""))
+        else:
+            self._sources_error = ""
+            names = ", ".join(sorted(self._sources))
+            self._sources_msg.value = (
+                f'<div style="{_MUTED}">Connected: {esc(names)}.</div>'
+                if names
+                else (f'<div style="{_MUTED}">No catalog source found there.</div>' if str(spec).strip() else "")
+            )
+        self._refresh_nav()
 
     # --- step 2 ---------------------------------------------------------------------------------
 
