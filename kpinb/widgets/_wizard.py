@@ -868,7 +868,13 @@ class KpiWizard(widgets.VBox):
             return None
         self.plan = load_plan(path)
         self.path = path
-        self._say(f"Saved {path} with {len(self.plan.kpis)} KPI(s).", "info")
+        self._say(
+            [
+                f"Saved {path} with {len(self.plan.kpis)} KPI(s).",
+                f"Next: Dashboard({str(path)!r}) shows them; `kpinb check {path}` reviews them against the data.",
+            ],
+            "info",
+        )
         self.message.value = self.message.value.replace("<div ", '<div class="kpinb-wizard-saved" ', 1)
         self.overwrite.value = False  # saving again replaces this file only when asked again
         self._refresh_file()
