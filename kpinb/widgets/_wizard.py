@@ -50,9 +50,15 @@ _MUTED = f"color:{MUTED_TEXT}"
 _UNIT_WORDS = {"currency": "an amount of money", "percent": "a rate", "count": "a count", "ratio": "a ratio",
                "duration": "a duration", "score": "a score"}  # fmt: skip
 _CSS = """<style>
+/* the counter of step 2 stays in sight while the list scrolls (position: sticky), which needs no
+   scrolling box between it and the notebook's scroller: widget boxes and output areas scroll by default */
 .kpinb-wizard .kpinb-invalid input { border-color: #b3261e !important; box-shadow: 0 0 0 1px #b3261e; }
+.jp-OutputArea:has(.kpinb-wizard), .jp-OutputArea-child:has(.kpinb-wizard),
+.jp-OutputArea-output:has(.kpinb-wizard), .kpinb-wizard, .kpinb-wizard .widget-box,
+.kpinb-wizard .jupyter-widgets.widget-box { overflow: visible !important; }
 .kpinb-wizard .kpinb-wizard-counter { position: sticky; top: 0; z-index: 3;
-  background: var(--jp-layout-color1, #fff); padding: 4px 0; }
+  background: var(--jp-layout-color1, #fff); padding: 4px 0;
+  border-bottom: 1px solid var(--jp-border-color2, #dadce0); }
 .kpinb-wizard .widget-html-content { line-height: 1.45; }
 .kpinb-wizard .kpinb-field-msg, .kpinb-wizard .kpinb-field-msg .widget-html-content { font-size: 12px;
   line-height: 1.3; min-height: 0; }
