@@ -373,6 +373,18 @@ def test_wizard_checks_the_data_field_when_it_is_left(data_dir: Path, tmp_path: 
     assert not wizard.next_button.disabled
 
 
+def test_wizard_lets_a_kpi_without_connected_data_through_with_a_placeholder(data_dir: Path, tmp_path: Path):
+    """Data connected for the web only: a sales KPI is not computed, so no "no values" error blocks
+    it; it says its data is not connected and is saved with a placeholder source."""
+    wizard = _at_targets(tmp_path, data_dir, "sales", "Grow revenue 20% in 2026", "monthly_sales_revenue")
+    fill(wizard, "monthly_sales_revenue", target="1.5M", owner="Head of Sales")
+    assert not wizard.next_button.disabled
+    assert "data is not connected" in one(wizard, "kpinb-kpi-monthly_sales_revenue-msg").value
+    wizard.next()
+    path = wizard.save()
+    assert "# not connected yet" in path.read_text() and load_plan(path).kpis[0].target.value == 1_500_000
+
+
 def test_wizard_saves_under_a_new_name_and_never_replaces_a_file_unasked(data_dir: Path, tmp_path: Path):
     wizard = _at_targets(tmp_path, data_dir, "web", "Turn more visits into sign-ups", "conversion_rate")
     fill(wizard, "conversion_rate", target="3%", owner="Web lead")

@@ -62,6 +62,17 @@ def parse_note(metric: Metric, field: str, error: ValueError) -> Note:
     )
 
 
+def unconnected_note(metric: Metric) -> Note:
+    """A KPI whose data is not connected: saved with a placeholder source to point at the data."""
+    return Note(
+        metric.id,
+        None,
+        "warning",
+        "Its data is not connected: the plan gets a placeholder source for you to point at your file.",
+        f"Connect its data in step 1, or point the placeholder at your file after saving ({metric.name}).",
+    )
+
+
 def notes(issues: Iterable[Issue], drafts: Mapping[str, KpiDraft], registry: Mapping[str, Metric]) -> list[Note]:
     """The plan checks' issues as notes on the form; ``drafts`` are the KPIs as entered."""
     out: list[Note] = []

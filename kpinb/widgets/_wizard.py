@@ -717,10 +717,15 @@ class KpiWizard(widgets.VBox):
                     self.issues = list(lint(plan, data=self._lint_data(), today=self.today))
                 except KpinbError:  # the data could not be read: judge without it
                     self.issues = list(lint(plan, today=self.today))
+                # a KPI whose data is not connected was not computed: "no values in the data" would
+                # be wrong about it; it is saved with a placeholder source, which the note says
+                unconnected = {mid for mid in drafts if self._sources and not self._usable(mid)}
+                judged = [i for i in self.issues if not (i.rule == "measurable" and i.kpi in unconnected)]
+                notes.extend(_fields.unconnected_note(self._registry[mid]) for mid in unconnected)
                 # a value that cannot be read is said once, not again as "missing" by the checks
                 notes.extend(
                     n
-                    for n in _fields.notes(self.issues, drafts, self._registry)
+                    for n in _fields.notes(judged, drafts, self._registry)
                     if n.metric is None or (n.metric, n.field) not in unreadable_at
                 )
         self.notes = notes
