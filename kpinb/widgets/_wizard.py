@@ -446,7 +446,7 @@ class KpiWizard(widgets.VBox):
                 parts.append(f"explains {explains[0]}, which fits your objective")
             else:
                 role = "KPI candidate" if m.role.value == "kpi_candidate" else "metric"
-                parts.append(f"a {role} of the department your objective's words do not name")
+                parts.append(f"a common {role} of the department, not named by your objective")
         else:
             themes = catalog.themes()
             wanted = catalog.match_themes(statement)
