@@ -295,9 +295,16 @@ class KpiWizard(widgets.VBox):
 
     def _show(self) -> None:
         self._say([])
+        trail = " › ".join(
+            f'<span style="font-weight:700;color:{TEXT}">{i}. {esc(name)}</span>'
+            if i == self.step
+            else f'<span style="color:{MUTED_TEXT}">{"✓ " if i < self.step else ""}{i}. {esc(name)}</span>'
+            for i, name in enumerate(STEPS, 1)
+        )
         self.title.value = (
-            f'<div style="font-size:16px;font-weight:700">KPI wizard · step {self.step} of {len(STEPS)}: '
-            f"{esc(STEPS[self.step - 1])}</div>"
+            f'<div style="font-size:16px;font-weight:700;color:{TEXT}">KPI wizard · step {self.step} of '
+            f'{len(STEPS)}: {esc(STEPS[self.step - 1])}</div><div class="kpinb-wizard-steps" '
+            f'style="font-size:12px;margin:2px 0 6px">{trail}</div>'
         )
         builders = {1: self._step_objective, 2: self._step_candidates, 3: self._step_targets, 4: self._step_review}
         self._body.children = builders[self.step]()
