@@ -333,7 +333,7 @@ class KpiWizard(widgets.VBox):
         out = [
             f"{self._name(n.metric)} · {LABELS[n.field]}" if n.field else self._name(n.metric)
             for n in self.notes
-            if n.blocking and n.metric
+            if n.blocking
         ]
         if self.step == 4:
             out.extend(self._file_blockers())
@@ -372,12 +372,12 @@ class KpiWizard(widgets.VBox):
         if self.step == 3:
             self._touched.update((mid, name) for mid in self.chosen for name in FIELDS)
             self.validate()
-            return [f"{self._name(n.metric)}: {n.text}" for n in self.notes if n.blocking and n.metric]
+            return [f"{self._name(n.metric)}: {n.text}" for n in self.notes if n.blocking]
         return []
 
     def _name(self, mid: str | None) -> str:
         m = self._registry.get(mid or "")
-        return m.name if m is not None else (mid or "the plan")
+        return m.name if m is not None else (mid or "the plan (see the message above)")
 
     # --- step 1 ---------------------------------------------------------------------------------
 
