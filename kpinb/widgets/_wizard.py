@@ -528,7 +528,9 @@ class KpiWizard(widgets.VBox):
             (f"#{rank}", "#ffffff", "#1b7f3b") if rank else None,
             (m.indicator.value, "#1a73e8", "#e8f0fe"),
             ("KPI candidate" if m.role.value == "kpi_candidate" else "operational metric", "#5f6368", "#f1f3f4"),
-            None if connected else ("no data connected", "#9a5b00", "#fff3df"),
+            (None if not self._sources else ("data connected", "#1b7f3b", "#e7f4ea"))
+            if connected
+            else ("no data connected", "#9a5b00", "#fff3df"),
         ]
         chips = "".join(
             f'<span style="color:{c};background:{b};border-radius:8px;padding:0 6px;margin-right:4px;'
