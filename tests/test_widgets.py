@@ -411,7 +411,11 @@ def test_wizard_saves_under_a_new_name_and_never_replaces_a_file_unasked(data_di
 def test_wizard_review_is_a_summary_whose_fixes_point_at_the_form(tmp_path: Path):
     wizard = _at_targets(tmp_path, None, "sales", "Grow revenue 20% in 2026", "monthly_sales_revenue",
                          "average_order_value")  # fmt: skip
-    fill(wizard, "monthly_sales_revenue", baseline="1,434,700", target="1.7M", warning="1.5M", critical="1.35M")
+    fill(wizard, "monthly_sales_revenue", baseline="1,434,700")
+    # the numbers a proposal would set, offered as examples (+10% target, warning at the baseline)
+    examples = {k: wizard.fields["monthly_sales_revenue"][k].placeholder for k in ("target", "warning", "critical")}
+    assert examples == {"target": "e.g. 1,580,000", "warning": "e.g. 1,430,000", "critical": "e.g. 1,290,000"}
+    fill(wizard, "monthly_sales_revenue", target="1.7M", warning="1.5M", critical="1.35M")
     wizard.next()
     assert wizard.step == 3  # average order value has no target
     assert "Set a target" in one(wizard, "kpinb-kpi-average_order_value-target-msg").value

@@ -635,7 +635,32 @@ class KpiWizard(widgets.VBox):
                 "kpinb-field-msg",
             )
         self._kpi_messages[mid] = _classed(widgets.HTML(), f"kpinb-kpi-{mid}-msg", "kpinb-field-msg")
+        out["baseline"].observe(lambda _: self._suggest(mid, out), names="value")
+        self._suggest(mid, out)
         return out
+
+    def _suggest(self, mid: str, fields: Mapping[str, widgets.Text]) -> None:
+        """Example target and alert levels in the empty fields, from the baseline as entered (the
+        numbers a proposal would set: :func:`kpinb.analytics.proposal.suggested_levels`)."""
+        from kpinb.analytics.proposal import suggested_levels
+
+        m = self._registry[mid]
+        unit = m.unit.value
+        try:
+            base = parse_number(fields["baseline"].value, unit)
+        except ValueError:
+            base = None
+        if base is None:
+            examples = {"target": "e.g. 12%" if unit == "percent" else "a number", "warning": "optional",
+                        "critical": "optional"}  # fmt: skip
+        else:
+            levels = suggested_levels(base, m)
+            examples = {
+                k: f"e.g. {number_text(v, unit)}"
+                for k, v in zip(("target", "warning", "critical"), levels, strict=True)
+            }
+        for name, text in examples.items():
+            fields[name].placeholder = text
 
     def _kpi_box(self, mid: str) -> widgets.Widget:
         m = self._registry[mid]
