@@ -6,6 +6,7 @@ decide on their own (the report's trend and the dashboard's) compared on the sam
 
 import math
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -203,3 +204,28 @@ def test_a_slice_goal_by_a_dimension_the_data_lacks_or_in_the_wrong_order_is_a_c
     (tmp_path / "plan.yml").write_text(inverted)
     issues, code = check(tmp_path / "plan.yml")
     assert code == 1 and any(i.rule == "slices" and "region = Europe" in i.message for i in issues)
+
+
+def test_a_kpi_the_plan_misconfigures_needs_setup_on_its_card_not_no_data():
+    """A plan built in code skips the load-time check; the scorecard still names the mistake,
+    and the card says so in its own state instead of showing it as missing data."""
+    import yaml
+
+    from kpinb.definitions.model import Plan
+    from kpinb.definitions.plan import registry
+    from kpinb.views.cards import kpi_cards
+
+    text = PLAN.replace("thresholds: {warning: 120, critical: 100}", "thresholds: {warning: 100, critical: 120}")
+    p, df = Plan.model_validate(yaml.safe_load(text)), data()
+    card = scorecard.evaluate(p, df, as_of="2025-06-30", pace=False)
+    revenue = card.get("revenue")
+    assert (revenue.status, revenue.rule) == ("no_data", "needs_setup")
+    assert revenue.reason == (
+        "Needs setup: the warning level 100.00 is below the critical level 120.00, but higher is better — "
+        "swap them in the plan."
+    )
+    assert card.get("signups").status in ("on_track", "at_risk", "off_track")  # the others are judged
+    cards = kpi_cards(card.status_frame(), df, registry(p))
+    one = re.search(r'<div class="kpinb-card [^>]*data-metric="revenue".*?(?=<div class="kpinb-card |$)', cards, re.S)
+    assert "● Needs setup" in one.group(0) and "No data" not in one.group(0) and "swap them in the plan" in cards
+    assert cards.count("Needs setup") == 2  # the revenue card's badge and reason, no other card

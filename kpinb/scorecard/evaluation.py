@@ -298,13 +298,36 @@ def _one(plan: Plan, frame: pd.DataFrame, as_of: Any, mid: str, include_partial:
     try:
         return status.evaluate(plan, frame, as_of, kpis=[mid], include_partial=include_partial, level=level)
     except KpinbError as e:
+        from kpinb.errors import PlanError
+
         k, m = plan.kpi(mid), registry(plan).get(mid)
+        # a mistake in the plan (thresholds in the wrong order...) is not missing data: rule
+        # "needs_setup" lets every surface say the KPI needs fixing in the plan
+        setup = isinstance(e, PlanError)
         row = {
             "metric": mid, "name": k.name or (m.name if m else mid), "owner": k.owner, "status": "no_data",
-            "rule": "no_data", "reason": str(e).splitlines()[0], "unit": m.unit.value if m else "count",
+            "rule": "needs_setup" if setup else "no_data",
+            "reason": (_setup_reason(k, m, plan) if setup and m else None) or str(e).splitlines()[0],
+            "unit": m.unit.value if m else "count",
             "direction": direction_of(k, plan).value if m else "higher_is_better",
         }  # fmt: skip
         return pd.DataFrame([row], columns=list(STATUS_COLUMNS))
+
+
+def _setup_reason(k: KPI, m: Any, plan: Plan) -> str | None:
+    """The plan mistake behind a KPI that cannot be judged, in words (None: no short wording)."""
+    from kpinb._numbers import format_value
+    from kpinb.definitions.analysis import inverted_thresholds
+
+    direction = direction_of(k, plan)
+    if k.thresholds is None or inverted_thresholds(k, direction) is None:
+        return None
+    higher = direction.value == "higher_is_better"
+    return (
+        f"Needs setup: the warning level {format_value(k.thresholds.warning, m.unit)} is "
+        f"{'below' if higher else 'above'} the critical level {format_value(k.thresholds.critical, m.unit)}, "
+        f"but {'higher' if higher else 'lower'} is better — swap them in the plan."
+    )
 
 
 GRAINS = ("day", "week", "month", "quarter", "year")
