@@ -511,3 +511,30 @@ def test_time_zones_weeks_and_fiscal_years_give_the_same_periods(
         got = compute(calendar_support.metrics(), sources={"orders": source}, grain=grain, calendar=cal)
         problems = calendar_support.mismatches(calendar_support.expected(df, grain, cal), got)
         assert not problems, f"{name}:\n" + "\n".join(problems[:10])
+
+
+# --- computed columns (`derive:`) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_derived_columns_give_the_same_numbers_as_pandas(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_derive.py's housing export (year and month, no date) on PostgreSQL and Spark."""
+    import test_derive
+
+    df = test_derive.houses()
+    path = tmp_path_factory.mktemp("houses") / "houses.parquet"
+    df.to_parquet(path, index=False)
+    declared = {"time": "sold_month", "row_covers": "month", "derive": test_derive.DERIVE}
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"houses": path}, schema=db.schema)
+        source = Source(url=db.url(), table="houses", **declared)
+    else:
+        request.getfixturevalue("spark").con.read_parquet(str(path), table_name="houses")
+        source = Source(url="pyspark://", table="houses", **declared)
+    got = compute(test_derive.METRICS, sources={"houses": source}, grain="quarter", by=["area"])
+    pd.testing.assert_series_equal(
+        test_derive._got(got), test_derive.expected(df, "quarter"), check_names=False, rtol=1e-9
+    )

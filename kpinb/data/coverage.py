@@ -29,8 +29,9 @@ class Coverage:
     through: pd.Timestamp | None
 
 
-def coverage(table: Table, complete_through: Any = None) -> Coverage:
-    """The days ``table`` covers: one min/max query over its time column.
+def coverage(table: Table, complete_through: Any = None, row_covers: str | None = None) -> Coverage:
+    """The days ``table`` covers: one min/max query over its time column. ``row_covers`` (the
+    source's, else the catalog's) is the period a row's date stands for.
 
     >>> coverage(open_source("orders", "orders.parquet"))  # doctest: +SKIP
     Coverage(first=Timestamp('2023-01-01 00:00:00'), through=Timestamp('2025-12-31 00:00:00'))
@@ -61,6 +62,7 @@ def coverage(table: Table, complete_through: Any = None) -> Coverage:
     if complete_through is not None:
         return Coverage(first, pd.Timestamp(complete_through).normalize())
     canon = catalog.sources().get(table.name)
-    if last is not None and canon is not None and canon.row_covers is not None:
-        last = last.to_period(_FREQ[canon.row_covers]).end_time.normalize()
+    covers = row_covers or (canon.row_covers if canon is not None else None)
+    if last is not None and covers is not None:
+        last = last.to_period(_FREQ[covers]).end_time.normalize()
     return Coverage(first, last)

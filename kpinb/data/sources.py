@@ -466,6 +466,8 @@ def open_source(
         from kpinb.data.values import apply_values
 
         expr = apply_values(expr, spec.values, f"source {name!r} ({label})")
+    if spec.derive:
+        expr = _derive(expr, spec.derive, f"source {name!r} ({label})")
     if canon is not None:
         time = canon.time
         if spec.time and spec.time != time and spec.time not in mapping.values():
@@ -481,6 +483,31 @@ def open_source(
         time = spec.time or ""
         dims = spec.dimensions or ()
     return Table(name, expr, time, dims, label, file, timezone)
+
+
+def _derive(expr: ir.Table, derive: dict[str, str], where_: str) -> ir.Table:
+    """``expr`` with the computed columns of ``derive:`` added in order (a later one may read an
+    earlier one); each formula is parsed and checked against the columns there, never pasted as SQL."""
+    from kpinb.data.expressions import compile_node
+    from kpinb.definitions.formula import parse
+    from kpinb.errors import FormulaError
+
+    for col, text in derive.items():
+        who = f"{where_}: `derive: {{{col}: ...}}`"
+        try:
+            formula = parse(text, kind="row", columns=expr.columns)
+        except FormulaError as e:
+            raise FormulaError(f"{who}: {e}") from None
+        try:
+            value = compile_node(formula.tree, expr, None, who)
+            expr = expr.mutate(**{col: value})
+        except KpinbError:
+            raise
+        except Exception as e:  # a combination the checks above missed: still the formula's fault
+            raise FormulaError(
+                f"{who}: {text!r} cannot be built ({type(e).__name__}). Use values of one kind in each operation."
+            ) from None
+    return expr
 
 
 def _frame(name: str, df: pd.DataFrame) -> ir.Table:

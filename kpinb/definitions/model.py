@@ -289,6 +289,28 @@ class Source(_Spec):
     complete_through: PlanDate | None = None
     """The last day the data is complete for (a load that lags, a sparse table); default: the date
     of the latest row. A period ending after it is partial and not judged."""
+    row_covers: Grain | None = None
+    """The period each row's date stands for (``month`` when the time column holds the first day of
+    each month): the data then covers to the end of its latest row's period."""
+    derive: dict[str, str] = Field(default_factory=dict)
+    """Computed columns, in order: name -> a row formula over the source's columns (and earlier
+    derived ones), e.g. ``{order_month: "make_date(year, month, 1)"}``; usable as ``time:``, a
+    dimension or in formulas."""
+
+    @field_validator("derive")
+    @classmethod
+    def _derived_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        from kpinb.definitions.formula import parse
+        from kpinb.errors import FormulaError
+
+        for name, text in value.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$", name):
+                raise ValueError(f"derived column {name!r}: use letters, digits and _ (not starting with a digit)")
+            try:
+                parse(str(text), kind="row")
+            except FormulaError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return value
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

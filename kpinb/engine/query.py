@@ -15,18 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kpinb.data.coverage import Coverage, coverage
+from kpinb.data.expressions import compile_node, kind_of
 from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
 from kpinb.data.values import unmapped
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import dependencies
 from kpinb.definitions.formula import (
-    Agg,
     BinOp,
     Call,
-    Case,
-    Col,
     Formula,
-    InList,
     Lit,
     Node,
     Prev,
@@ -123,7 +120,10 @@ def compute(
         for source, ms in by_source.items():
             spec = _spec(specs, source, ms)
             table = open_source(source, spec, base_dir, _timeout(plan), cal.timezone)
-            covers[source] = coverage(table, spec.complete_through if isinstance(spec, Source) else None)
+            declared = spec if isinstance(spec, Source) else Source(path="<data>")
+            covers[source] = coverage(
+                table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
+            )
             for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
@@ -381,22 +381,22 @@ def _build(
     aggs: dict[str, Any] = {}
     for i, (m, f, w) in enumerate(parsed):
         try:
-            wexpr = _compile(w.tree, t, None, m) if w else None
-            if wexpr is not None and _kind(wexpr) != "true/false":
-                if _kind(wexpr) != "null":
+            wexpr = compile_node(w.tree, t, None, f"metric {m.id!r}") if w else None
+            if wexpr is not None and kind_of(wexpr) != "true/false":
+                if kind_of(wexpr) != "null":
                     raise FormulaError(
-                        f"metric {m.id!r}: `where:` {_short(m.where)!r} gives {_kind(wexpr)}, not true/false. "
+                        f"metric {m.id!r}: `where:` {_short(m.where)!r} gives {kind_of(wexpr)}, not true/false. "
                         "Compare a column, e.g. revenue > 0 or status = 'completed'."
                     )
                 wexpr = wexpr.cast("boolean")
             parts = {"num": f.ratio[0], "den": f.ratio[1]} if f.ratio else {"val": f.tree}
             for suffix, node in parts.items():
-                value = _compile(node, t, wexpr, m)
-                if _kind(value) == "null":
+                value = compile_node(node, t, wexpr, f"metric {m.id!r}")
+                if kind_of(value) == "null":
                     value = value.cast("float64")
-                if _kind(value) not in ("number", "true/false"):
+                if kind_of(value) not in ("number", "true/false"):
                     raise FormulaError(
-                        f"metric {m.id!r}: formula {_short(m.expr)!r} gives {_kind(value)}, not a number. "
+                        f"metric {m.id!r}: formula {_short(m.expr)!r} gives {kind_of(value)}, not a number. "
                         "Aggregate numeric columns (sum, avg, count...)."
                     )
                 aggs[f"m{i}_{suffix}"] = value
@@ -564,159 +564,6 @@ def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
         return parse(text, kind=kind, columns=known)
     except FormulaError as e:
         raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r} ({table.label}): {e}") from None
-
-
-def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
-    """Translate a formula tree into an ibis expression over table ``t``.
-
-    Types are checked here, node by node, so a formula that mixes kinds (text in
-    arithmetic, a number as a condition) is a FormulaError naming the metric, not an
-    error from deep inside the query builder.
-    """
-    import ibis
-
-    def row(n: Node) -> Any:
-        return _compile(n, t, where, m)
-
-    if isinstance(node, Agg):
-        if node.func == "count" and node.arg is None:
-            return t.count(where=where)
-        arg = row(node.arg)  # type: ignore[arg-type]
-        if node.func == "count_if":
-            cond = _as_bool(arg, m, "count_if()")
-            return t.count(where=cond if where is None else cond & where)
-        if node.func in ("sum", "avg", "median"):
-            arg = _as_num(arg, m, f"{node.func}()")
-        if node.func == "count":
-            return arg.count(where=where)
-        if node.func == "count_distinct":
-            return arg.nunique(where=where)
-        if node.func == "avg":
-            return arg.mean(where=where)
-        if node.func == "sum":
-            # SQL's sum of no rows is NULL; a period with rows but none matching is 0.
-            return ibis.coalesce(arg.sum(where=where), 0)
-        if node.func == "median" and where is not None:
-            # Filter the argument (medians skip nulls), not the aggregate: Spark applies a
-            # filter to every input of percentile(x, 0.5), and 0.5 must stay a constant.
-            return ibis.cases((where, arg)).median()
-        return getattr(arg, node.func)(where=where)
-    if isinstance(node, Lit):
-        return ibis.null() if node.value is None else ibis.literal(node.value)
-    if isinstance(node, Col):
-        return t[node.name]
-    if isinstance(node, BinOp):
-        left, right = row(node.left), row(node.right)
-        op = node.op
-        if op in ("and", "or"):
-            left, right = _as_bool(left, m, f"`{op}`"), _as_bool(right, m, f"`{op}`")
-            return left & right if op == "and" else left | right
-        if op in ("+", "-", "*", "/"):
-            left, right = _as_num(left, m, f"{op!r}"), _as_num(right, m, f"{op!r}")
-            return left / right.nullif(0) if op == "/" else getattr(left, _ARITH[op])(right)
-        _comparable(m, op, left, right)
-        fn = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]
-        return getattr(left, fn)(right)
-    if isinstance(node, Unary):
-        x = row(node.arg)
-        if node.op == "neg":
-            return -_as_num(x, m, "`-`")
-        if node.op == "not":
-            return ~_as_bool(x, m, "`not`")
-        return x.isnull() if node.op == "isnull" else x.notnull()
-    if isinstance(node, InList):
-        x = row(node.arg)
-        for v in node.values:
-            _comparable(m, "in", x, row(v))
-        return x.isin([v.value for v in node.values])
-    if isinstance(node, Case):
-        conds = [_as_bool(row(c), m, "`case when`") for c, _ in node.whens]
-        values = _one_kind(m, "case", [row(v) for _, v in node.whens] + ([row(node.default)] if node.default else []))
-        default = values.pop() if node.default is not None else None
-        return ibis.cases(*zip(conds, values, strict=True), else_=default)
-    if isinstance(node, Call):
-        args = _one_kind(m, f"{node.func}()", [row(a) for a in node.args])
-        if node.func == "coalesce":
-            return ibis.coalesce(*args)
-        return args[0].nullif(args[1])
-    raise FormulaError(f"metric {m.id!r}: {type(node).__name__} cannot be used here. Use the formula language.")
-
-
-_ARITH = {"+": "__add__", "-": "__sub__", "*": "__mul__"}
-
-
-def _kind(x: Any) -> str:
-    """The kind of an ibis value as a user would name it."""
-    t = x.type()
-    if t.is_null():
-        return "null"
-    if t.is_boolean():
-        return "true/false"
-    if t.is_numeric():
-        return "number"
-    if t.is_string():
-        return "text"
-    if t.is_temporal():
-        return "date"
-    return str(t)
-
-
-# kinds that compare with each other (a date column with a '2024-01-01' literal, a flag with 1)
-_COMPARABLE = ({"number", "true/false"}, {"text", "date"})
-
-
-def _comparable(m: Metric, op: str, left: Any, right: Any) -> None:
-    a, b = _kind(left), _kind(right)
-    if "null" in (a, b) or a == b or any({a, b} <= group for group in _COMPARABLE):
-        return
-    raise FormulaError(
-        f"metric {m.id!r}: cannot compare {a} with {b} using {op!r}. Compare values of the same kind, "
-        "e.g. status = 'completed' or revenue > 100."
-    )
-
-
-def _one_kind(m: Metric, what: str, values: list[Any]) -> list[Any]:
-    """``values`` of coalesce/nullif/case branches, made one kind (true/false count as 1/0 with numbers)."""
-    kinds = {_kind(v) for v in values} - {"null"}
-    if kinds == {"number", "true/false"}:
-        return [_as_num(v, m, what) for v in values]
-    if len(kinds) > 1:
-        a, b = sorted(kinds)[:2]
-        raise FormulaError(
-            f"metric {m.id!r}: {what} mixes {a} and {b}. Use values of one kind, "
-            "e.g. coalesce(revenue, 0) rather than coalesce(revenue, 'none')."
-        )
-    if not kinds:  # only nulls: give them a type the engine can carry
-        return [v.cast("float64") for v in values]
-    return values
-
-
-def _as_num(x: Any, m: Metric, what: str) -> Any:
-    kind = _kind(x)
-    if kind == "number":
-        return x
-    import ibis
-
-    if kind == "null":  # a column without any value, or a literal null
-        return x.cast("float64")
-    if kind == "true/false":
-        # CASE, not CAST: PostgreSQL has no boolean -> bigint cast; a null stays null
-        return ibis.cases((x, ibis.literal(1, "int64")), (~x, ibis.literal(0, "int64")))
-    raise FormulaError(
-        f"metric {m.id!r}: {what} needs numbers, but its argument is {kind}. "
-        "Use a numeric column, or count text with count/count_distinct/count_if."
-    )
-
-
-def _as_bool(x: Any, m: Metric, what: str = "a condition") -> Any:
-    kind = _kind(x)
-    if kind == "true/false":
-        return x
-    if kind == "null":
-        return x.cast("boolean")
-    raise FormulaError(
-        f"metric {m.id!r}: {what} needs a condition (true/false), but got {kind}. Compare it, e.g. revenue > 0."
-    )
 
 
 def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:
