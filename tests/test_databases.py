@@ -538,3 +538,29 @@ def test_derived_columns_give_the_same_numbers_as_pandas(
     pd.testing.assert_series_equal(
         test_derive._got(got), test_derive.expected(df, "quarter"), check_names=False, rtol=1e-9
     )
+
+
+# --- windows: trailing, cumulative, to-date ------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_windows_give_the_rows_of_each_window_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/window_support.py's windows (exact distinct counts, medians) on PostgreSQL and Spark."""
+    import window_support
+
+    df = window_support.orders()
+    path = tmp_path_factory.mktemp("window-orders") / "orders.parquet"
+    df.to_parquet(path, index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"window_orders": path}, schema=db.schema)
+        source: Any = db.source("window_orders")
+    else:
+        source = request.getfixturevalue("spark").con.read_parquet(str(path), table_name="window_orders")
+    got = compute(window_support.METRICS, sources={"orders": source}, by=["region"])
+    months = pd.date_range("2024-01-01", "2025-12-01", freq="MS")
+    pd.testing.assert_series_equal(
+        window_support.got(got, "region"), window_support.expected(df, months, "region"), check_names=False, rtol=1e-9
+    )

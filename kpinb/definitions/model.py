@@ -48,6 +48,7 @@ ValueList = Annotated[tuple[str, ...], BeforeValidator(_as_texts)]
 """The user's values that stand for one catalog value: ``paid`` or ``[paid, settled]``."""
 
 
+_WINDOW = re.compile(r"^\s*(\d{1,4})\s*(day|week|month|quarter|year)s?\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(day|week)s?\s*$", re.I)
 
 
@@ -130,11 +131,51 @@ class Metric(_Spec):
     matures_after: Annotated[Duration | None, AfterValidator(_whole_days)] = None
     """How long after a period ends its value settles (``60 days``: leads created in it are won
     or lost within a sales cycle); until then the period is immature and not judged."""
+    window: str | None = None
+    """Each period's value aggregates the rows of a window ending with it: ``12 months``,
+    ``28 days``, ``4 weeks`` (trailing) or ``all`` (cumulative); distinct counts stay exact."""
+    cumulative: bool = False
+    """Same as ``window: all``: everything up to the end of each period."""
+    to_date: Grain | None = None
+    """Each period's value aggregates its ``year``/``quarter``/``month``/``week`` so far (fiscal-aware)."""
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_text(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip().lower()
+        if text != "all" and not _WINDOW.match(text):
+            raise ValueError(f"window {value!r}: write e.g. `12 months`, `28 days`, `4 weeks` or `all`")
+        return text
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Metric:
+        kinds = (("window", self.window), ("cumulative", self.cumulative), ("to_date", self.to_date))
+        given = [k for k, v in kinds if v]
+        if len(given) > 1:
+            raise ValueError(f"give one of {', '.join(given)}: they are different windows")
+        if given and self.source is None:
+            raise ValueError(f"`{given[0]}:` is for metrics over a source; a derived metric combines windowed ones")
+        return self
 
     @property
     def derived(self) -> bool:
         """True when the metric is computed from other metrics rather than from a source."""
         return self.source is None
+
+    @property
+    def span(self) -> tuple[int, str] | str | None:
+        """The window: ``(12, "month")``, ``"all"`` (cumulative), ``"to_date:year"``, or None."""
+        if self.cumulative or self.window == "all":
+            return "all"
+        if self.to_date is not None:
+            return f"to_date:{self.to_date.value}"
+        if self.window:
+            m = _WINDOW.match(self.window)
+            assert m is not None
+            return int(m[1]), m[2]
+        return None
 
 
 class Objective(_Spec):

@@ -40,7 +40,7 @@ from kpinb.definitions.model import (
     Plan,
     Source,
 )
-from kpinb.engine.calendar import STANDARD, period_ends, periods, truncate
+from kpinb.engine.calendar import STANDARD, period_ends, period_start, periods, truncate
 from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
 if TYPE_CHECKING:
@@ -129,9 +129,12 @@ def compute(
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
-            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan), cal)
-            frames.update(found)
-            estimated += rows
+            for span, group in _by_window(ms).items():
+                found, rows = _aggregate(
+                    table, group, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan), cal, span
+                )
+                frames.update(found)
+                estimated += rows
 
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
@@ -156,6 +159,12 @@ def compute(
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     spans = {mid: _span(mid, reg, covers, start_ts, end_ts) for mid in ids}
     out["complete"] = _complete_periods(out, spans, g, cal)
+    for mid in ids:  # a trailing or to-date window reaching before the data is partial too
+        span_of = reg[mid].span
+        if span_of is not None and span_of != "all" and spans[mid]["first"] is not None:
+            rows = out["metric"] == mid
+            lo = _window_bounds(out.loc[rows, "period_start"], span_of, g, cal)[0]
+            out.loc[rows, "complete"] &= (lo >= spans[mid]["first"]).to_numpy()
     out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal)
     return out
 
@@ -337,7 +346,8 @@ def _plan_metric_ids(plan: Plan) -> list[str]:
 
 
 def _build(
-    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any, cal: Calendar = STANDARD
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any, cal: Calendar = STANDARD,
+    window: Any = None,
 ) -> tuple[Any, list[tuple[Metric, Formula]], tuple[Any, Any]]:
     """The grouped ibis query computing all metrics ``ms`` of one source, its parsed formulas,
     and the filtered rows it groups with their time column (for the size estimate)."""
@@ -369,7 +379,7 @@ def _build(
     t = table.expr
     tcol = t[table.time]
     cond = tcol.notnull()
-    if start is not None:
+    if start is not None and window is None:  # a window reaches back before the first period shown
         cond &= tcol >= ibis.literal(start.to_pydatetime())
     if end is not None:
         end_excl = pd.Timestamp(end).normalize() + pd.Timedelta(days=1)
@@ -378,6 +388,14 @@ def _build(
     tcol = t[table.time]
     if not tcol.type().is_timestamp():
         tcol = tcol.cast("timestamp")
+    rows_of = (t, tcol)
+    if window is not None:  # each period joins the rows of its window: exact for every aggregate
+        t = t.mutate(**{table.time: tcol})
+        spine = _window_spine(t, t[table.time], window, grain, cal, start)
+        preds = [t[table.time] < spine["kpinb_hi"]]
+        if window != "all":
+            preds.append(t[table.time] >= spine["kpinb_lo"])
+        t = t.inner_join(spine, preds)
     aggs: dict[str, Any] = {}
     for i, (m, f, w) in enumerate(parsed):
         try:
@@ -407,9 +425,60 @@ def _build(
                 f"metric {m.id!r}: formula {_short(m.expr)!r} cannot be built ({type(e).__name__}). "
                 "Use values of one kind in each operation, and the allowed functions."
             ) from None
-    period = truncate(tcol, grain, cal).name("period_start")
+    period = (t["kpinb_p"] if window is not None else truncate(tcol, grain, cal)).name("period_start")
     query = t.group_by([period, *by]).aggregate(**aggs)
-    return query, [(m, f) for m, f, _ in parsed], (t, tcol)
+    return query, [(m, f) for m, f, _ in parsed], rows_of
+
+
+def _by_window(ms: list[Metric]) -> dict[Any, list[Metric]]:
+    """The metrics of one source grouped by their window (None: the period itself): one query each."""
+    out: dict[Any, list[Metric]] = {}
+    for m in ms:
+        out.setdefault(m.span, []).append(m)
+    return out
+
+
+def _window_bounds(starts: Any, span: Any, grain: str, cal: Calendar) -> tuple[pd.Series, pd.Series]:
+    """(first day, day after the last) of the window ending with each period starting on ``starts``."""
+    import pandas as pd
+
+    starts = pd.Series(pd.DatetimeIndex(starts))
+    hi = pd.Series(period_ends(starts, grain, cal) + pd.Timedelta(days=1))
+    if span == "all":
+        return pd.Series(pd.NaT, index=starts.index, dtype="datetime64[ns]"), hi
+    if isinstance(span, str):  # to_date:<grain>
+        coarse = span.split(":", 1)[1]
+        return starts.map(lambda s: period_start(s, coarse, cal)), hi
+    n, unit = span
+    offset = pd.DateOffset(days=n) if unit == "day" else pd.DateOffset(weeks=n) if unit == "week" else (
+        pd.DateOffset(months=n * {"month": 1, "quarter": 3, "year": 12}[unit])
+    )  # fmt: skip
+    return hi.map(lambda h: h - offset), hi
+
+
+_STEP = {"day": {"days": 1}, "week": {"days": 7}, "month": {"months": 1}, "quarter": {"months": 3},
+         "year": {"months": 12}}  # fmt: skip
+
+
+def _window_spine(t: Any, tcol: Any, span: Any, grain: str, cal: Calendar, start: Any) -> Any:
+    """The periods of the rows (from ``start``) with each window's bounds, in SQL (a read-only
+    database session cannot hold a table sent from here): ``kpinb_p``, ``kpinb_lo``, ``kpinb_hi``."""
+    import ibis
+
+    p = truncate(tcol, grain, cal)
+    spine = t.select(kpinb_p=p).distinct()
+    if start is not None:
+        spine = spine.filter(spine["kpinb_p"] >= ibis.literal(period_start(start, grain, cal).to_pydatetime()))
+    hi = spine["kpinb_p"] + ibis.interval(**_STEP[grain])
+    if span == "all":
+        lo = spine["kpinb_p"]
+    elif isinstance(span, str):  # to_date:<grain>
+        lo = truncate(spine["kpinb_p"], span.split(":", 1)[1], cal)
+    else:
+        n, unit = span
+        lo = hi - ibis.interval(**({"days": n * (7 if unit == "week" else 1)} if unit in ("day", "week") else
+                                   {"months": n * {"month": 1, "quarter": 3, "year": 12}[unit]}))  # fmt: skip
+    return spine.mutate(kpinb_lo=lo, kpinb_hi=hi)
 
 
 def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
@@ -492,6 +561,7 @@ def _aggregate(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
     budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
     timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, cal: Calendar = STANDARD,
+    window: Any = None,
 ) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
     """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
     the rows the completed result is estimated to have.
@@ -503,7 +573,7 @@ def _aggregate(
     enforce their own ``statement_timeout``, set when the session opens)."""
     import pandas as pd
 
-    query, parsed, rows_of = _build(table, ms, grain, by, start, end, cal)
+    query, parsed, rows_of = _build(table, ms, grain, by, start, end, cal, window)
     estimated = 0
     if by:  # without a breakdown the result is one row per period and metric: small
         n_periods, n_members = _estimate(table, rows_of, grain, by, start, end)
