@@ -564,3 +564,39 @@ def test_windows_give_the_rows_of_each_window_on_every_engine(
     pd.testing.assert_series_equal(
         window_support.got(got, "region"), window_support.expected(df, months, "region"), check_names=False, rtol=1e-9
     )
+
+
+# --- joins to lookups ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_joins_give_the_same_numbers_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_joins.py's orders and customers, joined on PostgreSQL and Spark."""
+    import test_joins
+
+    folder = tmp_path_factory.mktemp("joins")
+    files = {"join_orders": folder / "orders.parquet", "join_customers": folder / "customers.parquet"}
+    test_joins.orders().to_parquet(files["join_orders"], index=False)
+    test_joins.customers().to_parquet(files["join_customers"], index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, files, schema=db.schema)
+        url = db.url()
+    else:
+        con = request.getfixturevalue("spark").con
+        for name, path in files.items():
+            con.read_parquet(str(path), table_name=name)
+        url = "pyspark://"
+    sources = {
+        "orders": Source(url=url, table="join_orders", time="order_date", join={"customers": "customer_id"}),
+        "customers": Source(url=url, table="join_customers"),
+    }
+    metric = Metric(id="revenue", name="Revenue", source="orders", expr="sum(revenue)")
+    got = compute([metric], sources=sources, by=["segment"]).dropna(subset=["value"])
+    values = got.set_index(["period_start", "segment"])["value"].sort_index()
+    want = test_joins.orders().merge(test_joins.customers()[["customer_id", "segment"]], how="left")
+    want = want.groupby([want["order_date"].dt.to_period("M").dt.start_time.rename("period_start"), "segment"],
+                        dropna=False)
+    pd.testing.assert_series_equal(values, want["revenue"].sum().sort_index(), check_names=False)

@@ -204,16 +204,18 @@ def _null_sensitive_columns(m: Metric) -> list[str]:
 def _source_quality(
     plan: Plan, name: str, pairs: Mapping[tuple[str, str | None], list[str]], grain: str
 ) -> list[Issue]:
-    from kpinb.data.sources import conform, open_source
+    from kpinb.data.sources import conform, open_planned
     from kpinb.engine.calendar import period_start, periods, truncate
     from kpinb.engine.query import compute
 
     fix_source = "Fix the source's `path:`/`url:`, `time:` and `columns:` in the plan, or the data itself."
-    spec = plan.sources[name]
-    if spec.path is not None:  # the engine is called without the plan: anchor the path here
-        spec = spec.model_copy(update={"path": str(plan.resolve(spec.path))})
+    # the engine is called without the plan: anchor the paths here
+    anchored = {
+        n: s.model_copy(update={"path": str(plan.resolve(s.path))}) if s.path is not None else s
+        for n, s in plan.sources.items()
+    }
     try:
-        table = open_source(name, spec, timezone=plan.timezone)
+        table = open_planned(name, anchored, timezone=plan.timezone)
     except KpinbError as e:
         return [Issue("error", "data_source", None, f"Source {name!r} cannot be opened: {_one_line(e)}", fix_source)]
     where_ = f"Source {name!r} ({table.label})"
@@ -245,7 +247,7 @@ def _source_quality(
             for i, ((col, where), _) in enumerate(pairs.items())
             if col != time and col in t.columns
         ]
-        counts = compute(probes, sources={name: spec}, grain="year", calendar=plan.calendar) if probes else None
+        counts = compute(probes, sources=anchored, grain="year", calendar=plan.calendar) if probes else None
     except Exception as e:  # any engine or backend error: report it, keep checking the other sources
         return [Issue("error", "data_source", None, f"{where_} cannot be queried: {_one_line(e)[:300]}", fix_source)]
     rows = int(res["rows"])
@@ -376,7 +378,7 @@ def _benchmark_issues(plan: Plan) -> list[Issue]:
 def unmapped_values(plan: Plan) -> list[Unmapped]:
     """:func:`kpinb.data.values.unmapped` over every declared source the plan's KPIs (and their supporting and
     underlying metrics) read. A source that cannot be opened is skipped: the data checks report it."""
-    from kpinb.data.sources import QUERY_LOCK, open_source
+    from kpinb.data.sources import QUERY_LOCK, open_planned
     from kpinb.data.values import catalog_filters, unmapped
     from kpinb.definitions.analysis import closure
     from kpinb.definitions.plan import registry
@@ -397,7 +399,7 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
         spec = plan.sources[name]
         try:
             with QUERY_LOCK:
-                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s, plan.timezone)
+                table = open_planned(name, plan.sources, plan.base_dir, plan.limits.statement_timeout_s, plan.timezone)
                 out.extend(unmapped(table, ms, spec.columns))
         except KpinbError:
             continue

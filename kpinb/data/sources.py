@@ -13,12 +13,13 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb.definitions import catalog
-from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, Source
+from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, Join, Source
 from kpinb.errors import DataError, KpinbError, SourceError, shown
 from kpinb.errors import redact as _redact
 
@@ -413,8 +414,11 @@ def _read_url(name: str, spec: Source, statement_timeout_s: float = DEFAULT_STAT
 def open_source(
     name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None,
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
+    lookups: Mapping[str, Table] | None = None,
 ) -> Table:  # fmt: skip
     """Open one source and rename its columns to the canonical names the formulas use.
+
+    ``lookups``: the opened sources its ``join:`` names (see :func:`open_planned`).
 
     ``timezone`` (the plan's ``timezone:``) is the zone the business's days follow: time values
     that carry an offset (or a zone) are converted to its wall-clock time before any bucketing;
@@ -466,6 +470,8 @@ def open_source(
         from kpinb.data.values import apply_values
 
         expr = apply_values(expr, spec.values, f"source {name!r} ({label})")
+    if spec.join:
+        expr = _join(expr, spec.join, lookups or {}, name, f"source {name!r} ({label})")
     if spec.derive:
         expr = _derive(expr, spec.derive, f"source {name!r} ({label})")
     if canon is not None:
@@ -483,6 +489,60 @@ def open_source(
         time = spec.time or ""
         dims = spec.dimensions or ()
     return Table(name, expr, time, dims, label, file, timezone)
+
+
+def _join(
+    expr: ir.Table, joins: Mapping[str, Join], lookups: Mapping[str, Table], source: str, where_: str
+) -> ir.Table:
+    """``expr`` with each lookup's columns joined on its key (a left join: rows without a match
+    keep missing values). A key that repeats in a lookup would count those rows twice: a
+    DataError naming the lookup, the key and an example, never a silent double count."""
+    for name, join in joins.items():
+        if name not in lookups:
+            raise DataError(f"{where_}: it joins {name!r}; open it with its plan's sources (open_planned).")
+        lk = lookups[name]
+        pairs = join.pairs
+        for left, right in pairs:
+            if left not in expr.columns:
+                raise DataError(f"{where_}: `join: {{{name}: ...}}` uses column {left!r}, which the data lacks.")
+            if right not in lk.columns:
+                raise DataError(
+                    f"source {name!r} ({lk.label}): the join key {right!r} is not a column; its columns: "
+                    f"{', '.join(map(shown, lk.columns[:40]))}."
+                )
+        keys = [r for _, r in pairs]
+        try:
+            repeated = lk.expr.group_by(keys).aggregate(kpinb_n=lk.expr.count()).filter(lambda x: x.kpinb_n > 1)
+            example = repeated.limit(1).execute()
+        except Exception as e:
+            raise query_error(lk, e) from None
+        if len(example):
+            key = ", ".join(f"{k} = {shown(example[k].iloc[0])}" for k in keys)
+            raise DataError(
+                f"source {name!r} ({lk.label}) has {int(example['kpinb_n'].iloc[0])} rows for {key}: joining it to "
+                f"{source!r} would count those rows more than once. Make {', '.join(keys)} unique in the lookup "
+                "(one row per key), or join on more columns."
+            )
+        added = [c for c in lk.columns if c not in expr.columns and c not in keys]
+        right = lk.expr.select(*keys, *added).rename({f"kpinb_key_{i}": k for i, k in enumerate(keys)})
+        preds = [expr[left] == right[f"kpinb_key_{i}"] for i, (left, _) in enumerate(pairs)]
+        expr = expr.left_join(right, preds).select(*expr.columns, *added)
+    return expr
+
+
+def open_planned(
+    name: str, sources: Mapping[str, Any], base_dir: Path | None = None,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
+) -> Table:  # fmt: skip
+    """:func:`open_source` of ``sources[name]`` with the lookups it joins opened from ``sources``."""
+    spec = sources[name]
+    joins = spec.join if isinstance(spec, Source) else {}
+    lookups = {
+        other: open_source(other, sources[other], base_dir, statement_timeout_s, timezone)
+        for other in joins
+        if other in sources
+    }
+    return open_source(name, spec, base_dir, statement_timeout_s, timezone, lookups)
 
 
 def _derive(expr: ir.Table, derive: dict[str, str], where_: str) -> ir.Table:

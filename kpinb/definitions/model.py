@@ -312,6 +312,28 @@ class KPI(_Spec):
         )
 
 
+class Join(_Spec):
+    """A lookup joined onto a source's rows (many rows to one): ``key`` names the column on both
+    sides (``customer_id``), several (``[a, b]``) or ``{source_column: lookup_column}``; written
+    alone, ``join: {customers: customer_id}``. (Not ``on:``: YAML reads that word as true.)"""
+
+    key: str | tuple[str, ...] | dict[str, str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_alone(cls, data: Any) -> Any:
+        return {"key": data} if isinstance(data, (str, list, tuple)) else data
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(source column, lookup column) for each key."""
+        if isinstance(self.key, str):
+            return ((self.key, self.key),)
+        if isinstance(self.key, dict):
+            return tuple(self.key.items())
+        return tuple((c, c) for c in self.key)
+
+
 class Source(_Spec):
     """Where a canonical source's rows live and how its columns map to the canonical ones."""
 
@@ -333,6 +355,9 @@ class Source(_Spec):
     row_covers: Grain | None = None
     """The period each row's date stands for (``month`` when the time column holds the first day of
     each month): the data then covers to the end of its latest row's period."""
+    join: dict[str, Join] = Field(default_factory=dict)
+    """Lookups joined onto the rows before anything else: another source of the plan -> its key,
+    e.g. ``{customers: customer_id}``; their columns become usable as dimensions and in formulas."""
     derive: dict[str, str] = Field(default_factory=dict)
     """Computed columns, in order: name -> a row formula over the source's columns (and earlier
     derived ones), e.g. ``{order_month: "make_date(year, month, 1)"}``; usable as ``time:``, a

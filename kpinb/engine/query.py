@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpinb.data.coverage import Coverage, coverage
 from kpinb.data.expressions import compile_node, kind_of
-from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.data.sources import QUERY_LOCK, Table, conform, open_planned, query_error
 from kpinb.data.values import unmapped
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import dependencies
@@ -119,7 +119,7 @@ def compute(
     with QUERY_LOCK:
         for source, ms in by_source.items():
             spec = _spec(specs, source, ms)
-            table = open_source(source, spec, base_dir, _timeout(plan), cal.timezone)
+            table = open_planned(source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone)
             declared = spec if isinstance(spec, Source) else Source(path="<data>")
             covers[source] = coverage(
                 table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
@@ -291,9 +291,10 @@ def queries(
     out = {}
     with QUERY_LOCK:  # opening a file source registers a view on the shared connection
         for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-            table = open_source(
-                source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan), cal.timezone
-            )
+            table = open_planned(
+                source, {**specs, source: _spec(specs, source, ms)}, plan.base_dir if plan else None,
+                _timeout(plan), cal.timezone,
+            )  # fmt: skip
             query, _, _ = _build(table, ms, g, by, None, None, cal)
             out[source] = ibis.to_sql(query)
     return out
