@@ -600,3 +600,31 @@ def test_joins_give_the_same_numbers_on_every_engine(
     want = want.groupby([want["order_date"].dt.to_period("M").dt.start_time.rename("period_start"), "segment"],
                         dropna=False)
     pd.testing.assert_series_equal(values, want["revenue"].sum().sort_index(), check_names=False)
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_table_without_dates_is_a_snapshot_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_snapshots.py's HR export as a database table read `as_of:` a date."""
+    import test_snapshots
+
+    df = test_snapshots.staff(2)
+    path = tmp_path_factory.mktemp("staff") / "staff.parquet"
+    df.to_parquet(path, index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"snap_staff": path}, schema=db.schema)
+        url = db.url()
+    else:
+        request.getfixturevalue("spark").con.read_parquet(str(path), table_name="snap_staff")
+        url = "pyspark://"
+    source = Source(url=url, table="snap_staff", as_of="2025-06-30", dimensions=("department",))
+    got = compute(test_snapshots.METRICS, sources={"staff": source}, grain="quarter", by=["department"])
+    pd.testing.assert_series_equal(
+        test_snapshots.got(got, "department"), test_snapshots.expected({"2025-06-30": df}, "department"),
+        check_names=False, rtol=1e-12,
+    )  # fmt: skip

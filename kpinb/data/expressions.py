@@ -66,6 +66,8 @@ def compile_node(node: Node, t: Any, where: Any, who: str) -> Any:
             if op == "/":  # PostgreSQL divides integers as integers: 7 / 2 must be 3.5 everywhere
                 return left.cast("float64") / right.nullif(0)
             return getattr(left, _ARITH[op])(right)
+        if op in ("=", "!=") and {kind_of(left), kind_of(right)} == {"true/false", "text"}:
+            left, right = _flag_literal(node.left, left), _flag_literal(node.right, right)
         _comparable(who, op, left, right)
         fn = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]
         return getattr(left, fn)(right)
@@ -171,6 +173,19 @@ def _as_bool(x: Any, who: str, what: str = "a condition") -> Any:
     raise FormulaError(
         f"{who}: {what} needs a condition (true/false), but got {kind}. Compare it, e.g. revenue > 0."
     )
+
+
+_FLAG_WORDS = {"yes": True, "y": True, "true": True, "t": True, "no": False, "n": False, "false": False, "f": False}
+
+
+def _flag_literal(node: Node, value: Any) -> Any:
+    """A text literal that names a truth value (``'Yes'``, ``'no'``) as true/false, for comparing
+    with a yes/no column that the file reader typed as booleans; anything else unchanged."""
+    import ibis
+
+    if isinstance(node, Lit) and isinstance(node.value, str) and node.value.strip().lower() in _FLAG_WORDS:
+        return ibis.literal(_FLAG_WORDS[node.value.strip().lower()])
+    return value
 
 
 def _row_function(func: str, args: list[Any], who: str) -> Any:

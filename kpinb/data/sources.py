@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb.definitions import catalog
-from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, Join, Source
+from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, SNAPSHOT_TIME, Join, Source
 from kpinb.errors import DataError, KpinbError, SourceError, shown
 from kpinb.errors import redact as _redact
 
@@ -226,6 +226,35 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
     raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
 
 
+def _read_snapshots(name: str, spec: Source, base_dir: Path | None) -> tuple[ir.Table, str, Path | None]:
+    """A snapshot source: each file's rows with its ``as_of`` date as the time column, stacked."""
+    import ibis
+
+    files = spec.snapshots
+    parts, shape = [], None
+    for snap in files:
+        path = Path(snap.path).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        part = _read_file(name, path, spec)
+        if SNAPSHOT_TIME in part.columns:
+            raise DataError(f"source {name!r} ({path}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
+        if shape is not None and sorted(part.columns) != sorted(shape[1].names):
+            raise DataError(
+                f"source {name!r}: snapshot {path} has other columns than {shape[0]} "
+                f"({', '.join(part.columns[:20])} vs {', '.join(shape[1].names[:20])}). Export each snapshot alike."
+            )
+        if shape is not None:  # the same columns; a type read differently from one file (1 vs 1.5) is aligned
+            part = part.select(*shape[1].names).cast(shape[1])
+        shape = shape or (path, part.schema())
+        parts.append(part.mutate(**{SNAPSHOT_TIME: ibis.literal(snap.as_of).cast("timestamp")}))
+    label = f"{len(files)} snapshots ({files[0].path} ...)" if len(files) > 1 else str(files[0].path)
+    expr = parts[0]
+    for more in parts[1:]:
+        expr = expr.union(more)  # all rows (UNION ALL): two equal rows of a snapshot are two employees
+    return expr, label, None
+
+
 def _check_utf8(name: str, path: Path) -> None:
     """Raise a SourceError naming the first byte of ``path`` that is not UTF-8, if there is one.
 
@@ -430,6 +459,7 @@ def open_source(
     ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
     say): the metrics then run on that backend.
     """
+    import ibis
     import ibis.expr.types as ir
     import pandas as pd
 
@@ -448,11 +478,17 @@ def open_source(
         expr, label, spec = spec, f"{backend} table for {name!r}", Source(path="<ibis table>")
     elif spec.url is not None:
         expr, label = _read_url(name, spec, statement_timeout_s), redact(spec.url)
+    elif spec.snapshots:
+        expr, label, file = _read_snapshots(name, spec, base_dir)
     else:
         path = Path(spec.path or "").expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         expr, label, file = _read_file(name, path, spec), str(path), path
+    if spec.as_of is not None:  # one snapshot (a file or a table): its date is its time column
+        if SNAPSHOT_TIME in expr.columns:
+            raise DataError(f"source {name!r} ({label}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
+        expr = expr.mutate(**{SNAPSHOT_TIME: ibis.literal(spec.as_of).cast("timestamp")})
     canon = catalog.sources().get(name)
     mapping = dict(spec.columns)
     missing_user = [u for u in mapping.values() if u not in expr.columns]
@@ -474,7 +510,11 @@ def open_source(
         expr = _join(expr, spec.join, lookups or {}, name, f"source {name!r} ({label})")
     if spec.derive:
         expr = _derive(expr, spec.derive, f"source {name!r} ({label})")
-    if canon is not None:
+    if spec.as_of is not None or spec.snapshots:
+        time, dims = SNAPSHOT_TIME, spec.dimensions or (
+            tuple(d for d in canon.dimensions if d in expr.columns) if canon is not None else ()
+        )
+    elif canon is not None:
         time = canon.time
         if spec.time and spec.time != time and spec.time not in mapping.values():
             if spec.time not in expr.columns:

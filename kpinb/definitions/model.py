@@ -334,6 +334,17 @@ class Join(_Spec):
         return tuple((c, c) for c in self.key)
 
 
+class Snapshot(_Spec):
+    """One file of a snapshot series: its rows are the state as of ``as_of``."""
+
+    path: str
+    as_of: PlanDate
+
+
+SNAPSHOT_TIME = "as_of"
+"""The time column a snapshot source gets: its ``as_of`` date."""
+
+
 class Source(_Spec):
     """Where a canonical source's rows live and how its columns map to the canonical ones."""
 
@@ -355,6 +366,10 @@ class Source(_Spec):
     row_covers: Grain | None = None
     """The period each row's date stands for (``month`` when the time column holds the first day of
     each month): the data then covers to the end of its latest row's period."""
+    as_of: PlanDate | None = None
+    """A snapshot without a time column (one row per employee, say): the date its rows describe.
+    Several snapshots: ``path:`` a list of ``{path, as_of}``."""
+    snapshots: tuple[Snapshot, ...] = ()
     join: dict[str, Join] = Field(default_factory=dict)
     """Lookups joined onto the rows before anything else: another source of the plan -> its key,
     e.g. ``{customers: customer_id}``; their columns become usable as dimensions and in formulas."""
@@ -377,6 +392,25 @@ class Source(_Spec):
             except FormulaError as e:
                 raise ValueError(f"{name}: {e}") from None
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _snapshot_list(cls, data: Any) -> Any:
+        """``path: [{path: a.csv, as_of: 2025-03-31}, ...]``: a series of snapshots."""
+        if isinstance(data, dict) and isinstance(data.get("path"), list):
+            files = data["path"]
+            if not files or not all(isinstance(f, dict) for f in files):
+                raise ValueError("a list under `path:` is a series of snapshots: `- {path: a.csv, as_of: 2025-06-30}`")
+            data = {**data, "snapshots": files, "path": str(files[0].get("path", ""))}
+        return data
+
+    @model_validator(mode="after")
+    def _snapshot_time(self) -> Source:
+        if (self.as_of is not None or self.snapshots) and self.time is not None:
+            raise ValueError("a snapshot (`as_of:`) has no `time:` column: its rows are the state on that date")
+        if self.as_of is not None and self.snapshots:
+            raise ValueError("give `as_of:` for one file, or a `path:` list of `{path, as_of}`, not both")
+        return self
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

@@ -267,8 +267,10 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
                             "Map canonical column names (the keys) to your columns (the values).",
                         ),
                     )
-        elif src.time is None and not any(name in other.join for other in plan.sources.values()):
+        elif (src.time is None and src.as_of is None and not src.snapshots
+              and not any(name in other.join for other in plan.sources.values())):  # fmt: skip
             yield (
                 *at("sources", name),
-                (f"source {name!r} is not a catalog source, so it needs `time:` naming its date column."),
+                (f"source {name!r} is not a catalog source, so it needs `time:` naming its date column "
+                 "(or `as_of:` the date a snapshot describes)."),
             )
