@@ -30,6 +30,7 @@ from typing import Any
 import aggregate_support
 import calendar_support
 import db_support
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -628,3 +629,43 @@ def test_a_table_without_dates_is_a_snapshot_on_every_engine(
         test_snapshots.got(got, "department"), test_snapshots.expected({"2025-06-30": df}, "department"),
         check_names=False, rtol=1e-12,
     )  # fmt: skip
+
+
+# --- first events and conversions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_events_and_conversions_give_the_same_numbers_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_cohorts.py's new customers (a window per customer) and 30-day conversions."""
+    import test_cohorts
+
+    folder = tmp_path_factory.mktemp("cohorts")
+    leads, customers = test_cohorts.leads_and_customers()
+    files = {"co_orders": folder / "o.parquet", "co_leads": folder / "l.parquet", "co_customers": folder / "c.parquet"}
+    orders = test_cohorts.orders()
+    for frame, name in ((orders, "co_orders"), (leads, "co_leads"), (customers, "co_customers")):
+        frame.to_parquet(files[name], index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, files, schema=db.schema)
+        url = db.url()
+    else:
+        con = request.getfixturevalue("spark").con
+        for name, path in files.items():
+            con.read_parquet(str(path), table_name=name)
+        url = "pyspark://"
+    sources = {
+        "orders": Source(url=url, table="co_orders", time="order_date", derive=test_cohorts.FIRST),
+        "leads": Source(url=url, table="co_leads", time="created_at", join={"customers": "email"},
+                        derive=test_cohorts.CONVERTED),
+        "customers": Source(url=url, table="co_customers"),
+    }  # fmt: skip
+    cohorts = compute(test_cohorts.COHORT_METRICS, sources=sources)
+    pd.testing.assert_series_equal(
+        test_cohorts.got(cohorts), test_cohorts.expected_cohorts(orders), check_names=False, rtol=1e-9
+    )
+    conversion = compute([test_cohorts.CONVERSION], sources=sources).set_index("period_start")["value"]
+    want = test_cohorts.expected_conversion(leads, customers)
+    assert np.allclose(conversion.to_numpy(dtype=float), want.to_numpy(), rtol=1e-9)

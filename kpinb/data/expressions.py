@@ -192,6 +192,16 @@ def _row_function(func: str, args: list[Any], who: str) -> Any:
     """``make_date``, ``year``/``month``/``day``, ``lower``/``upper``, ``abs``/``round`` on ibis values."""
     import ibis
 
+    if func == "days_between":  # whole days from the first date to the second (negative: before)
+        a, b = (x if kind_of(x) == "date" else None for x in args)
+        if a is None or b is None:
+            raise FormulaError(f"{who}: days_between() needs two dates, e.g. days_between(created_at, won_at).")
+        return b.cast("date").delta(a.cast("date"), unit="day")
+    if func == "first_date":  # the earliest date of the key's rows: a window over the whole source
+        key, when = args
+        if kind_of(when) != "date":
+            raise FormulaError(f"{who}: first_date() needs a key and a date, e.g. first_date(customer_id, order_date).")
+        return when.min().over(group_by=key)
     if func == "make_date":
         y, mo, d = (_as_num(a, who, "make_date()").cast("int32") for a in args)
         return ibis.date(y, mo, d)

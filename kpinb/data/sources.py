@@ -595,7 +595,7 @@ def _derive(expr: ir.Table, derive: dict[str, str], where_: str) -> ir.Table:
     for col, text in derive.items():
         who = f"{where_}: `derive: {{{col}: ...}}`"
         try:
-            formula = parse(text, kind="row", columns=expr.columns)
+            formula = parse(text, kind="column", columns=expr.columns)
         except FormulaError as e:
             raise FormulaError(f"{who}: {e}") from None
         try:

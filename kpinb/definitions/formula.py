@@ -27,7 +27,7 @@ MAX_LENGTH = 5000
 MAX_DEPTH = 60
 
 AGGREGATES = ("sum", "count", "count_distinct", "count_if", "avg", "min", "max", "median")
-Kind = Literal["aggregate", "row", "derived"]
+Kind = Literal["aggregate", "row", "derived", "column"]
 
 
 @dataclass(frozen=True)
@@ -156,16 +156,22 @@ _REF = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\}")
 _PLACEHOLDER = " __kpinb_ref_{} "
 _PLACEHOLDER_NAME = re.compile(r"__kpinb_ref_(\d+)")
 ROW_FUNCTIONS = {"make_date": (3, 3), "year": (1, 1), "month": (1, 1), "day": (1, 1), "lower": (1, 1),
-                 "upper": (1, 1), "abs": (1, 1), "round": (1, 2)}  # fmt: skip
+                 "upper": (1, 1), "abs": (1, 1), "round": (1, 2), "days_between": (2, 2),
+                 "first_date": (2, 2)}  # fmt: skip
+COLUMN_FUNCTIONS = frozenset({"first_date"})
+"""Functions that read other rows of the source (``first_date(customer_id, order_date)``: the
+customer's first order date): only in a source's ``derive:`` (formula kind ``column``)."""
 """Functions of a row's values (name -> fewest and most arguments): in filters, aggregates'
 arguments and a source's computed columns (``derive:``), not over metrics."""
 _ALLOWED_TEXT = (
     "sum, count, count_distinct, count_if, avg, min, max, median, coalesce, nullif, "
-    "make_date, year, month, day, lower, upper, abs, round"
+    "make_date, year, month, day, lower, upper, abs, round, days_between, first_date"
 )
 
 
-_ROW_EXAMPLES = {"make_date": "make_date(year, month, 1)", "year": "year(order_date)", "month": "month(order_date)",
+_ROW_EXAMPLES = {"days_between": "days_between(created_at, converted_at)",
+                 "first_date": "first_date(customer_id, order_date)", "make_date": "make_date(year, month, 1)",
+                 "year": "year(order_date)", "month": "month(order_date)",
                  "day": "day(order_date)", "lower": "lower(region)", "upper": "upper(region)", "abs": "abs(amount)",
                  "round": "round(amount, 2)"}  # fmt: skip
 
@@ -478,9 +484,14 @@ def _check_context(f: Formula) -> None:
     """Enforce where columns, aggregates and references may appear."""
 
     def visit(n: Node, in_agg: bool) -> None:
+        if isinstance(n, Call) and n.func in COLUMN_FUNCTIONS and f.kind != "column":
+            raise _fail(
+                f.text, f"uses {n.func}(), which reads other rows",
+                f"Compute it as a column of the source: `derive: {{first_order: \"{_ROW_EXAMPLES[n.func]}\"}}`",
+            )  # fmt: skip
         if isinstance(n, Agg):
             if f.kind != "aggregate":
-                what = "a filter (`where:`)" if f.kind == "row" else "a derived metric"
+                what = {"row": "a filter (`where:`)", "column": "a derived column"}.get(f.kind, "a derived metric")
                 raise _fail(f.text, f"uses the aggregate {n.func}() in {what}", _AGG_FIX[f.kind])
             if in_agg:
                 raise _fail(f.text, f"nests aggregates ({n.func} inside another)", "Aggregate once")
@@ -519,6 +530,7 @@ def _check_context(f: Formula) -> None:
 
 _AGG_FIX = {
     "row": "Filters apply to single rows; compare columns with values instead",
+    "column": "A derived column is computed per row; aggregate it in a metric",
     "derived": "Refer to metrics as {metric_id}; define the aggregate as its own metric",
     "aggregate": "",
 }

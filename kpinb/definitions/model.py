@@ -388,7 +388,7 @@ class Source(_Spec):
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$", name):
                 raise ValueError(f"derived column {name!r}: use letters, digits and _ (not starting with a digit)")
             try:
-                parse(str(text), kind="row")
+                parse(str(text), kind="column")
             except FormulaError as e:
                 raise ValueError(f"{name}: {e}") from None
         return value
