@@ -105,3 +105,17 @@ def test_first_date_reads_other_rows_so_it_belongs_in_derive(where: str) -> None
     with pytest.raises(FormulaError) as e:
         parse(where, kind="row")
     assert "derive:" in str(e.value)
+
+
+def test_catalog_metrics_compute_new_customers_from_raw_orders_when_the_flag_is_missing(sample_data, tmp_path) -> None:
+    """The catalog's orders can derive `is_new_customer` (a customer's first order date) from raw
+    orders; on the sample, whose flag marks first orders, the numbers are the same either way."""
+    import duckdb
+
+    raw = tmp_path / "orders.parquet"
+    duckdb.sql(f"COPY (SELECT * EXCLUDE (is_new_customer) FROM '{sample_data / 'orders.parquet'}') TO '{raw}'")
+    ids = ["new_customers", "customer_acquisition_rate"]
+    flagged = compute(ids, sources={"orders": str(sample_data / "orders.parquet")})
+    derived = compute(ids, sources={"orders": str(raw)})
+    assert flagged["value"].notna().all() and flagged["value"].sum() > 0
+    pd.testing.assert_frame_equal(derived, flagged, check_exact=False, rtol=1e-12)

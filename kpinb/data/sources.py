@@ -528,6 +528,15 @@ def open_source(
     else:
         time = spec.time or ""
         dims = spec.dimensions or ()
+    if canon is not None and canon.derive:  # what the catalog can compute from columns the data has
+        from kpinb.definitions.formula import parse
+
+        missing = {
+            col: text for col, text in canon.derive.items()
+            if col not in expr.columns and parse(text, kind="column").columns <= set(expr.columns)
+        }  # fmt: skip
+        if missing:
+            expr = _derive(expr, missing, f"source {name!r} ({label}), catalog column")
     return Table(name, expr, time, dims, label, file, timezone)
 
 
