@@ -74,6 +74,7 @@ from kpinb.checks.rules import (
     Issue,
     _Ctx,
     _deadline_passed,
+    _goal_history,
     _kpi_needs,
     _measurable,
     _owner,
@@ -101,6 +102,7 @@ RULES = (
     "deadline_passed",
     "owner",
     "thresholds",
+    "goal_history",
     "slices",
     "vanity_kpi",
     "kpi_count",
@@ -148,6 +150,7 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _relevant,
     _time_bound,
     _deadline_passed,
+    _goal_history,
     _owner,
     _thresholds,
     _slices,
@@ -354,7 +357,8 @@ def _drop_undated_targets(data: dict) -> tuple[dict, frozenset[str]]:
     undated, out = set(), []
     for k in kpis:
         t = k.get("target") if isinstance(k, dict) else None
-        if isinstance(t, dict) and t.get("by") is None:
+        versions = t if isinstance(t, list) else [t]  # a goal history: every version needs its deadline
+        if any(isinstance(v, dict) and v.get("by") is None for v in versions):
             k = {key: v for key, v in k.items() if key != "target"}
             undated.add(str(k.get("metric")))
         out.append(k)
