@@ -18,7 +18,7 @@ from kpinb.errors import KpinbError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KpiEvaluation", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+__all__ = ["KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
 
 NOT_JUDGED = "not_judged"
 
@@ -90,6 +90,29 @@ class KpiEvaluation:
         return {c: getattr(self, c) for c in STATUS_COLUMNS}
 
 
+SEVERITY = {"off_track": 3, "at_risk": 2, "no_data": 1, "on_track": 0}
+"""How bad each status is, for an objective's worst-of roll-up (not_judged does not count)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveRollup:
+    """One objective rolled up from its KPIs' evaluations (DESIGN "Objective roll-up").
+
+    ``progress`` is the weighted mean (``weight:`` on each KPI, default 1) of its KPIs'
+    progress along their target paths, each capped to 0..1 so one KPI far beyond its target
+    cannot hide another behind (NaN when no KPI has a progress); ``status`` the worst status
+    among its judged KPIs (on_track only when all are), no_data without any, not_judged when
+    none of them is judged (a filtered view); ``reason`` one sentence; ``kpis`` the metric ids.
+    """
+
+    id: str
+    statement: str
+    progress: float
+    status: str
+    reason: str
+    kpis: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Scorecard:
     """Every KPI of a plan at one grain, judged once; the views read it, never re-judge."""
@@ -110,6 +133,43 @@ class Scorecard:
 
     def __iter__(self) -> Iterable[KpiEvaluation]:  # type: ignore[override]
         return iter(self.evaluations)
+
+    def objectives(self) -> tuple[ObjectiveRollup, ...]:
+        """Each objective of the plan rolled up from the evaluations of its KPIs, in plan order
+        (read from the one evaluation of each KPI, never judged again)."""
+        from kpinb._numbers import format_value
+
+        out = []
+        for o in self.plan.objectives:
+            evals = [e for e in self.evaluations if self._objective_of(e.metric) == o.id]
+            weights = {k.metric: k.weight for k in self.plan.kpis}
+            scored = [(weights.get(e.metric, 1.0), min(max(e.progress, 0.0), 1.0)) for e in evals
+                      if not math.isnan(as_float(e.progress))]  # fmt: skip
+            total = sum(w for w, _ in scored)
+            prog = sum(w * p for w, p in scored) / total if total else math.nan
+            judged = [e for e in evals if e.status in SEVERITY]
+            shown = "" if math.isnan(prog) else f"; progress {format_value(prog, 'percent')}"
+            n = len(judged)
+            if not evals:
+                status, reason = "no_data", "No KPI measures this objective yet: link one with `objective:`."
+            elif not judged:
+                status, reason = NOT_JUDGED, "None of its KPIs is judged in this view."
+            elif all(e.status == "on_track" for e in judged):
+                status, reason = "on_track", f"{'All ' if n > 1 else ''}{n} KPI{'s' * (n > 1)} on track{shown}."
+            else:
+                status = max((e.status for e in judged), key=SEVERITY.__getitem__)
+                worst = ", ".join(e.name for e in judged if e.status == status)
+                on = sum(e.status == "on_track" for e in judged)
+                words = {"off_track": "off track", "at_risk": "at risk", "no_data": "without data"}[status]
+                reason = f"{on} of {n} KPI{'s' * (n > 1)} on track; {worst} {words}{shown}."
+            out.append(ObjectiveRollup(o.id, o.statement, prog, status, reason, tuple(e.metric for e in evals)))
+        return tuple(out)
+
+    def _objective_of(self, metric: str) -> str | None:
+        try:
+            return self.plan.kpi(metric).objective
+        except KeyError:
+            return None
 
     def status_frame(self) -> pd.DataFrame:
         """One row per KPI, :data:`~kpinb.analytics.status.STATUS_COLUMNS` (what cards and tables read)."""
