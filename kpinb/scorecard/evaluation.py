@@ -18,7 +18,9 @@ from kpinb.errors import KpinbError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+__all__ = [
+    "Anomaly", "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "drivers", "evaluate", "target_path",
+]  # fmt: skip
 
 NOT_JUDGED = "not_judged"
 
@@ -114,6 +116,32 @@ class ObjectiveRollup:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """An unusual value of a KPI or of a metric supporting it, in the KPI's judged period
+    (:func:`kpinb.analytics.anomaly.flag`): ``metric`` and its ``name``, ``kpi`` the KPI it
+    supports (itself for the KPI's own value) and ``kpi_name``, ``value``, ``expected``, ``score``
+    (robust z), ``unit`` (for the formatter) and ``direction``."""
+
+    metric: str
+    name: str
+    kpi: str
+    kpi_name: str
+    period_start: pd.Timestamp
+    value: float
+    expected: float
+    score: float
+    unit: str
+    direction: str
+    grain: str
+    calendar: Calendar | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def period_label(self) -> str:
+        """The period as people read it."""
+        return period_label(self.period_start, self.grain, calendar=self.calendar)
+
+
+@dataclass(frozen=True)
 class Scorecard:
     """Every KPI of a plan at one grain, judged once; the views read it, never re-judge."""
 
@@ -164,6 +192,40 @@ class Scorecard:
                 reason = f"{on} of {n} KPI{'s' * (n > 1)} on track; {worst} {words}{shown}."
             out.append(ObjectiveRollup(o.id, o.statement, prog, status, reason, tuple(e.metric for e in evals)))
         return tuple(out)
+
+    def anomalies(self) -> tuple[Anomaly, ...]:
+        """Unusual values in each whole KPI's judged period: the KPI's own, then its supporting
+        metrics' (in plan order), by :func:`kpinb.analytics.anomaly.flag` on complete periods."""
+        from kpinb._numbers import display_unit
+        from kpinb.analytics.anomaly import flag
+        from kpinb.definitions.plan import registry
+
+        reg = registry(self.plan)
+        out = []
+        for e in self.evaluations:
+            if e.filters or e.period_start is None:
+                continue
+            kpi = self._kpi(e.metric)
+            for mid in dict.fromkeys([e.metric, *(kpi.supporting if kpi is not None else ())]):
+                m = reg.get(mid)
+                series = series_of(self.frame, mid) if m is not None else None
+                if series is None or series.empty:
+                    continue
+                f = flag(series[series.index <= e.period_start], self.grain)
+                if f is None or not f.unusual or f.period_start != e.period_start:
+                    continue
+                direction = e.direction if mid == e.metric else m.direction.value
+                out.append(Anomaly(
+                    mid, m.name if mid != e.metric else e.name, e.metric, e.name, f.period_start, f.value,
+                    f.expected, f.score, display_unit(m, None), direction, self.grain, self.plan.calendar,
+                ))  # fmt: skip
+        return tuple(out)
+
+    def _kpi(self, metric: str) -> KPI | None:
+        try:
+            return self.plan.kpi(metric)
+        except KeyError:
+            return None
 
     def _objective_of(self, metric: str) -> str | None:
         try:
