@@ -93,6 +93,7 @@ def department(plan: Plan, cards: Sequence[Scorecard], *, insights: int = 5) -> 
         found_insights += insights_mod.for_department(card, limit=insights)
         for e in card.evaluations:
             evaluations.append(e)
+            e = dataclasses.replace(e, unit=card.display_unit(e.metric))  # a duration in its time unit
             history = series_of(card.frame, e.metric)
             if e.period_start is not None:
                 history = history[history.index <= e.period_start]

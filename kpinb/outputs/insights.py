@@ -2,24 +2,21 @@
 scorecard (never judged again), each backed by one number shown next to it.
 
 No language model: the same scorecard (and breakdowns) always gives the same sentences in the
-same order. The kinds follow what Tableau Pulse writes:
+same order. The kinds cover what Tableau Pulse writes, most telling first (each sentence has a
+score; ties keep this order):
 
-============================ =========================================================== =====
-kind                         says                                                        score
-============================ =========================================================== =====
-``unusual_change``           the KPI's latest value is unusual (:meth:`Scorecard.anomalies`) 3+
-``anomaly``                  a supporting metric's latest value is unusual (early warning) 3+
-``target``                   how far it is from the target path, per its status          1–2.5
-``pace``                     the chance of reaching the target by the deadline           0.7–2.5
-``trend_change``             the trend turned (last 3 periods against the 3 before)      2.2
-``top_detractor``            the breakdown member that held it back most                 2+
-``concentration``            one member holds at least half of the total                 1.5+
-``top_driver``               the member that moved it most in the direction it moved     1.5+
-``outlier``                  a member far from the others (robust z of the members)       1.5
-``change``                   the change against the previous period and last year        1+
-``current_trend``            the direction over the last 6 periods (a run of rises/falls) 1+
-``bottom_contributor``       the member contributing least                               0.5
-============================ =========================================================== =====
+- ``unusual_change`` — the KPI's latest value is unusual (:meth:`Scorecard.anomalies`);
+- ``anomaly`` — a supporting metric's latest value is unusual (an early warning);
+- ``target`` — how far it is from the target in force (scored by its status);
+- ``pace`` — the chance of reaching the target by the deadline (before the deadline's period);
+- ``trend_change`` — the trend turned (the last 3 periods against the 3 before);
+- ``top_detractor`` — the breakdown member that held it back most;
+- ``concentration`` — one member holds at least half of the total;
+- ``top_driver`` — the member that moved it most, when it moved the right way;
+- ``outlier`` — a member far from the others (robust z of the members);
+- ``change`` — the change against the previous period and the same period last year;
+- ``current_trend`` — a run of rises or falls, else the slope of the last 6 periods;
+- ``bottom_contributor`` — the member contributing least.
 
 Breakdown kinds need ``breakdowns``: per dimension, the engine's frame computed with
 ``by=[dimension]`` (``kpinb.compute(plan, by=["region"])``); record-level outliers are found
@@ -31,6 +28,7 @@ among the members of a breakdown (the finest level the scorecard sees).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -117,6 +115,7 @@ def _ranked(insights: list[Insight], limit: int) -> list[Insight]:
 def _about(card: Scorecard, e: KpiEvaluation, breakdowns: Mapping[str, pd.DataFrame], anomalies: Any) -> list[Insight]:
     if e.period_start is None or math.isnan(as_float(e.value)) or e.filters:
         return []
+    e = dataclasses.replace(e, unit=card.display_unit(e.metric))  # a duration in its time unit
     out: list[Insight] = []
     out += _unusual(e, anomalies)
     out += _target(e)
@@ -168,14 +167,14 @@ def _target(e: KpiEvaluation) -> list[Insight]:
 
 def _pace(e: KpiEvaluation) -> list[Insight]:
     p = e.pace
-    if p is None or not math.isfinite(p.probability) or p.deadline is None:
-        return []
+    if p is None or not math.isfinite(p.probability) or p.deadline is None or p.periods_left <= 0:
+        return []  # no pace once the deadline's period is the one judged
     shown = f"{p.probability:.0%}"
     text = (
         f"At the current pace {e.name} reaches about {format_value(p.forecast, e.unit)} by "
         f"{p.deadline:%Y-%m-%d}: a {shown} chance of meeting the target {format_value(e.target, e.unit)}."
     )
-    score = 1.5 + (0.5 - p.probability) * 2 if p.probability < 0.5 else 0.7
+    score = 1.4 + (0.5 - p.probability) if p.probability < 0.5 else 0.7
     return [_new("pace", e, text, p.probability, shown, score)]
 
 

@@ -221,6 +221,14 @@ class Scorecard:
                 ))  # fmt: skip
         return tuple(out)
 
+    def display_unit(self, metric: str) -> str:
+        """The unit a person reads ``metric``'s numbers in: its unit, or for a duration the time unit
+        its formula measures (``days``, ``h``...), for :func:`kpinb._numbers.format_value`."""
+        from kpinb._numbers import display_unit
+        from kpinb.definitions.plan import registry
+
+        return display_unit(registry(self.plan).get(metric), None)
+
     def _kpi(self, metric: str) -> KPI | None:
         try:
             return self.plan.kpi(metric)
