@@ -124,7 +124,11 @@ def _about(card: Scorecard, e: KpiEvaluation, breakdowns: Mapping[str, pd.DataFr
     out += _trends(card, e)
     for dim in sorted(breakdowns):
         out += _members(card, e, dim, breakdowns[dim])
-    return out
+    # a difference that shows as zero ("0.0 pp behind") says nothing a reader can use
+    return [i for i in out if i.kind not in _DIFFERENCES or any(c in "123456789" for c in i.shown)]
+
+
+_DIFFERENCES = frozenset({"target", "change", "current_trend", "trend_change", "top_driver", "top_detractor"})
 
 
 def _new(kind: str, e: KpiEvaluation, text: str, value: float, shown: str, score: float) -> Insight:
