@@ -128,3 +128,4 @@ def test_the_review_says_when_and_how_a_target_changed(shop):
 def test_a_goal_history_given_as_targets_is_refused():
     with pytest.raises(ValueError, match="list under `target:`"):
         KPI.model_validate(yaml.safe_load("{metric: x, targets: [{value: 1, by: 2025-12-31}]}"))
+

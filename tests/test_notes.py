@@ -3,9 +3,10 @@
 import datetime as dt
 
 import pytest
-from insight_support import write_shop
+from insight_support import PLAN, write_shop
 
 import kpinb
+from kpinb.checks.lint import check
 from kpinb.definitions import notes
 from kpinb.definitions.notes import MAX_NOTES_BYTES, Note, add_note, notes_path, read_notes
 from kpinb.errors import PlanError
@@ -83,3 +84,14 @@ def test_a_plan_built_in_code_has_no_notes_file():
     plan = kpinb.definitions.plan.parse_plan("name: x\ndepartment: y\n")
     with pytest.raises(PlanError, match="not loaded from a file"):
         notes_path(plan)
+
+
+def test_check_names_a_bad_notes_line_and_a_weight_that_counts_nowhere(tmp_path):
+    write_shop(tmp_path, PLAN.replace("    objective: grow\n    owner: Bo", "    weight: 2\n    owner: Bo"))
+    (tmp_path / "plan.notes.csv").write_text("kpi,period,author,text\nrevenue,2025-02-31,Ann,x\n")
+    issues, code = check(tmp_path / "plan.yml", today=dt.date(2025, 9, 1))
+    by_rule = {i.rule: i for i in issues}
+    assert code == 1 and by_rule["notes"].level == "error"
+    assert "plan.notes.csv:2: period '2025-02-31' is not a date" in by_rule["notes"].message
+    assert by_rule["weight"].level == "warning" and by_rule["weight"].kpi == "visits"
+    assert "`weight: 2` but no objective" in by_rule["weight"].message

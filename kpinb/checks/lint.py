@@ -64,6 +64,7 @@ from kpinb.checks.data import (
     _achievable,
     _benchmark_issues,
     _compute_kpis,
+    _notes_issues,
     _value_issues,
     data_quality,
 )
@@ -84,6 +85,7 @@ from kpinb.checks.rules import (
     _thresholds,
     _time_bound,
     _vanity_kpi,
+    _weight,
 )
 from kpinb.definitions.model import KPI, Plan
 from kpinb.errors import KpinbWarning, PlanError
@@ -103,6 +105,7 @@ RULES = (
     "owner",
     "thresholds",
     "goal_history",
+    "weight",
     "slices",
     "vanity_kpi",
     "kpi_count",
@@ -116,6 +119,7 @@ RULES = (
     "data_gaps",
     "data_values",
     "benchmarks",
+    "notes",
     "judgement",
 )
 """Every rule name an :class:`Issue` can carry."""
@@ -151,6 +155,7 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _time_bound,
     _deadline_passed,
     _goal_history,
+    _weight,
     _owner,
     _thresholds,
     _slices,
@@ -266,6 +271,7 @@ def check(plan_path: str | Path, today: dt.date | None = None) -> tuple[list[Iss
         data, failed = _compute_kpis(plan, broken)
     ctx = _ctx(plan, data, today, undated=undated, failed=failed)
     issues = load_issues + _lint(ctx) + data_quality(plan, grain=None) + _value_issues(plan) + _benchmark_issues(plan)
+    issues += _notes_issues(plan)
     if any(": kpis[" in i.message for i in load_issues):  # the count is of KPIs that loaded: not a finding
         issues = [i for i in issues if i.rule != "kpi_count"]
     issues = _ordered(issues)

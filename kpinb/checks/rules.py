@@ -226,6 +226,17 @@ def _goal_history(ctx: _Ctx, k: KPI) -> list[Issue]:
     return out
 
 
+def _weight(ctx: _Ctx, k: KPI) -> list[Issue]:
+    """A ``weight:`` counts only in an objective's roll-up: on a KPI linked to none it does nothing."""
+    if k.weight == 1.0 or k.objective:
+        return []
+    return [Issue(
+        "warning", "weight", k.metric,
+        f"KPI {k.metric!r} has `weight: {k.weight:g}` but no objective, so the weight counts nowhere.",
+        "Link it with `objective: <id>`, or remove `weight:`.",
+    )]  # fmt: skip
+
+
 def _slices(ctx: _Ctx, k: KPI) -> list[Issue]:
     """A slice goal names a dimension the KPI's data has, and its thresholds are in order."""
     from kpinb.definitions import catalog
