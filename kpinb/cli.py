@@ -153,7 +153,9 @@ def _alerts(a: argparse.Namespace) -> int:
     from kpinb.views.report import load_for_report
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)
-    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial)
+    text, code = run_alerts(
+        plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial, anomalies=a.anomalies
+    )
     _say(text)
     return code
 
@@ -375,6 +377,8 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--include-partial", action="store_true",
                     help="also judge a period the data covers only in part (or not yet settled), labelled")  # fmt: skip
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
+    al.add_argument("--anomalies", action="store_true",
+                    help="also warn of unusual values of KPIs and supporting metrics (kind: anomaly)")  # fmt: skip
     _limit_flags(al)
     al.set_defaults(func=_alerts)
 

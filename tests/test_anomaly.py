@@ -54,3 +54,19 @@ def test_the_scorecard_flags_the_kpi_and_its_supporting_metric_and_alerts_warn(t
     )
     assert alerts.to_frame(warned)["threshold"].tolist() == [405.0, 60.0]
     assert all(a.kind != "anomaly" for a in alerts.from_scorecard(card))  # threshold alerts unchanged
+
+
+def test_kpinb_alerts_adds_the_early_warnings_only_when_asked(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    plan = write_shop(tmp_path)
+    cmd = [sys.executable, "-m", "kpinb.cli", "alerts", "--plan", str(plan), "--json"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    asked = subprocess.run([*cmd, "--anomalies"], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == asked.returncode == 0, plain.stderr + asked.stderr  # warnings fail no job
+    assert json.loads(plain.stdout) == []
+    assert [(a["kind"], a["kpi"], a["value"]) for a in json.loads(asked.stdout)] == [
+        ("anomaly", "revenue", 790.0), ("anomaly", "revenue", 80.0)
+    ]  # fmt: skip

@@ -39,7 +39,7 @@ def test_the_page_is_email_safe_and_every_user_string_is_escaped(tmp_path):
     assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
     assert page.count("<svg") == 2  # one sparkline per KPI
     payload = json.loads((tmp_path / "d.json").read_text())
-    assert payload["text"].startswith("KPI digest (") and payload["text"].endswith("1 department(s), 1 alert(s)")
+    assert payload["text"].startswith("KPI digest (") and payload["text"].endswith("1 department(s), 2 alert(s)")
     blocks = json.dumps(payload["blocks"])
     assert "<script>" not in blocks and "&lt;script&gt;" in blocks and "&lt;img src=x" in blocks
     dept = payload["departments"][0]
@@ -47,7 +47,7 @@ def test_the_page_is_email_safe_and_every_user_string_is_escaped(tmp_path):
     assert [(k["metric"], k["status"], k["value"], k["change"]) for k in dept["kpis"]] == [
         ("revenue", "off_track", "790.00", "+97.5%"), ("visits", "on_track", "95", "-9.5%")
     ]  # fmt: skip
-    assert [a["kind"] for a in dept["alerts"]] == ["anomaly"]
+    assert [(a["kind"], a["value"]) for a in dept["alerts"]] == [("anomaly", 790.0), ("anomaly", 80.0)]
     assert dept["insights"][0]["kind"] == "unusual_change" and dept["movers"] == ["revenue", "visits"]
     assert dept["objectives"][0]["status"] == "off_track"
 

@@ -75,11 +75,12 @@ def _department(path: Path, data_dir: Any, period_end: str | None, include_parti
     for k in plan.kpis:
         by_grain.setdefault(k.grain.value, []).append(k.metric)
     try:
-        cards = [
-            scorecard.evaluate(plan, compute(plan, metrics=ids, grain=g, end=end), as_of=end, kpis=ids,
-                               include_partial=include_partial)
-            for g, ids in by_grain.items()
-        ]  # fmt: skip
+        cards = []
+        for g, ids in by_grain.items():
+            # with their supporting metrics: an unusual value there is an early warning
+            wanted = list(dict.fromkeys([*ids, *(m for k in plan.kpis if k.metric in ids for m in k.supporting)]))
+            frame = compute(plan, metrics=wanted, grain=g, end=end)
+            cards.append(scorecard.evaluate(plan, frame, as_of=end, kpis=ids, include_partial=include_partial))
     except KpinbError as e:
         return digest.Department(plan.name, plan.department, problem=str(e).splitlines()[0])
     return digest.department(plan, cards)
