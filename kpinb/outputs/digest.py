@@ -105,7 +105,7 @@ def department(plan: Plan, cards: Sequence[Scorecard], *, insights: int = 5) -> 
     order = {k.metric: i for i, k in enumerate(plan.kpis)}
     lines.sort(key=lambda x: order.get(x.metric, len(order)))
     found_alerts.sort(key=lambda a: (a.severity != "critical", order.get(a.kpi, len(order))))
-    ranked = sorted(found_insights, key=lambda i: -round(i.score, 6))[:insights]
+    ranked = insights_mod.ranked(found_insights, insights)
     movers = sorted((x for x in lines if math.isfinite(x.move)), key=lambda x: -abs(x.move))[:MOVERS]
     objectives: tuple[ObjectiveRollup, ...] = ()
     if cards:

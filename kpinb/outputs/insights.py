@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from kpinb.scorecard import KpiEvaluation, Scorecard
 
-__all__ = ["KINDS", "Insight", "for_department", "for_kpi"]
+__all__ = ["KINDS", "Insight", "for_department", "for_kpi", "ranked"]
 
 KINDS = (
     "unusual_change", "anomaly", "target", "pace", "trend_change", "top_detractor", "concentration", "top_driver",
@@ -82,7 +82,7 @@ def for_kpi(
     card: Scorecard, metric: str, breakdowns: Mapping[str, pd.DataFrame] | None = None, limit: int = 3
 ) -> list[Insight]:
     """The ``limit`` most telling insights about one KPI, best first."""
-    return _ranked(_about(card, card.get(metric), breakdowns or {}, card.anomalies()), limit)
+    return ranked(_about(card, card.get(metric), breakdowns or {}, card.anomalies()), limit)
 
 
 def for_department(
@@ -93,7 +93,7 @@ def for_department(
     anomalies = card.anomalies()
     every = [i for e in card.evaluations for i in _about(card, e, breakdowns or {}, anomalies)]
     out, per = [], {}  # type: ignore[var-annotated]
-    for i in _ranked(every, len(every)):
+    for i in ranked(every, len(every)):
         if per.get(i.metric, 0) < 2:
             out.append(i)
             per[i.metric] = per.get(i.metric, 0) + 1
@@ -103,7 +103,8 @@ def for_department(
 # --- ranking -------------------------------------------------------------------------------------
 
 
-def _ranked(insights: list[Insight], limit: int) -> list[Insight]:
+def ranked(insights: list[Insight], limit: int) -> list[Insight]:
+    """The ``limit`` best of ``insights``: highest score first, ties in :data:`KINDS` order."""
     order = {k: n for n, k in enumerate(KINDS)}
     # scores rounded: a last-bit difference between CPUs never reorders the list
     return sorted(insights, key=lambda i: (-round(i.score, 6), order[i.kind]))[:limit]
@@ -286,8 +287,8 @@ def _members(card: Scorecard, e: KpiEvaluation, dim: str, frame: pd.DataFrame) -
         per = effects.groupby("driver", sort=False)["effect"].sum()
         change = float(per.sum())
         if change != 0:
-            ranked = per.sort_values(ascending=change < 0, kind="stable")
-            top, eff = str(ranked.index[0]), float(ranked.iloc[0])
+            by_effect = per.sort_values(ascending=change < 0, kind="stable")
+            top, eff = str(by_effect.index[0]), float(by_effect.iloc[0])
             if (eff > 0) == (change > 0) and (change > 0) == good:  # a bad change: its detractor says it
                 shown = format_delta(eff, e.unit)
                 text = (
