@@ -129,3 +129,12 @@ def test_a_goal_history_given_as_targets_is_refused():
     with pytest.raises(ValueError, match="list under `target:`"):
         KPI.model_validate(yaml.safe_load("{metric: x, targets: [{value: 1, by: 2025-12-31}]}"))
 
+
+
+def test_a_slice_with_a_goal_of_its_own_leaves_the_kpis_history_behind():
+    k = KPI.model_validate(yaml.safe_load(
+        "{metric: revenue, target: [{value: 1, by: 2025-12-31}, {value: 2, by: 2025-12-31, from: 2025-07-01}],"
+        " slices: {region: {north: {target: {value: 5, by: 2025-12-31}}}}}"
+    ))  # fmt: skip
+    north = k.for_slice("region", "north")
+    assert north.targets == () and north.target_on("2025-01-31").value == 5.0

@@ -75,3 +75,15 @@ def test_weight_must_be_positive(tmp_path):
     (tmp_path / "plan.yml").write_text(PLAN.replace("weight: 3", "weight: 0"))
     with pytest.raises(PlanError, match=r"plan.yml.*weight"):
         kpinb.load_plan(tmp_path / "plan.yml")
+
+
+def test_a_kpi_without_data_makes_its_objective_no_better_than_without_data(tmp_path):
+    days = pd.date_range("2025-01-01", "2025-08-31", freq="D")
+    pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "amount": 10.0}).to_csv(tmp_path / "orders.csv", index=False)
+    text = PLAN.replace("expr: count_if(amount > 5)}", "expr: avg(amount), where: amount > 99}")  # no row: no value
+    (tmp_path / "plan.yml").write_text(text)
+    plan = kpinb.load_plan(tmp_path / "plan.yml")
+    card = scorecard.evaluate(plan, kpinb.compute(plan, grain="month"), pace=False)
+    serve = card.objectives()[1]
+    assert card.get("big").status == "no_data"
+    assert (serve.status, serve.reason) == ("no_data", "0 of 1 KPI on track; Big orders without data.")
