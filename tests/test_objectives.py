@@ -87,3 +87,22 @@ def test_a_kpi_without_data_makes_its_objective_no_better_than_without_data(tmp_
     serve = card.objectives()[1]
     assert card.get("big").status == "no_data"
     assert (serve.status, serve.reason) == ("no_data", "0 of 1 KPI on track; Big orders without data.")
+
+
+def test_the_metric_tree_hangs_kpis_from_objectives_and_supporting_metrics_from_kpis(tmp_path):
+    from insight_support import write_shop
+
+    plan = kpinb.load_plan(write_shop(tmp_path))
+    card = scorecard.evaluate(plan, kpinb.compute(plan, grain="month"), pace=False)
+    nodes = card.tree()
+    assert [(n.id, n.parent, n.kind, n.status) for n in nodes] == [
+        ("plan", "", "plan", "not_judged"),
+        ("objective:grow", "plan", "objective", "off_track"),
+        ("kpi:revenue", "objective:grow", "kpi", "off_track"),
+        ("kpi:revenue/units", "kpi:revenue", "supporting", "not_judged"),
+        ("kpi:visits", "objective:grow", "kpi", "on_track"),
+    ]
+    units = nodes[3]
+    assert (units.name, units.value, units.unit, units.unusual) == ("Units sold", 80.0, "count", True)
+    assert (nodes[2].value, nodes[2].unit, nodes[2].unusual) == (790.0, "currency", True)
+    assert not nodes[4].unusual

@@ -16,9 +16,12 @@ from kpinb.scorecard.evaluation import (
     ObjectiveRollup,
     Pace,
     Scorecard,
+    TreeNode,
     drivers,
     evaluate,
     target_path,
 )
 
-__all__ = ["KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+__all__ = [
+    "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "TreeNode", "drivers", "evaluate", "target_path",
+]  # fmt: skip

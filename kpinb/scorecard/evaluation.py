@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "Anomaly", "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "drivers", "evaluate", "target_path",
+    "Anomaly", "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "TreeNode", "drivers", "evaluate",
+    "target_path",
 ]  # fmt: skip
 
 NOT_JUDGED = "not_judged"
@@ -142,6 +143,25 @@ class Anomaly:
 
 
 @dataclass(frozen=True)
+class TreeNode:
+    """One node of the metric tree (plan -> objectives -> KPIs -> supporting metrics), as a
+    tree or icicle figure reads it: ``id`` and ``parent`` ("" for the root), ``kind`` (plan,
+    objective, kpi, supporting), ``metric`` (None above the KPIs), ``name``, ``status`` (the
+    objective's roll-up, the KPI's status; not_judged for a supporting metric), ``value`` in
+    ``unit`` (the judged period's; NaN above the KPIs) and ``unusual`` (an anomaly there)."""
+
+    id: str
+    parent: str
+    kind: str
+    metric: str | None
+    name: str
+    status: str
+    value: float
+    unit: str
+    unusual: bool = False
+
+
+@dataclass(frozen=True)
 class Scorecard:
     """Every KPI of a plan at one grain, judged once; the views read it, never re-judge."""
 
@@ -220,6 +240,39 @@ class Scorecard:
                     f.expected, f.score, display_unit(m, None), direction, self.grain, self.plan.calendar,
                 ))  # fmt: skip
         return tuple(out)
+
+    def tree(self) -> tuple[TreeNode, ...]:
+        """The metric tree, parents before children in plan order: the plan, its objectives
+        (with their roll-up status), their KPIs (a KPI linked to no objective hangs from the
+        plan), and each KPI's supporting metrics with their value in the KPI's judged period."""
+        import pandas as pd
+
+        from kpinb.definitions.plan import registry
+
+        reg = registry(self.plan)
+        unusual = {(a.kpi, a.metric) for a in self.anomalies()}
+        nodes = [TreeNode("plan", "", "plan", None, self.plan.name, "not_judged", math.nan, "count")]
+        rollups = {o.id: o for o in self.objectives()}
+        for o in self.plan.objectives:
+            r = rollups[o.id]
+            nodes.append(TreeNode(f"objective:{o.id}", "plan", "objective", None, o.statement, r.status, math.nan,
+                                  "percent"))  # fmt: skip
+        for e in self.evaluations:
+            objective = self._objective_of(e.metric)
+            parent = f"objective:{objective}" if objective in rollups else "plan"
+            kid = f"kpi:{e.metric}"
+            nodes.append(TreeNode(kid, parent, "kpi", e.metric, e.name, e.status, as_float(e.value),
+                                  self.display_unit(e.metric), (e.metric, e.metric) in unusual))  # fmt: skip
+            kpi = self._kpi(e.metric)
+            for mid in kpi.supporting if kpi is not None else ():
+                series = series_of(self.frame, mid)
+                at = series.get(pd.Timestamp(e.period_start)) if e.period_start is not None else None
+                m = reg.get(mid)
+                nodes.append(TreeNode(
+                    f"{kid}/{mid}", kid, "supporting", mid, m.name if m is not None else mid, NOT_JUDGED,
+                    as_float(at), self.display_unit(mid), (e.metric, mid) in unusual,
+                ))  # fmt: skip
+        return tuple(nodes)
 
     def display_unit(self, metric: str) -> str:
         """The unit a person reads ``metric``'s numbers in: its unit, or for a duration the time unit
