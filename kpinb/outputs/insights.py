@@ -92,7 +92,8 @@ def for_department(
     KPI, so one KPI does not fill the list)."""
     anomalies = card.anomalies()
     every = [i for e in card.evaluations for i in _about(card, e, breakdowns or {}, anomalies)]
-    out, per = [], {}  # type: ignore[var-annotated]
+    out: list[Insight] = []
+    per: dict[str, int] = {}
     for i in ranked(every, len(every)):
         if per.get(i.metric, 0) < 2:
             out.append(i)
