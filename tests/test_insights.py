@@ -3,6 +3,7 @@
 import json
 import re
 
+import pandas as pd
 import pytest
 from insight_support import PLAN, rows, write_shop
 
@@ -109,3 +110,22 @@ def test_a_filtered_view_writes_no_insight(shop):
     card, by = shop
     sliced = scorecard.evaluate(card.plan, card.frame, pace=False, filters={"region": "north"})
     assert insights.for_department(sliced, by) == []
+
+
+def test_a_duration_is_written_in_its_time_unit(tmp_path):
+    days = pd.date_range("2025-01-01", "2025-08-31", freq="D")
+    wait = [2.0] * (len(days) - 31) + [5.0] * 31
+    pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "delivery_days": wait}).to_csv(tmp_path / "o.csv", index=False)
+    (tmp_path / "plan.yml").write_text(
+        "name: Ops\ndepartment: operations\nsources:\n  o: {path: o.csv, time: day}\nmetrics:\n"
+        "  - {id: wait, name: Delivery time, source: o, expr: avg(delivery_days), unit: duration,"
+        " direction: lower_is_better}\n"
+        "kpis:\n  - {metric: wait, target: {value: 3, by: 2025-12-31}}\n"
+    )
+    plan = kpinb.load_plan(tmp_path / "plan.yml")
+    card = scorecard.evaluate(plan, kpinb.compute(plan, grain="month"), pace=False)
+    assert card.display_unit("wait") == "days"
+    target = next(i for i in insights.for_kpi(card, "wait", limit=20) if i.kind == "target")
+    assert target.text == (
+        "Delivery time is 2.0 days behind the target in force for 2025-08 (5.0 days against 3.0 days)."
+    )
