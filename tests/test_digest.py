@@ -27,6 +27,10 @@ def run(*args, cwd=None):
 
 def test_the_page_is_email_safe_and_every_user_string_is_escaped(tmp_path):
     plan = write_shop(tmp_path, HOSTILE)
+    (tmp_path / "plan.notes.csv").write_text(
+        'kpi,period,author,text\nrevenue,2025-08-02,"<i>Ann</i>","Flash sale <script>alert(3)</script> & more"\n'
+        "visits,2025-07-01,,Older note\n"
+    )
     done = run("digest", "--plan", plan, "--out", tmp_path / "out" / "digest.html", "--json", tmp_path / "d.json")
     assert done.returncode == 0, done.stderr
     assert "digest of 1 department(s) written to" in done.stdout
@@ -35,6 +39,8 @@ def test_the_page_is_email_safe_and_every_user_string_is_escaped(tmp_path):
     assert "Shop &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Revenue &lt;img src=x onerror=alert(2)&gt;" in page
     assert "&lt;/table&gt;&lt;b onclick=&#x27;x&#x27;&gt;Grow&lt;/b&gt;" in page
+    assert "Flash sale &lt;script&gt;alert(3)&lt;/script&gt; &amp; more" in page and "&lt;i&gt;Ann&lt;/i&gt;" in page
+    assert page.index("Flash sale") < page.index("Older note")  # the latest note first
     assert "<style" not in page and "<link" not in page and not re.search(r"<[^>]*\bsrc=", page)  # inline only
     assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
     assert page.count("<svg") == 2  # one sparkline per KPI
@@ -42,7 +48,12 @@ def test_the_page_is_email_safe_and_every_user_string_is_escaped(tmp_path):
     assert payload["text"].startswith("KPI digest (") and payload["text"].endswith("1 department(s), 2 alert(s)")
     blocks = json.dumps(payload["blocks"])
     assert "<script>" not in blocks and "&lt;script&gt;" in blocks and "&lt;img src=x" in blocks
+    assert "Flash sale &lt;script&gt;alert(3)&lt;/script&gt; &amp; more" in blocks
     dept = payload["departments"][0]
+    assert dept["notes"][0] == {
+        "kpi": "revenue", "period": "2025-08-02", "author": "<i>Ann</i>",
+        "text": "Flash sale <script>alert(3)</script> & more",
+    }  # fmt: skip
     assert dept["name"] == "Shop <script>alert(1)</script>"  # data stays data; rendering escapes it
     assert [(k["metric"], k["status"], k["value"], k["change"]) for k in dept["kpis"]] == [
         ("revenue", "off_track", "790.00", "+97.5%"), ("visits", "on_track", "95", "-9.5%")
@@ -58,11 +69,13 @@ def test_a_plans_folder_digests_every_plan_and_names_the_one_that_could_not_be_e
     write_shop(folder)
     (folder / "plan.yml").rename(folder / "shop.yml")
     (folder / "broken.yml").write_text(PLAN.replace("orders.csv", "missing.csv"))
+    (folder / "shop.notes.csv").write_text("kpi,period,author,text\nnope,2025-01-01,a,b\n")  # check reports it
     done = run("digest", "--plans-dir", folder, "--out", tmp_path / "digest.html")
     assert done.returncode == 1, done.stderr
     assert done.stdout.strip().endswith("not evaluated: broken.yml")
     page = (tmp_path / "digest.html").read_text()
     assert "Not evaluated: " in page and "missing.csv" in page and "Revenue" in page
+    assert page.count("Not evaluated: ") == 1 and "Notes</h3>" not in page
 
 
 def test_the_webhook_gets_the_payload_and_a_refusal_is_one_clear_error(tmp_path):

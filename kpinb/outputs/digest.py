@@ -22,6 +22,7 @@ from kpinb._numbers import as_float, format_change, format_value
 
 if TYPE_CHECKING:
     from kpinb.definitions.model import Plan
+    from kpinb.definitions.notes import Note
     from kpinb.outputs.alerts import Alert
     from kpinb.outputs.insights import Insight
     from kpinb.scorecard import ObjectiveRollup, Scorecard
@@ -31,6 +32,8 @@ __all__ = ["Department", "Digest", "KpiLine", "department", "to_html", "to_paylo
 HISTORY = 12
 """Periods a sparkline shows."""
 MOVERS = 3
+NOTES = 3
+"""The latest notes a department shows."""
 STATUS_WORDS = {
     "on_track": "on track", "at_risk": "at risk", "off_track": "off track", "no_data": "no data",
     "not_judged": "not judged",
@@ -69,6 +72,7 @@ class Department:
     alerts: tuple[Alert, ...] = ()
     insights: tuple[Insight, ...] = ()
     problem: str | None = None
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,12 @@ class Digest:
     departments: tuple[Department, ...]
 
 
-def department(plan: Plan, cards: Sequence[Scorecard], *, insights: int = 5) -> Department:
+def department(
+    plan: Plan, cards: Sequence[Scorecard], *, insights: int = 5, notes: Sequence[Note] = ()
+) -> Department:
     """One department from its scorecards (one per grain its KPIs use): KPI lines in plan order,
-    objectives, the top movers, threshold and anomaly alerts and the top insights."""
+    objectives, the top movers, threshold and anomaly alerts, the top insights and the latest
+    of ``notes`` (:func:`kpinb.definitions.notes.read_notes`)."""
     from kpinb.analytics.kpis import series_of
     from kpinb.outputs import alerts as alerts_mod
     from kpinb.outputs import insights as insights_mod
@@ -112,7 +119,8 @@ def department(plan: Plan, cards: Sequence[Scorecard], *, insights: int = 5) -> 
         whole = dataclasses.replace(cards[0], plan=plan, evaluations=tuple(evaluations))
         objectives = whole.objectives()
     return Department(
-        plan.name, plan.department, tuple(lines), objectives, tuple(movers), tuple(found_alerts), tuple(ranked)
+        plan.name, plan.department, tuple(lines), objectives, tuple(movers), tuple(found_alerts), tuple(ranked),
+        notes=tuple(sorted(notes, key=lambda n: n.period)[-NOTES:][::-1]),
     )
 
 
@@ -194,6 +202,15 @@ def _department_html(d: Department) -> str:
     if d.insights:
         items = "".join(f"<li>{esc(i.text)} <b>{esc(i.shown)}</b></li>" for i in d.insights)
         out.append(f'<h3 style="font-size:14px;margin:12px 0 4px">Insights</h3><ul style="margin:0">{items}</ul>')
+    if d.notes:
+        names = {k.metric: k.name for k in d.kpis}
+        items = "".join(
+            f"<li><b>{esc(names.get(n.kpi, n.kpi))}</b> {esc(n.period.isoformat())}"
+            f"{' · ' + esc(n.author) if n.author else ''}: "
+            f'<span style="white-space:pre-wrap">{esc(n.text)}</span></li>'
+            for n in d.notes
+        )
+        out.append(f'<h3 style="font-size:14px;margin:12px 0 4px">Notes</h3><ul style="margin:0">{items}</ul>')
     return "\n".join(out)
 
 
@@ -257,6 +274,10 @@ def to_payload(digest: Digest) -> dict[str, Any]:
                 )))  # fmt: skip
             if d.insights:
                 blocks.append(_section("*Insights*\n" + "\n".join(f"• {_mrkdwn(i.text)}" for i in d.insights)))
+            if d.notes:
+                blocks.append(_section("*Notes*\n" + "\n".join(
+                    f"• {n.kpi} {n.period.isoformat()}: {_mrkdwn(n.text)}" for n in d.notes
+                )))  # fmt: skip
         blocks.append({"type": "divider"})
         data.append({
             "name": d.name, "department": d.department, "problem": d.problem,
@@ -267,5 +288,7 @@ def to_payload(digest: Digest) -> dict[str, Any]:
             "movers": [k.metric for k in d.movers],
             "alerts": [a.to_dict() for a in d.alerts],
             "insights": [i.to_dict() for i in d.insights],
+            "notes": [{"kpi": n.kpi, "period": n.period.isoformat(), "author": n.author, "text": n.text}
+                      for n in d.notes],
         })  # fmt: skip
     return {"text": text, "blocks": blocks, "departments": data}

@@ -62,6 +62,7 @@ def _department(path: Path, data_dir: Any, period_end: str | None, include_parti
     import pandas as pd
 
     from kpinb import scorecard
+    from kpinb.definitions.notes import read_notes
     from kpinb.engine.query import compute
     from kpinb.outputs import digest
     from kpinb.views.report import load_for_report
@@ -83,4 +84,8 @@ def _department(path: Path, data_dir: Any, period_end: str | None, include_parti
             cards.append(scorecard.evaluate(plan, frame, as_of=end, kpis=ids, include_partial=include_partial))
     except KpinbError as e:
         return digest.Department(plan.name, plan.department, problem=str(e).splitlines()[0])
-    return digest.department(plan, cards)
+    try:
+        notes = read_notes(plan)
+    except KpinbError:  # a broken notes file is kpinb check's to report; the digest goes out without it
+        notes = ()
+    return digest.department(plan, cards, notes=notes)
