@@ -178,3 +178,39 @@ def display_unit(metric: Metric | None, unit: Any) -> str:
 
 
 # --- small pieces -----------------------------------------------------------------------------
+
+
+def format_change(new: Any, old: Any, unit: Any = "count") -> str:
+    """A change with its sign, as people read it: ``+1.2 pp`` for a percent metric (stored as
+    fractions: the difference of the rates), else the relative change ``-26.7%``; ``–`` when
+    either number is missing or the old one is 0.
+
+    >>> format_change(0.055, 0.07, "percent"), format_change(110.0, 150.0, "currency")
+    ('-1.5 pp', '-26.7%')
+    """
+    n, o = as_float(new), as_float(old)
+    if not (math.isfinite(n) and math.isfinite(o)):
+        return DASH
+    if unit_key(unit) == "percent":
+        return f"{(n - o) * 100:+.1f} pp"
+    if o == 0:
+        return DASH
+    return f"{(n - o) / abs(o) * 100:+.1f}%"
+
+
+def format_delta(diff: Any, unit: Any = "count", *, sign: bool = True) -> str:
+    """A difference in the metric's own unit: ``+1.3 pp`` for a percent metric (a difference of
+    rates is in percentage points), else the formatted number with its sign (``+126.75``).
+
+    >>> format_delta(-0.013, "percent"), format_delta(126.75, "currency"), format_delta(-5, sign=False)
+    ('-1.3 pp', '+126.75', '5')
+    """
+    d = as_float(diff)
+    if not math.isfinite(d):
+        return DASH
+    if not sign:
+        d = abs(d)
+    if unit_key(unit) == "percent":
+        return f"{d * 100:{'+' if sign else ''}.1f} pp"
+    text = format_value(d, unit)
+    return f"+{text}" if sign and d > 0 else text

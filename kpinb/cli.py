@@ -153,7 +153,22 @@ def _alerts(a: argparse.Namespace) -> int:
     from kpinb.views.report import load_for_report
 
     plan = _limited(load_for_report(a.plan, a.data_dir), a)
-    text, code = run_alerts(plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial)
+    text, code = run_alerts(
+        plan, period_end=a.period_end, as_json=a.json, include_partial=a.include_partial, anomalies=a.anomalies
+    )
+    _say(text)
+    return code
+
+
+def _digest(a: argparse.Namespace) -> int:
+    from kpinb.runs.digest import run_digest
+    from kpinb.runs.discovery import department_plans
+
+    plans = [*a.plan, *(department_plans(a.plans_dir) if a.plans_dir else [])]
+    text, code = run_digest(
+        plans, a.out, json_path=a.json, webhook=a.webhook, data_dir=a.data_dir, period_end=a.period_end,
+        include_partial=a.include_partial,
+    )  # fmt: skip
     _say(text)
     return code
 
@@ -362,8 +377,28 @@ def parser() -> argparse.ArgumentParser:
     al.add_argument("--include-partial", action="store_true",
                     help="also judge a period the data covers only in part (or not yet settled), labelled")  # fmt: skip
     al.add_argument("--data-dir", type=Path, default=None, help="look the plan's data files up in this folder")
+    al.add_argument("--anomalies", action="store_true",
+                    help="also warn of unusual values of KPIs and supporting metrics (kind: anomaly)")  # fmt: skip
     _limit_flags(al)
     al.set_defaults(func=_alerts)
+
+    dg = sub.add_parser(
+        "digest",
+        help="write one email-safe HTML page (and a chat payload) of every department's statuses, movers, "
+        "alerts and insights",
+        description="Exit status: 0 when every plan was evaluated, 1 when one could not be (the page says why), "
+        "2 on an error (no plan, a file that cannot be written, a webhook that refused).",
+    )
+    dg.add_argument("--plan", type=Path, action="append", default=[], help="a plan file (repeat for more)")
+    dg.add_argument("--plans-dir", type=Path, default=None, help="every plan (*.yml) in this folder")
+    dg.add_argument("--out", type=Path, required=True, help="the HTML page to write")
+    dg.add_argument("--json", type=Path, default=None, help="also write the chat payload (JSON) here")
+    dg.add_argument("--webhook", default=None, help="post the payload to this chat webhook URL (30 s in all)")
+    dg.add_argument("--period-end", type=_date, help="judge the latest period ended by this date (YYYY-MM-DD)")
+    dg.add_argument("--include-partial", action="store_true",
+                    help="also judge a period the data covers only in part (or not yet settled), labelled")  # fmt: skip
+    dg.add_argument("--data-dir", type=Path, default=None, help="look the plans' data files up in this folder")
+    dg.set_defaults(func=_digest)
 
     ck = sub.add_parser(
         "check",

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from kpinb._numbers import FORECAST_DIGITS, as_float, round_significant
-from kpinb.analytics.compare import STEP, latest_complete_period
+from kpinb.analytics.compare import STEP, latest_complete_period, period_end
 from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.definitions.model import Calendar, Direction, Grain, Plan
 from kpinb.engine.calendar import calendar_of, period_start, periods
@@ -286,7 +286,7 @@ def pace(
             "target": math.nan, "probability": math.nan, "required_per_period": math.nan,
             "method": "no_target",
         }  # fmt: skip
-        t = kpi.target
+        t = kpi.target_on(period_end(judged, grain)) if judged is not None else kpi.target  # goal history
         if t is not None and t.by is not None:
             deadline = period_start(t.by, grain, cal)
             left = 0

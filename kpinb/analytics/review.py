@@ -35,11 +35,18 @@ from kpinb.analytics.kpis import metric_of
 from kpinb.definitions.model import Direction, Indicator, Metric, Plan
 from kpinb.engine.calendar import calendar_of, period_start
 from kpinb.engine.calendar import periods as periods_between
+from kpinb.errors import KpinbError
 
 if TYPE_CHECKING:
     from kpinb.checks.lint import Issue
 
-__all__ = ["MISS_COLUMNS", "balance", "misses", "staleness", "suggestions", "target_history", "vanity"]
+__all__ = [
+    "CHANGE_COLUMNS", "MISS_COLUMNS", "balance", "misses", "staleness", "suggestions", "target_changes",
+    "target_history", "vanity",
+]  # fmt: skip
+
+CHANGE_COLUMNS = ("metric", "name", "effective", "previous", "value", "previous_by", "by", "change")
+"""Columns of :func:`target_changes`."""
 
 MISS_COLUMNS = (
     "metric", "name", "periods_judged", "periods_missed", "miss_share", "latest_gap", "gap_trend", "best_value",
@@ -92,6 +99,52 @@ def target_history(
     if not frames:
         return pd.DataFrame(columns=cols)
     return pd.concat(frames, ignore_index=True).sort_values(["metric", "period_start"], kind="stable")[cols]
+
+
+def target_changes(plan: Plan, kpis: Sequence[str] | None = None) -> pd.DataFrame:
+    """When and how each KPI's target changed (its goal history, ``target:`` as a list).
+
+    Returns one row per change, oldest first within a KPI: ``metric, name, effective`` (the new
+    version's ``from:``), ``previous, value`` (the target before and after), ``previous_by, by``
+    (the deadlines), ``change`` (one sentence, numbers through the one formatter). Empty when no
+    KPI has a goal history.
+
+    >>> target_changes(plan)[["metric", "effective", "change"]]  # doctest: +SKIP
+    """
+    rows = []
+    for k in plan.kpis:
+        if kpis is not None and k.metric not in kpis:
+            continue
+        try:
+            metric: Metric | None = metric_of(k, plan)
+        except KpinbError:
+            metric = None
+        unit = display_unit(metric, None)
+        direction = k.direction or (metric.direction if metric is not None else Direction.higher_is_better)
+        for old, new in zip(k.targets, k.targets[1:], strict=False):
+            raised = new.value > old.value
+            better = raised == (direction is Direction.higher_is_better)
+            words = []
+            if new.value != old.value:
+                words.append(
+                    f"{'raised' if raised else 'lowered'} from {format_value(old.value, unit)} to "
+                    f"{format_value(new.value, unit)} ({'more' if better else 'less'} ambitious)"
+                )
+            if new.by != old.by:
+                words.append(f"deadline moved from {old.by} to {new.by}")
+            if new.path != old.path:
+                words.append("path changed")
+            change = "; ".join(words) or "restated unchanged"
+            rows.append({
+                "metric": k.metric, "name": k.name or (metric.name if metric is not None else k.metric),
+                "effective": pd.Timestamp(new.from_), "previous": float(old.value), "value": float(new.value),
+                "previous_by": pd.Timestamp(old.by), "by": pd.Timestamp(new.by),
+                "change": f"From {new.from_} the target was {change}.",
+            })  # fmt: skip
+    out = pd.DataFrame(rows, columns=list(CHANGE_COLUMNS))
+    for c in ("effective", "previous_by", "by"):
+        out[c] = pd.to_datetime(out[c])
+    return out
 
 
 def _direction(plan: Plan, metric: str) -> Direction:

@@ -146,6 +146,10 @@ def target_at(kpi: KPI, when: Any, baseline: float | None = None, start: Any = N
       its date, so a period is held to the milestone it counts toward. After the last point the
       last value stays in force.
 
+    With a goal history (``target:`` a list of versions with ``from:``) the version in force on
+    ``when`` (:meth:`KPI.target_on`) draws the path, so a past period is held to the target of its
+    time; each version runs from the same baseline and start.
+
     Returns None when the KPI has no target.
 
     Examples
@@ -155,7 +159,7 @@ def target_at(kpi: KPI, when: Any, baseline: float | None = None, start: Any = N
     >>> target_at(kpi, "2025-07-02", baseline=100, start="2025-01-01")
     150.0
     """
-    t = kpi.target
+    t = kpi.target_on(when)
     if t is None:
         return None
     assert t.by is not None
@@ -325,7 +329,7 @@ def _by_pace(
     """Status from the probability of reaching the target by its deadline; None if not applicable."""
     from kpinb.analytics.forecast import forecast, probability_to_reach
 
-    t = kpi.target
+    t = kpi.target_on(history.dropna().index.max()) if not history.dropna().empty else kpi.target
     if t is None or t.by is None or history.dropna().empty:
         return None
     if pd.Timestamp(t.by) <= period_end(history.dropna().index.max(), grain):
@@ -413,10 +417,11 @@ def evaluate(
         )  # fmt: skip
         base = baseline_value(kpi, series)
         first = series.first_valid_index()
-        target = float(kpi.target.value) if kpi.target is not None else None
+        version = kpi.target_on(period_end(judged, grain)) if judged is not None else kpi.target  # goal history
+        target = float(version.value) if version is not None else None
         tnow = (
             target_at(kpi, period_end(judged, grain), base, start=first)
-            if kpi.target is not None and judged is not None else None
+            if version is not None and judged is not None else None
         )  # fmt: skip
         gap = math.nan
         if tnow is not None and not math.isnan(value):
@@ -453,7 +458,7 @@ def evaluate(
             "baseline": as_float(base),
             "target": as_float(target),
             "target_now": as_float(tnow),
-            "deadline": pd.Timestamp(kpi.target.by) if kpi.target is not None and kpi.target.by else None,
+            "deadline": pd.Timestamp(version.by) if version is not None and version.by else None,
             "progress": progress(value, base, target, direction),
             "gap": gap,
             "status": status.value,

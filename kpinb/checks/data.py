@@ -345,6 +345,23 @@ def _value_issues(plan: Plan) -> list[Issue]:
     ]
 
 
+def _notes_issues(plan: Plan) -> list[Issue]:
+    """``notes``: each wrong line of the plan's notes file (:mod:`kpinb.definitions.notes`)."""
+    from kpinb.definitions.notes import read_notes
+
+    if plan.file is None:
+        return []
+    try:
+        read_notes(plan)
+    except KpinbError as e:
+        return [
+            Issue("error", "notes", None, line.strip(), "Fix that line of the notes file as the message says.")
+            for line in str(e).splitlines()
+            if line.strip()
+        ]
+    return []
+
+
 def _benchmark_issues(plan: Plan) -> list[Issue]:
     if not plan.benchmarks:
         return []

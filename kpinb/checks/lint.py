@@ -64,6 +64,7 @@ from kpinb.checks.data import (
     _achievable,
     _benchmark_issues,
     _compute_kpis,
+    _notes_issues,
     _value_issues,
     data_quality,
 )
@@ -74,6 +75,7 @@ from kpinb.checks.rules import (
     Issue,
     _Ctx,
     _deadline_passed,
+    _goal_history,
     _kpi_needs,
     _measurable,
     _owner,
@@ -83,6 +85,7 @@ from kpinb.checks.rules import (
     _thresholds,
     _time_bound,
     _vanity_kpi,
+    _weight,
 )
 from kpinb.definitions.model import KPI, Plan
 from kpinb.errors import KpinbWarning, PlanError
@@ -101,6 +104,8 @@ RULES = (
     "deadline_passed",
     "owner",
     "thresholds",
+    "goal_history",
+    "weight",
     "slices",
     "vanity_kpi",
     "kpi_count",
@@ -114,6 +119,7 @@ RULES = (
     "data_gaps",
     "data_values",
     "benchmarks",
+    "notes",
     "judgement",
 )
 """Every rule name an :class:`Issue` can carry."""
@@ -148,6 +154,8 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _relevant,
     _time_bound,
     _deadline_passed,
+    _goal_history,
+    _weight,
     _owner,
     _thresholds,
     _slices,
@@ -263,6 +271,7 @@ def check(plan_path: str | Path, today: dt.date | None = None) -> tuple[list[Iss
         data, failed = _compute_kpis(plan, broken)
     ctx = _ctx(plan, data, today, undated=undated, failed=failed)
     issues = load_issues + _lint(ctx) + data_quality(plan, grain=None) + _value_issues(plan) + _benchmark_issues(plan)
+    issues += _notes_issues(plan)
     if any(": kpis[" in i.message for i in load_issues):  # the count is of KPIs that loaded: not a finding
         issues = [i for i in issues if i.rule != "kpi_count"]
     issues = _ordered(issues)
@@ -354,7 +363,8 @@ def _drop_undated_targets(data: dict) -> tuple[dict, frozenset[str]]:
     undated, out = set(), []
     for k in kpis:
         t = k.get("target") if isinstance(k, dict) else None
-        if isinstance(t, dict) and t.get("by") is None:
+        versions = t if isinstance(t, list) else [t]  # a goal history: every version needs its deadline
+        if any(isinstance(v, dict) and v.get("by") is None for v in versions):
             k = {key: v for key, v in k.items() if key != "target"}
             undated.add(str(k.get("metric")))
         out.append(k)

@@ -212,6 +212,31 @@ def _thresholds(ctx: _Ctx, k: KPI) -> list[Issue]:
     return [Issue("error", "thresholds", k.metric, problem, "Swap `warning:` and `critical:` under `thresholds:`.")]
 
 
+def _goal_history(ctx: _Ctx, k: KPI) -> list[Issue]:
+    """Each version of a goal history takes effect before its own deadline. (The order of the
+    versions and a ``from:`` on each later one are checked when the plan loads.)"""
+    out = []
+    for i, t in enumerate(k.targets):
+        if t.from_ is not None and t.by is not None and t.from_ > t.by:
+            out.append(Issue(
+                "error", "goal_history", k.metric,
+                f"KPI {k.metric!r}: target[{i}] takes effect on {t.from_}, after its own deadline {t.by}.",
+                f"Set target[{i}]'s `by:` after its `from:` (or correct the `from:` date).",
+            ))  # fmt: skip
+    return out
+
+
+def _weight(ctx: _Ctx, k: KPI) -> list[Issue]:
+    """A ``weight:`` counts only in an objective's roll-up: on a KPI linked to none it does nothing."""
+    if k.weight == 1.0 or k.objective:
+        return []
+    return [Issue(
+        "warning", "weight", k.metric,
+        f"KPI {k.metric!r} has `weight: {k.weight:g}` but no objective, so the weight counts nowhere.",
+        "Link it with `objective: <id>`, or remove `weight:`.",
+    )]  # fmt: skip
+
+
 def _slices(ctx: _Ctx, k: KPI) -> list[Issue]:
     """A slice goal names a dimension the KPI's data has, and its thresholds are in order."""
     from kpinb.definitions import catalog

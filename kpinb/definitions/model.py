@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -220,12 +221,16 @@ class Target(_Spec):
     """A value to reach by a deadline, optionally along a path (linear or a table).
 
     ``path`` defaults to ``linear`` when the KPI has a baseline (from the baseline to the target
-    by the deadline), else ``flat``.
+    by the deadline), else ``flat``. ``from`` is the date this version took effect, in a goal
+    history (``target: [{value, by, from}, ...]``, see :attr:`KPI.targets`).
     """
 
     value: float
     by: PlanDate | None = None
     path: str | tuple[TargetPoint, ...] = "flat"
+    from_: PlanDate | None = Field(default=None, alias="from")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _deadline(self) -> Target:
@@ -268,8 +273,51 @@ class SliceGoal(_Spec):
         return _linear_when_based(data)
 
 
+def _goal_history(data: Any) -> Any:
+    """``target:`` given as a list of versions (a goal history): each version checked as a
+    target, the second and later with ``from:`` strictly after the one before; ``target``
+    becomes the latest version and ``targets`` all of them, in order."""
+    if not isinstance(data, dict) or not isinstance(data.get("target"), list):
+        if isinstance(data, dict) and "targets" in data and not isinstance(data.get("targets"), tuple):
+            raise ValueError("write a goal history as a list under `target:` (not `targets:`)")
+        return data
+    raw = data["target"]
+    if not raw:
+        raise ValueError("`target:` is an empty list; give one target, or a list of versions each with `from:`")
+    from pydantic import ValidationError
+
+    versions: list[Target] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ValueError(f"target[{i}] must be a mapping such as {{value: 100, by: 2025-12-31, from: 2025-01-01}}")
+        item = _linear_when_based({**data, "target": item})["target"]
+        try:
+            version = Target.model_validate(item)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ValueError(
+                f"target[{i}]{'.' + where if where else ''}: {first['msg'].removeprefix('Value error, ')}"
+            ) from None
+        if i and version.from_ is None:
+            raise ValueError(f"target[{i}] needs `from: YYYY-MM-DD`, the date this version took effect")
+        if i and versions[-1].from_ is not None and version.from_ <= versions[-1].from_:  # type: ignore[operator]
+            raise ValueError(
+                f"target[{i}].from {version.from_} is not after target[{i - 1}].from {versions[-1].from_}; "
+                "list the versions oldest first, each with a later `from:`"
+            )
+        versions.append(version)
+    return {**data, "target": versions[-1], "targets": tuple(versions) if len(versions) > 1 else ()}
+
+
 class KPI(_Spec):
-    """A metric elevated to measure progress toward an objective."""
+    """A metric elevated to measure progress toward an objective.
+
+    ``target`` is the target in force now (the latest version of a goal history); ``targets``
+    holds every version, oldest first, when the plan gives ``target:`` as a list of
+    ``{value, by, from}`` mappings (empty otherwise); :meth:`target_on` picks the one in force
+    on a date.
+    """
 
     metric: str
     name: str | None = None
@@ -278,15 +326,45 @@ class KPI(_Spec):
     grain: Grain = Grain.month
     baseline: Baseline | None = None
     target: Target | None = None
+    targets: tuple[Target, ...] = ()
+    """Every version of a goal history, oldest first (``target`` is the last); empty for one target."""
     thresholds: Thresholds | None = None
     direction: Direction | None = None
+    weight: float = Field(default=1.0, gt=0, le=1e6)
+    """How much this KPI counts in its objective's progress (a weighted mean; default 1)."""
     supporting: tuple[str, ...] = ()
     slices: dict[str, dict[str, SliceGoal]] = Field(default_factory=dict)
     """Per dimension and member, a goal of its own: ``{region: {Europe: {target: {...}}}}``."""
 
+    @model_serializer(mode="wrap")
+    def _history_as_list(self, handler: Any) -> Any:
+        # a goal history is written back the way the plan gives it: a list under `target:`
+        out = handler(self)
+        if isinstance(out, dict):
+            history = out.pop("targets", None)
+            if self.targets and history:
+                out["target"] = list(history)
+        return out
+
+    def target_on(self, when: Any) -> Target | None:
+        """The target version in force on ``when`` (a date): the latest whose ``from:`` is on or
+        before it; before the second version the first applies (also to periods before its
+        own ``from:``). Without a goal history, :attr:`target`."""
+        if not self.targets:
+            return self.target
+        day = when.date() if isinstance(when, dt.datetime) else when  # a pandas Timestamp is a datetime
+        if not isinstance(day, dt.date):
+            day = dt.date.fromisoformat(str(day)[:10])
+        chosen = self.targets[0]
+        for version in self.targets[1:]:
+            if version.from_ is not None and version.from_ <= day:
+                chosen = version
+        return chosen
+
     @model_validator(mode="before")
     @classmethod
     def _linear_from_a_baseline(cls, data: Any) -> Any:
+        data = _goal_history(data)
         data = _linear_when_based(data)
         slices = data.get("slices") if isinstance(data, dict) else None
         base = data.get("baseline") if isinstance(data, dict) else None
@@ -308,7 +386,10 @@ class KPI(_Spec):
         window = self.baseline if self.baseline is not None and self.baseline.value is None else None
         baseline = goal.baseline or window
         return self.model_copy(
-            update={"baseline": baseline, "target": goal.target, "thresholds": goal.thresholds, "slices": {}}
+            update={
+                "baseline": baseline, "target": goal.target, "targets": (), "thresholds": goal.thresholds,
+                "slices": {},
+            }
         )
 
 

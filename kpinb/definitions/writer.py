@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["plan_yaml", "relative_paths"]
 
-_DATES = (("baseline", ("from", "to")), ("target", ("by",)))
+_DATES = (("baseline", ("from", "to")), ("target", ("by", "from")))
 
 
 def relative_paths(data: dict[str, Any], folder: str | Path, *, only_near: bool = False) -> dict[str, Any]:
@@ -52,9 +52,11 @@ def plan_yaml(data: Mapping[str, Any], *, header: str, notes: Mapping[str, str] 
     data = {k: v for k, v in data.items() if v is not None}
     for k in data.get("kpis", []) or []:  # dates as YAML dates, not quoted strings
         for part, keys in _DATES:
-            for key in keys:
-                if isinstance(k.get(part), dict) and isinstance(k[part].get(key), str):
-                    k[part][key] = dt.date.fromisoformat(k[part][key])
+            versions = k.get(part) if isinstance(k.get(part), list) else [k.get(part)]  # a goal history
+            for item in versions:
+                for key in keys:
+                    if isinstance(item, dict) and isinstance(item.get(key), str):
+                        item[key] = dt.date.fromisoformat(item[key])
     data = _Block(data)
     for key in ("objectives", "metrics", "kpis"):
         if data.get(key):

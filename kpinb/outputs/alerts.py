@@ -9,6 +9,8 @@ An alert is raised on the latest complete period (as :func:`kpinb.status.evaluat
 - ``change`` (warning) — ``thresholds.change_pct`` is a **percentage number** (``20`` means
   20 %): the absolute period-over-period change, in percent of the previous value, is above it.
 - ``missing`` (warning) — the KPI has no value for the period.
+- ``anomaly`` (warning, :func:`anomalies`) — the KPI or a metric supporting it has an unusual
+  value (:meth:`kpinb.scorecard.Scorecard.anomalies`): an early warning before a threshold trips.
 
 >>> alerts = evaluate(plan, compute(plan, grain="month"))  # doctest: +SKIP
 >>> send(alerts, os.environ["KPI_WEBHOOK_URL"])  # doctest: +SKIP
@@ -42,12 +44,13 @@ if TYPE_CHECKING:
     from kpinb.scorecard import Scorecard
 
 __all__ = [
-    "ALERT_COLUMNS", "Alert", "DeliveryError", "evaluate", "from_scorecard", "send", "summary", "to_frame", "to_json",
+    "ALERT_COLUMNS", "Alert", "DeliveryError", "anomalies", "evaluate", "from_scorecard", "post", "send", "summary",
+    "to_frame", "to_json",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["below", "above", "change", "missing"]
+Kind = Literal["below", "above", "change", "missing", "anomaly"]
 Severity = Literal["warning", "critical"]
 
 
@@ -166,6 +169,22 @@ def from_scorecard(card: Scorecard) -> list[Alert]:
                 f"{name} changed {change:+.1f}% for {label} (from {format_value(e.previous, e.unit)} to "
                 f"{format_value(value, e.unit)}), more than the {limit_pct:g}% limit.",
             ))  # fmt: skip
+    return out
+
+
+def anomalies(card: Scorecard) -> list[Alert]:
+    """Early warnings: one ``anomaly`` alert (severity warning) per unusual value of a KPI or of a
+    metric supporting it in the KPI's judged period (:meth:`kpinb.scorecard.Scorecard.anomalies`);
+    ``threshold`` is the value that was expected. Kept apart from :func:`from_scorecard` so the
+    threshold alerts stay as they were; the digest adds them."""
+    out = []
+    for a in card.anomalies():
+        about = a.name if a.metric == a.kpi else f"{a.name} (supports {a.kpi_name})"
+        out.append(Alert(
+            a.kpi, a.kpi_name, a.period_start.date(), a.value, a.expected, "anomaly", "warning",
+            f"{about} is unusual for {a.period_label}: {format_value(a.value, a.unit)} where about "
+            f"{format_value(a.expected, a.unit)} was expected.",
+        ))  # fmt: skip
     return out
 
 
@@ -327,6 +346,16 @@ def send(
     >>> send(evaluate(plan, df), os.environ["KPI_WEBHOOK_URL"], title="Sales")  # doctest: +SKIP
     200
     """
+    _check_delivery(url, timeout, retries, backoff, deadline)
+    if not alerts:
+        return None
+    payload = {"text": summary(alerts, title), "alerts": [a.to_dict() for a in alerts]}
+    return post(
+        payload, url, timeout, retries, backoff, deadline=deadline, what="alerts", count=f"{len(alerts)} alert(s)"
+    )
+
+
+def _check_delivery(url: str, timeout: float, retries: int, backoff: float, deadline: float) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PlanError("the webhook URL must start with http:// or https:// and name a host. Check the URL.")
@@ -334,13 +363,27 @@ def send(
         math.isfinite(x) for x in (timeout, backoff, deadline)
     ):
         raise PlanError("send() needs finite timeout > 0, deadline > 0, retries >= 0 and backoff >= 0.")
-    if not alerts:
-        return None
+
+
+def post(
+    payload: Any,
+    url: str,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    *,
+    deadline: float = WEBHOOK_DEADLINE_S,
+    what: str = "message",
+    count: str | None = None,
+) -> int:
+    """POST any JSON ``payload`` (a digest, alerts) to a webhook with :func:`send`'s delivery
+    rules: retries with backoff on connection errors, timeouts, 429 and 5xx, no redirects, the
+    URL's secrets never in messages, and ``deadline`` seconds in all. ``what`` names the payload
+    in errors (``the digest``); ``count`` in the final one. Returns the HTTP status; raises
+    :class:`DeliveryError`."""
+    _check_delivery(url, timeout, retries, backoff, deadline)
     safe = _safe_url(url)
-    body = json.dumps(
-        {"text": summary(alerts, title), "alerts": [a.to_dict() for a in alerts]},
-        ensure_ascii=False, allow_nan=False,
-    ).encode("utf-8")  # fmt: skip
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "kpinb"}
     status: int | None = None
     problem = ""
@@ -358,14 +401,14 @@ def send(
             if 300 <= status < 400:
                 raise DeliveryError(
                     f"webhook {safe} answered with a redirect (HTTP {status}); kpinb does not follow redirects "
-                    "with alerts (the POST would arrive as a GET, or at another host). Put the final address "
+                    f"with {what} (the POST would arrive as a GET, or at another host). Put the final address "
                     "of the webhook in the URL.",
                     attempts=attempt,
                     status=status,
                 ) from None
             if status != 429 and status < 500:
                 raise DeliveryError(
-                    f"webhook {safe} refused the alerts with HTTP {status}. Check the URL and the "
+                    f"webhook {safe} refused the {what} with HTTP {status}. Check the URL and the "
                     "webhook's settings (this is not retried).",
                     attempts=attempt,
                     status=status,
@@ -385,7 +428,7 @@ def send(
             log.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe, attempt, problem, delay)
             time.sleep(delay)
     raise DeliveryError(
-        f"could not deliver {len(alerts)} alert(s) to webhook {safe} after {attempts} attempt(s) "
+        f"could not deliver {count or 'the ' + what} to webhook {safe} after {attempts} attempt(s) "
         f"(last: {problem}). Check that the service is reachable, or retry later.",
         attempts=attempts,
         status=status,

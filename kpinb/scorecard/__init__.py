@@ -11,6 +11,17 @@ layer applies them once, the same way for every surface.
 'on_track'
 """
 
-from kpinb.scorecard.evaluation import KpiEvaluation, Pace, Scorecard, drivers, evaluate, target_path
+from kpinb.scorecard.evaluation import (
+    KpiEvaluation,
+    ObjectiveRollup,
+    Pace,
+    Scorecard,
+    TreeNode,
+    drivers,
+    evaluate,
+    target_path,
+)
 
-__all__ = ["KpiEvaluation", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+__all__ = [
+    "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "TreeNode", "drivers", "evaluate", "target_path",
+]  # fmt: skip

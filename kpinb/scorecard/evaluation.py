@@ -18,7 +18,10 @@ from kpinb.errors import KpinbError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KpiEvaluation", "Pace", "Scorecard", "drivers", "evaluate", "target_path"]
+__all__ = [
+    "Anomaly", "KpiEvaluation", "ObjectiveRollup", "Pace", "Scorecard", "TreeNode", "drivers", "evaluate",
+    "target_path",
+]  # fmt: skip
 
 NOT_JUDGED = "not_judged"
 
@@ -90,6 +93,74 @@ class KpiEvaluation:
         return {c: getattr(self, c) for c in STATUS_COLUMNS}
 
 
+SEVERITY = {"off_track": 3, "at_risk": 2, "no_data": 1, "on_track": 0}
+"""How bad each status is, for an objective's worst-of roll-up (not_judged does not count)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveRollup:
+    """One objective rolled up from its KPIs' evaluations (DESIGN "Objective roll-up").
+
+    ``progress`` is the weighted mean (``weight:`` on each KPI, default 1) of its KPIs'
+    progress along their target paths, each capped to 0..1 so one KPI far beyond its target
+    cannot hide another behind (NaN when no KPI has a progress); ``status`` the worst status
+    among its judged KPIs (on_track only when all are), no_data without any, not_judged when
+    none of them is judged (a filtered view); ``reason`` one sentence; ``kpis`` the metric ids.
+    """
+
+    id: str
+    statement: str
+    progress: float
+    status: str
+    reason: str
+    kpis: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """An unusual value of a KPI or of a metric supporting it, in the KPI's judged period
+    (:func:`kpinb.analytics.anomaly.flag`): ``metric`` and its ``name``, ``kpi`` the KPI it
+    supports (itself for the KPI's own value) and ``kpi_name``, ``value``, ``expected``, ``score``
+    (robust z), ``unit`` (for the formatter) and ``direction``."""
+
+    metric: str
+    name: str
+    kpi: str
+    kpi_name: str
+    period_start: pd.Timestamp
+    value: float
+    expected: float
+    score: float
+    unit: str
+    direction: str
+    grain: str
+    calendar: Calendar | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def period_label(self) -> str:
+        """The period as people read it."""
+        return period_label(self.period_start, self.grain, calendar=self.calendar)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One node of the metric tree (plan -> objectives -> KPIs -> supporting metrics), as a
+    tree or icicle figure reads it: ``id`` and ``parent`` ("" for the root), ``kind`` (plan,
+    objective, kpi, supporting), ``metric`` (None above the KPIs), ``name``, ``status`` (the
+    objective's roll-up, the KPI's status; not_judged for a supporting metric), ``value`` in
+    ``unit`` (the judged period's; NaN above the KPIs) and ``unusual`` (an anomaly there)."""
+
+    id: str
+    parent: str
+    kind: str
+    metric: str | None
+    name: str
+    status: str
+    value: float
+    unit: str
+    unusual: bool = False
+
+
 @dataclass(frozen=True)
 class Scorecard:
     """Every KPI of a plan at one grain, judged once; the views read it, never re-judge."""
@@ -110,6 +181,118 @@ class Scorecard:
 
     def __iter__(self) -> Iterable[KpiEvaluation]:  # type: ignore[override]
         return iter(self.evaluations)
+
+    def objectives(self) -> tuple[ObjectiveRollup, ...]:
+        """Each objective of the plan rolled up from the evaluations of its KPIs, in plan order
+        (read from the one evaluation of each KPI, never judged again)."""
+        from kpinb._numbers import format_value
+
+        out = []
+        for o in self.plan.objectives:
+            evals = [e for e in self.evaluations if self._objective_of(e.metric) == o.id]
+            weights = {k.metric: k.weight for k in self.plan.kpis}
+            scored = [(weights.get(e.metric, 1.0), min(max(e.progress, 0.0), 1.0)) for e in evals
+                      if not math.isnan(as_float(e.progress))]  # fmt: skip
+            total = sum(w for w, _ in scored)
+            prog = sum(w * p for w, p in scored) / total if total else math.nan
+            judged = [e for e in evals if e.status in SEVERITY]
+            shown = "" if math.isnan(prog) else f"; progress {format_value(prog, 'percent')}"
+            n = len(judged)
+            if not evals:
+                status, reason = "no_data", "No KPI measures this objective yet: link one with `objective:`."
+            elif not judged:
+                status, reason = NOT_JUDGED, "None of its KPIs is judged in this view."
+            elif all(e.status == "on_track" for e in judged):
+                status, reason = "on_track", f"{'All ' if n > 1 else ''}{n} KPI{'s' * (n > 1)} on track{shown}."
+            else:
+                status = max((e.status for e in judged), key=SEVERITY.__getitem__)
+                worst = ", ".join(e.name for e in judged if e.status == status)
+                on = sum(e.status == "on_track" for e in judged)
+                words = {"off_track": "off track", "at_risk": "at risk", "no_data": "without data"}[status]
+                reason = f"{on} of {n} KPI{'s' * (n > 1)} on track; {worst} {words}{shown}."
+            out.append(ObjectiveRollup(o.id, o.statement, prog, status, reason, tuple(e.metric for e in evals)))
+        return tuple(out)
+
+    def anomalies(self) -> tuple[Anomaly, ...]:
+        """Unusual values in each whole KPI's judged period: the KPI's own, then its supporting
+        metrics' (in plan order), by :func:`kpinb.analytics.anomaly.flag` on complete periods."""
+        from kpinb._numbers import display_unit
+        from kpinb.analytics.anomaly import flag
+        from kpinb.definitions.plan import registry
+
+        reg = registry(self.plan)
+        out = []
+        for e in self.evaluations:
+            if e.filters or e.period_start is None:
+                continue
+            kpi = self._kpi(e.metric)
+            for mid in dict.fromkeys([e.metric, *(kpi.supporting if kpi is not None else ())]):
+                m = reg.get(mid)
+                series = series_of(self.frame, mid) if m is not None else None
+                if series is None or series.empty:
+                    continue
+                f = flag(series[series.index <= e.period_start], self.grain)
+                if f is None or not f.unusual or f.period_start != e.period_start:
+                    continue
+                direction = e.direction if mid == e.metric else m.direction.value
+                out.append(Anomaly(
+                    mid, m.name if mid != e.metric else e.name, e.metric, e.name, f.period_start, f.value,
+                    f.expected, f.score, display_unit(m, None), direction, self.grain, self.plan.calendar,
+                ))  # fmt: skip
+        return tuple(out)
+
+    def tree(self) -> tuple[TreeNode, ...]:
+        """The metric tree, parents before children in plan order: the plan, its objectives
+        (with their roll-up status), their KPIs (a KPI linked to no objective hangs from the
+        plan), and each KPI's supporting metrics with their value in the KPI's judged period."""
+        import pandas as pd
+
+        from kpinb.definitions.plan import registry
+
+        reg = registry(self.plan)
+        unusual = {(a.kpi, a.metric) for a in self.anomalies()}
+        nodes = [TreeNode("plan", "", "plan", None, self.plan.name, "not_judged", math.nan, "count")]
+        rollups = {o.id: o for o in self.objectives()}
+        for o in self.plan.objectives:
+            r = rollups[o.id]
+            nodes.append(TreeNode(f"objective:{o.id}", "plan", "objective", None, o.statement, r.status, math.nan,
+                                  "percent"))  # fmt: skip
+        for e in self.evaluations:
+            objective = self._objective_of(e.metric)
+            parent = f"objective:{objective}" if objective in rollups else "plan"
+            kid = f"kpi:{e.metric}"
+            nodes.append(TreeNode(kid, parent, "kpi", e.metric, e.name, e.status, as_float(e.value),
+                                  self.display_unit(e.metric), (e.metric, e.metric) in unusual))  # fmt: skip
+            kpi = self._kpi(e.metric)
+            for mid in kpi.supporting if kpi is not None else ():
+                series = series_of(self.frame, mid)
+                at = series.get(pd.Timestamp(e.period_start)) if e.period_start is not None else None
+                m = reg.get(mid)
+                nodes.append(TreeNode(
+                    f"{kid}/{mid}", kid, "supporting", mid, m.name if m is not None else mid, NOT_JUDGED,
+                    as_float(at), self.display_unit(mid), (e.metric, mid) in unusual,
+                ))  # fmt: skip
+        return tuple(nodes)
+
+    def display_unit(self, metric: str) -> str:
+        """The unit a person reads ``metric``'s numbers in: its unit, or for a duration the time unit
+        its formula measures (``days``, ``h``...), for :func:`kpinb._numbers.format_value`."""
+        from kpinb._numbers import display_unit
+        from kpinb.definitions.plan import registry
+
+        return display_unit(registry(self.plan).get(metric), None)
+
+    def _kpi(self, metric: str) -> KPI | None:
+        try:
+            return self.plan.kpi(metric)
+        except KeyError:
+            return None
+
+    def _objective_of(self, metric: str) -> str | None:
+        try:
+            return self.plan.kpi(metric).objective
+        except KeyError:
+            return None
 
     def status_frame(self) -> pd.DataFrame:
         """One row per KPI, :data:`~kpinb.analytics.status.STATUS_COLUMNS` (what cards and tables read)."""
