@@ -7,11 +7,14 @@ and a path built from them is checked with :func:`inside` to stay in its output 
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 import re
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from kpinb.errors import KpinbError, WriteError
 
@@ -177,3 +180,36 @@ def _write_error(path: Path, e: OSError) -> WriteError:
     )
     err.errno = e.errno  # callers may still look at the OSError's errno
     return err
+
+
+HASH_LIMIT = 256 * 2**20
+"""Files larger than this (bytes) are fingerprinted by size and mtime instead of sha256."""
+
+
+def fingerprint(path: str | Path, hash_limit: int = HASH_LIMIT) -> dict[str, Any]:
+    """``{path, size, mtime, sha256 | None, method}`` of a file (or the files of a folder/glob).
+
+    ``method`` is ``sha256`` up to ``hash_limit`` bytes, ``size+mtime`` above it (reading
+    gigabytes at every run would cost more than the report), ``missing`` when absent.
+    """
+    p = Path(path)
+    files = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else [p]
+    if len(files) == 1 and files[0].is_dir():
+        files = sorted(f for f in files[0].rglob("*") if f.is_file())
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return {"path": str(p), "method": "missing", "size": None, "mtime": None, "sha256": None}
+    size = sum(f.stat().st_size for f in files)
+    mtime = max(f.stat().st_mtime for f in files)
+    out: dict[str, Any] = {
+        "path": str(p), "size": size,
+        "mtime": dt.datetime.fromtimestamp(mtime, dt.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    if size > hash_limit:
+        return {**out, "method": "size+mtime", "sha256": None}
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return {**out, "method": "sha256", "sha256": h.hexdigest()}

@@ -359,12 +359,29 @@ def run_batch(
         return _run_locked(specs, out, base, jobs, show_code, timeout, progress, skip_up_to_date, started)
 
 
+_CACHE_DAYS = 7
+
+
+def _computed(out: Path) -> Path:
+    """The batch's cache of computed numbers (``out/.cache``), its entries older than a week pruned."""
+    folder = out / ".cache"
+    cutoff = time.time() - _CACHE_DAYS * 86_400
+    for old in folder.glob("*.pickle") if folder.is_dir() else []:
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
+    return folder
+
+
 def _run_locked(
     specs: Sequence[RunSpec], out: Path, base: Mapping[str, Any], jobs: int, show_code: bool, timeout: int | None,
     progress: bool | None, skip_up_to_date: bool, started: float,
 ) -> BatchResult:  # fmt: skip
     from tqdm.auto import tqdm
 
+    from kpinb.engine.cache import ENV as CACHE_ENV
     from kpinb.views.report import RENDERER_ENV, REPORT_RENDERER
 
     vers = versions()
@@ -407,6 +424,7 @@ def _run_locked(
     (startup / "00-kpinb-batch.py").write_text(_KERNEL_STARTUP, encoding="utf-8")
     env = {
         RENDERER_ENV: REPORT_RENDERER,
+        CACHE_ENV: str(_computed(out)),  # a department's templates compute its numbers once
         "IPYTHONDIR": str(scratch / "ipython"),  # no shared history database between parallel kernels
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }

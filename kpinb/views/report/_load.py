@@ -166,7 +166,7 @@ def load(
     from kpinb import scorecard
     from kpinb.definitions.model import Grain
     from kpinb.definitions.plan import registry
-    from kpinb.engine.query import compute
+    from kpinb.engine.cache import cached_compute
 
     p = load_for_report(plan, data_dir)
     if department and department != p.department:
@@ -187,7 +187,7 @@ def load(
         )
     end = pd.Timestamp(period_end).normalize() if period_end not in (None, "") else None
     ids = list(dict.fromkeys(m for k in kpis for m in (k.metric, *k.supporting)))
-    frame = _steady(compute(p, metrics=ids, grain=g, end=end))
+    frame = _steady(cached_compute(p, metrics=ids, grain=g, end=end))
     card = scorecard.evaluate(p, frame, as_of=end, kpis=[k.metric for k in kpis])
     return Report(
         plan=p, department=p.department, grain=g, period_end=end, frame=frame, status=card.status_frame(),
