@@ -536,6 +536,8 @@ def open_source(
             if col not in expr.columns and parse(text, kind="column").columns <= set(expr.columns)
         }  # fmt: skip
         if missing:
+            if time in expr.columns:  # dates stored as text (SQLite) become dates first
+                expr = conform(Table(name, expr, time, dims, label, file, timezone), {time: "timestamp"}).expr
             expr = _derive(expr, missing, f"source {name!r} ({label}), catalog column")
     return Table(name, expr, time, dims, label, file, timezone)
 
