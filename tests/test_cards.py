@@ -147,9 +147,55 @@ def test_card_relative_change_for_non_percent_units_and_missing_parts():
 
 
 def test_card_progress_texts_at_the_edges():
-    assert "Target 3.5% by 2025-12-31 reached" in kpi_card(row(progress=1.3))
-    assert "Worse than the baseline 2.5%; target 3.5%" in kpi_card(row(progress=-0.4))
+    """Beyond the target or below the baseline the bar is full or empty and the text says so in
+    words: a -331 % or 297 % bar means nothing to a reader."""
+
+    def bar_width(card: str) -> str:
+        return card.split('role="progressbar" aria-valuenow="')[1].split('"')[0]
+
+    past, behind = kpi_card(row(progress=2.97)), kpi_card(row(progress=-3.31))
+    assert "Past the target 3.5% by 2025-12-31" in past and bar_width(past) == "100"
+    assert "Target 3.5% by 2025-12-31 reached" in kpi_card(row(progress=1.0))
+    assert "Behind the baseline 2.5%; target 3.5%" in behind and bar_width(behind) == "0"
+    assert "297" not in past and "331" not in behind
     assert "Target 3.5% by 2025-12-31" in kpi_card(row(progress=float("nan")))
+
+
+def test_progress_text_is_words_outside_the_path():
+    from kpinb.views.kit import progress_text
+
+    assert [progress_text(p) for p in (0.474, 1.0, 2.97, -3.31, float("nan"), None)] == [
+        "47%", "target reached", "past target", "behind baseline", "", "",
+    ]  # fmt: skip
+
+
+def test_cards_sit_in_even_rows():
+    """6 cards make two rows of 3 (no lone card on a second row of 4 + 2), 7 make 4 + 3, 3 one row."""
+    from kpinb.views.cards import grid_style
+
+    def columns(n: int) -> str:
+        return grid_style(n).split("/ ")[1].split(")")[0]
+
+    assert [columns(n) for n in (1, 3, 4, 5, 6, 7, 8, 9)] == ["1", "3", "4", "3", "3", "4", "4", "3"]
+    html_ = kpi_cards(
+        pd.DataFrame([row(metric=f"m{i}") for i in range(6)]), None, {}
+    )
+    assert "(100% - 24px) / 3" in html_ and "auto-fit" in html_
+
+
+def test_amounts_carry_the_plans_currency():
+    from kpinb.views.kit import format_value
+
+    assert format_value(2221673, "EUR") == "€2.22M"
+    assert format_value(2221673, "EUR", compact=False) == "€2,221,673"
+    assert format_value(320.314, "USD") == "$320.31" and format_value(-1200, "GBP") == "-£1,200"
+    assert format_value(2221673, "CHF") == "CHF 2.22M" and format_value(2221673, "currency") == "2.22M"
+    card = kpi_cards(
+        pd.DataFrame([row(metric="monthly_sales_revenue", unit="currency", value=2221673.0, target=1.5e6,
+                          baseline=1.2e6, progress=1.5)]),
+        None, None, currency="EUR",
+    )  # fmt: skip
+    assert value_of(card) == "€2.22M" and "Past the target €1.50M" in card
 
 
 def test_card_unit_and_direction_default_to_the_row():
@@ -258,7 +304,7 @@ def test_kpi_cards_grid_from_evaluate():
     assert out.startswith('<div class="kpinb-cards"') and out.count('class="kpinb-card ') == 2
     cards = dict(re.findall(r'data-metric="([^"]+)".*?class="kpinb-card-value"[^>]*>([^<]*)<', out))
     assert cards == {"bounce_rate": "41.5%", "average_session_duration": "204 s"}
-    assert "2025-06 · owner: Web" in out
+    assert "Jun 2025 · owner: Web" in out  # the period as people read it
     # 2025-06 against 2024-06: bounce 0.415 vs 0.475 is better (lower is better): green, down
     assert re.search(r'color:#1b7f3b">▼ 6.0 pp vs last year', out)
     assert KpiCards(status, df, registry(PLAN))._repr_html_() == out

@@ -23,6 +23,7 @@ from kpinb.runs.export import _bundle_needed, export_html
 from kpinb.views.report import REPORT_RENDERER, TRACES_ATTRIBUTE
 
 MAX_BYTES = 5 * 2**20
+ROOT = Path(__file__).resolve().parents[1]
 PLOTLY_BANNER = re.compile(r"\* plotly\.js(?: \(basic - minified\))? v\d")
 
 pytestmark = pytest.mark.timeout(600)
@@ -298,3 +299,62 @@ def test_report_values_are_steady_to_twelve_significant_digits():
     assert out["numerator"].dtype == "Float64" and out["numerator"][1] is pd.NA
     assert out["numerator"][0] == 0.333333333333 and out["numerator"][3] == -7e-9
     assert frame["value"][1] == b, "the input frame is left as it was"
+
+
+# --- what a reader sees: no notes to the analyst, the data's age on top, contents, print -------
+
+
+@pytest.mark.slow
+def test_report_page_is_written_for_its_reader(reports):
+    """The dashboard report drops the template's notes to the analyst ("Run it for every department
+    with kpinb run ..."), says how old its data is above the first section, lists its sections,
+    folds the tables that repeat a chart, labels periods for people and paginates on paper."""
+    page = reports[0].read_text(encoding="utf-8")
+    text = " ".join(_parse(reports[0]).text)
+    assert "kpinb run --template" not in page and "run all cells" not in text
+    assert "Run it for every department" not in text
+    toc = re.search(r'<nav class="kpinb-toc"[^>]*>(.*?)</nav>', page, re.S)
+    assert toc, "no table of contents"
+    assert re.findall(r'href="#([^"]+)"', toc.group(1))[:3] == ["KPIs", "Pace-to-target", "Alerts"]
+    first_section = page.index('<h2 id="KPIs"')
+    assert page.index('class="kpinb-age') < page.index('<nav class="kpinb-toc"') < first_section
+    assert page.index("<h1>") < page.index('class="kpinb-age')  # the title, then the data's age
+    # one visual per idea: the status table behind the cards, the pace table behind the trends
+    folded = re.findall(r'<details class="kpinb-details"><summary>([^<]*)</summary>', page)
+    assert len(folded) >= 3 and any("statuses" in f for f in folded), folded
+    assert re.search(r"KPIs judged on (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}", text)
+    assert "@media print" in page and "break-inside: avoid" in page
+    assert page.count('class="kpinb-cards"') == 1 and "auto-fit" in page
+
+
+def test_data_age_warns_when_the_newest_data_is_two_periods_old():
+    """The newest day the KPIs' sources cover, from the engine's coverage; a warning past two
+    periods of the report's grain (months here), none within them, none for a report that
+    deliberately looks back at a past period_end."""
+    import datetime as dt
+
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    newest = report.age_of(r).newest
+    assert newest is not None and newest == max(c["through"] for c in r.frame.attrs["coverage"].values())
+    late = newest.date() + dt.timedelta(days=305)
+    old = report.data_age(r, today=late).data
+    assert "kpinb-age-stale" in old and "The newest data is 10 months old" in old
+    assert f"{newest.day} {newest:%b %Y}" in old
+    fresh = report.data_age(r, today=newest.date() + dt.timedelta(days=20)).data
+    assert "kpinb-age-stale" not in fresh and "(2 weeks old)" in fresh
+    back = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, period_end="2025-06-30")
+    assert "kpinb-age-stale" not in report.data_age(back, today=late).data
+
+
+def test_index_counts_reports_in_words(tmp_path):
+    from kpinb.runs.index import index_page
+    from kpinb.runs.specs import RunResult, RunSpec
+
+    def run(dep: str) -> RunResult:
+        spec = RunSpec("kpi_dashboard", dep, tmp_path / f"{dep}.yml")
+        return RunResult(spec, "ok", None, tmp_path / dep / "kpi_dashboard.html", {}, 1.0)
+
+    assert "<p>1 report, 0 failed;" in index_page([run("sales")], tmp_path, {"grain": "month"})
+    assert "<p>2 reports, 0 failed;" in index_page([run("sales"), run("web")], tmp_path, {"grain": "month"})

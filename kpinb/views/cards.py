@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from kpinb.definitions.model import Metric
 
-__all__ = ["KpiCards", "gauge", "kpi_card", "kpi_cards"]
+__all__ = ["KpiCards", "gauge", "grid_style", "kpi_card", "kpi_cards"]
 
 def _finite(x: Any) -> bool:
     return math.isfinite(as_float(x))
@@ -203,9 +203,9 @@ def kpi_card(
             width = max(0.0, min(1.0, prog)) * 100
             goal = f"{esc(format_value(target, u))}{by}"
             if prog >= 1:
-                text = f"Target {goal} reached"
+                text = f"Past the target {goal}" if prog > 1 else f"Target {goal} reached"
             elif prog < 0:
-                text = f"Worse than the baseline {esc(format_value(baseline, u))}; target {goal}"
+                text = f"Behind the baseline {esc(format_value(baseline, u))}; target {goal}"
             else:
                 text = f"{prog:.0%} of the way from {esc(format_value(baseline, u))} to {goal}"
             bar = (
@@ -247,6 +247,7 @@ def kpi_cards(
     registry: Mapping[str, Metric] | None = None,
     *,
     periods: int = 24,
+    currency: str | None = None,
 ) -> str:
     """A responsive grid of KPI cards, one per row of ``status_df``.
 
@@ -259,6 +260,7 @@ def kpi_cards(
     registry : metric id -> :class:`~kpinb.model.Metric` (``kpinb.plan.registry(plan)``), for
         units (durations get their time unit) and directions; default the catalog.
     periods : how many periods the sparkline shows.
+    currency : the plan's ``currency:`` code: amounts show its symbol (``€2.22M``).
 
     Returns
     -------
@@ -289,7 +291,7 @@ def kpi_cards(
     for rec in status_df.to_dict("records"):
         mid = str(rec.get("metric"))
         metric = registry.get(mid)
-        unit = display_unit(metric, rec.get("unit"))
+        unit = display_unit(metric, rec.get("unit"), currency)
         direction = rec.get("direction") or (metric.direction if metric is not None else None)
         when = rec.get("period_start")
         hist = history.get(mid)
@@ -298,7 +300,7 @@ def kpi_cards(
             if grain:
                 from kpinb.analytics.compare import period_label
 
-                rec["period_label"] = period_label(when, grain)
+                rec["period_label"] = period_label(when, grain, long=True)
             ly = yoy.get((mid, pd.Timestamp(when)))
             if ly is not None and "last_year" not in rec:
                 rec["last_year"], rec["yoy_pct"] = ly
@@ -307,10 +309,22 @@ def kpi_cards(
         cards.append(kpi_card(rec, hist, unit=unit, direction=direction))
     if not cards:
         return f'<div class="kpinb-cards" style="{kit.FONT};color:{kit.NEUTRAL}">No KPI to show.</div>'
-    return (
-        f'<div class="kpinb-cards" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));'
-        f'gap:12px;align-items:stretch">{"".join(cards)}</div>'
-    )
+    return f'<div class="kpinb-cards" style="{grid_style(len(cards))}">{"".join(cards)}</div>'
+
+
+def grid_style(n: int, widest: int = 4, min_px: int = 230, gap_px: int = 12) -> str:
+    """Inline CSS of a grid of ``n`` cards whose rows are as even as the width allows.
+
+    At most ``columns = ceil(n / rows)`` columns, where ``rows = ceil(n / widest)``: 6 cards sit
+    3 + 3 (not 4 + a lone 2), 5 sit 3 + 2, 7 sit 4 + 3. A narrower page wraps to fewer columns
+    (each at least ``min_px`` wide), never to more.
+
+    >>> "repeat(auto-fit," in grid_style(6) and "(100% - 24px) / 3" in grid_style(6)
+    True
+    """
+    columns = max(1, math.ceil(n / math.ceil(max(n, 1) / widest)))
+    track = f"minmax(max({min_px}px, calc((100% - {(columns - 1) * gap_px}px) / {columns})), 1fr)"
+    return f"display:grid;grid-template-columns:repeat(auto-fit,{track});gap:{gap_px}px;align-items:stretch"
 
 
 def gauge(

@@ -110,14 +110,36 @@ def _meta(metric: str, name: str | None, unit: str | None) -> tuple[str, str]:
     )
 
 
-def _axis(unit: str) -> dict[str, Any]:
-    """Tick and hover formats for a value axis in ``unit``."""
+def _axis(unit: str, values: Any = None) -> dict[str, Any]:
+    """Tick and hover formats, prefix and title for a value axis in ``unit`` showing ``values``.
+
+    Money and counts get thousands separators, and SI suffixes (20k, 2M) only from 10,000 up:
+    d3's ``~s`` would write 0.5 as "500m", which reads as millions. A currency code puts its
+    symbol before the ticks (``€``, ``CHF ``); the axis title names the unit.
+    """
+    import numpy as np
+
+    from kpinb._numbers import currency_prefix, is_currency
+
     u = str(getattr(unit, "value", unit))
     if u == "percent":
-        return {"tickformat": ".2~%", "hoverformat": ".2%"}
-    if u in ("currency", "count"):
-        return {"tickformat": "~s", "hoverformat": ",.2~f"}
-    return {"hoverformat": ",.2~f"}
+        return {"tickformat": ".2~%", "hoverformat": ".2%", "title_text": "%"}
+    if is_currency(u) or u == "count":
+        v = np.asarray([] if values is None else values, dtype="float64").ravel()
+        v = v[np.isfinite(v)]
+        big = bool(v.size) and float(np.abs(v).max()) >= 10_000
+        prefix = currency_prefix(u)
+        out = {"tickformat": "~s" if big else ",~r", "hoverformat": ",.2~f", "tickprefix": prefix}
+        out["title_text"] = "count" if u == "count" else u if prefix else "amount"  # a currency's code: "EUR"
+        return out
+    return {"hoverformat": ",.2~f", "title_text": _unit_title(u)}
+
+
+def _unit_title(unit: str) -> str:
+    """A short axis title for a unit: ``ratio``, ``score``, a duration's time unit."""
+    from kpinb._numbers import unit_key
+
+    return {"duration": "duration", "min": "minutes", "h": "hours", "s": "seconds"}.get(unit_key(unit), unit_key(unit))
 
 
 @functools.cache
@@ -170,7 +192,7 @@ def _period_text(when: Any, grain: str | None) -> str:
     if grain:
         from kpinb.analytics.compare import period_label
 
-        return period_label(when, grain)
+        return period_label(when, grain, long=True)
     return f"{pd.Timestamp(when):%Y-%m-%d}"
 
 
@@ -281,7 +303,11 @@ def trend(
                     line={"color": _GOOD, "dash": "dash", "width": 1.5, "shape": shape},
                 )
             )
-    fig.update_yaxes(**_axis(u), rangemode="tozero" if u in ("count", "currency") else "normal")
+    from kpinb._numbers import is_currency
+
+    ys = [t.y for t in fig.data if t.y is not None]
+    flat = [y for ys_ in ys for y in ys_]
+    fig.update_yaxes(**_axis(u, flat), rangemode="tozero" if u == "count" or is_currency(u) else "normal")
     return fig
 
 
@@ -312,9 +338,12 @@ def breakdown(
     label, u = _meta(metric, name, unit)
     rows = df[df["metric"] == metric]
     grain = df.attrs.get("grain")
+    from kpinb.views.kit import human_name
+
+    dim_text = human_name(dimension, capital=False)
     if dimension not in df.columns:
-        fig = _figure(title or f"{label} by {dimension}")
-        return _empty(fig, f"Not broken down by {dimension}")
+        fig = _figure(title or f"{label} by {dim_text}")
+        return _empty(fig, f"Not broken down by {dim_text}")
     if period is None:
         have = rows.loc[rows["value"].notna(), "period_start"]
         when = have.max() if len(have) else None
@@ -322,7 +351,7 @@ def breakdown(
         from kpinb.engine.calendar import period_start
 
         when = period_start(period, grain) if grain else pd.Timestamp(period)
-    heading = title or f"{label} by {dimension}" + (f", {_period_text(when, grain)}" if when is not None else "")
+    heading = title or f"{label} by {dim_text}" + (f", {_period_text(when, grain)}" if when is not None else "")
     fig = _figure(heading)
     if when is None:
         return _empty(fig, "No data for this selection")
@@ -344,7 +373,7 @@ def breakdown(
             showlegend=False,
         )
     )
-    fig.update_xaxes(**_axis(u))
+    fig.update_xaxes(**_axis(u, here.to_numpy()))
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 60 + 28 * len(here)))
     return fig
@@ -486,8 +515,11 @@ def _peers(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
         )
     title = fig.layout.title.text
     if title == "Benchmark position":
-        fig.update_layout(title_text=f"{_meta(str(rows['metric'].iloc[0]), None, None)[0]}: {dim} vs peers")
-    fig.update_xaxes(**_axis(u))
+        from kpinb.views.kit import human_name
+
+        name = _meta(str(rows["metric"].iloc[0]), None, None)[0]
+        fig.update_layout(title_text=f"{name}: {human_name(dim, capital=False)} vs peers")
+    fig.update_xaxes(**_axis(u, rows["value"].to_numpy()))
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 70 + 28 * len(rows)))
     return fig
@@ -509,7 +541,7 @@ def _history(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure
                 marker={"color": (_NEUTRAL, "#bdc1c6", PALETTE[0])[i]},
             )
         )
-    fig.update_xaxes(**_axis(u))
+    fig.update_xaxes(**_axis(u, frame[["best_value", "last_year_value", "value"]].to_numpy()))
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(barmode="group", height=max(220, 100 + 60 * len(frame)))
     return fig
@@ -530,7 +562,6 @@ def drivers(
     way for ``direction`` (default the catalog's, else higher is better), red otherwise. The
     title names the periods and the total change from the frame's ``attrs``.
     """
-    import pandas as pd
 
     go = _go()
     metric = frame.attrs.get("metric") or (str(frame["metric"].iloc[0]) if "metric" in frame and len(frame) else "")
@@ -546,7 +577,8 @@ def drivers(
     if title is None:
         title = f"What moved {label}"
         if pa is not None and pb is not None:
-            title += f": {pd.Timestamp(pa):%Y-%m-%d} → {pd.Timestamp(pb):%Y-%m-%d}"
+            grain = frame.attrs.get("grain")
+            title += f": {_period_text(pa, grain)} → {_period_text(pb, grain)}"
         if change is not None and math.isfinite(float(change)):
             title += f" ({_signed(float(change), u)})"
     fig = _figure(title)
@@ -566,9 +598,11 @@ def drivers(
     rows["_label"] = labels
     rows = rows.sort_values("effect")
     good = [(e >= 0) == higher for e in rows["effect"]]
+    # a rate's effects are changes of the rate: percentage points on the axis, as on the labels
+    points = str(u) == "percent"
     fig.add_trace(
         go.Bar(
-            x=rows["effect"],
+            x=rows["effect"] * 100 if points else rows["effect"],
             y=rows["_label"],
             orientation="h",
             marker={"color": [_GOOD if g else _BAD for g in good]},
@@ -580,7 +614,12 @@ def drivers(
         )
     )
     fig.add_shape(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper", line={"color": "#3c4043", "width": 1})
-    fig.update_xaxes(**({"tickformat": ".2%", "hoverformat": ".3%"} if u == "percent" else _axis(u)), zeroline=False)
+    axis = (
+        {"tickformat": ",.2~f", "ticksuffix": " pp", "hoverformat": ",.2f", "title_text": "percentage points"}
+        if points
+        else {**_axis(u, rows["effect"].to_numpy()), "title_text": f"effect on the change ({_axis(u)['title_text']})"}
+    )
+    fig.update_xaxes(**axis, zeroline=False)
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 70 + 26 * len(rows)))
     return fig

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAD", "DASH", "FONT", "GOOD", "MUTED", "NEUTRAL", "SEVERITY_STYLE", "STATUS_STYLE", "WARN",
-    "display_unit", "duration_unit", "esc", "format_value", "pill", "table", "unit_key",
+    "display_unit", "duration_unit", "esc", "format_value", "human_name", "pill", "progress_text", "table",
+    "unit_key",
 ]  # fmt: skip
 
 GOOD, WARN, BAD, NEUTRAL, MUTED = "#1b7f3b", "#9a5b00", "#b3261e", "#5f6368", "#dadce0"
@@ -72,3 +73,35 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
 """Status -> (label, text/accent colour, background). Unknown statuses render grey with their own name."""
 
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
+
+
+def progress_text(progress: Any) -> str:
+    """The scorecard's progress from the baseline to the target as people read it: ``47%`` between
+    them, ``past target`` beyond it and ``behind baseline`` below it (never ``297%`` or ``-331%``:
+    outside 0-100 % the percentage says nothing a reader can use); empty when there is none.
+
+    >>> progress_text(0.474), progress_text(2.97), progress_text(-3.31), progress_text(None)
+    ('47%', 'past target', 'behind baseline', '')
+    """
+    try:
+        p = float(progress)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(p):
+        return ""
+    if p >= 1:
+        return "past target" if p > 1 else "target reached"
+    return "behind baseline" if p < 0 else f"{p:.0%}"
+
+
+def human_name(column: Any, *, capital: bool = True) -> str:
+    """A column or dimension name as people write it: ``product_category`` -> ``Product category``
+    (``capital=False``: ``product category``, for inside a sentence or title). Text, not escaped.
+
+    >>> human_name("product_category"), human_name("activity_type", capital=False), human_name("MRR")
+    ('Product category', 'activity type', 'MRR')
+    """
+    text = " ".join(str(getattr(column, "value", column) or "").replace("_", " ").replace("-", " ").split())
+    if not text or any(c.isupper() for c in text):
+        return text  # already written for people (or an acronym): keep it
+    return text[0].upper() + text[1:] if capital else text

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kpinb.views.kit import human_name
 from kpinb.views.report._page import _day, _fmt, _html, _num, _pct, table_html
+from kpinb.views.report._page import folded as folded_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,29 +127,43 @@ def external_table(r: Report, ext: pd.DataFrame) -> Any:
     return _html(table_html(headers, rows) if rows else "<p>The plan names no benchmark table.</p>")
 
 
-def peers_table(r: Report, peer: pd.DataFrame) -> Any:
-    """The peer comparison formatted: rank and gap to the whole per member."""
+def peers_table(r: Report, peer: pd.DataFrame, folded: bool = False) -> Any:
+    """The peer comparison formatted: rank and gap to the whole per member; ``folded``: inside a
+    closed ``<details>`` (the numbers behind the peer charts)."""
     rows = [
-        [r.metric_name(x["metric"]), x["dimension"], x["member"], _fmt(r, x["metric"], x["value"]),
+        [r.metric_name(x["metric"]), human_name(x["dimension"]), x["member"], _fmt(r, x["metric"], x["value"]),
          "–" if _num(x["rank"]) is None else str(int(x["rank"])), _fmt(r, x["metric"], x["overall"]),
          "whole" if x["overall_kind"] == "given" else "median member", _fmt(r, x["metric"], x["gap_to_overall"])]
         for x in peer.to_dict("records")
     ]  # fmt: skip
     headers = ["KPI", "dimension", "member", "value", "rank", "reference", "reference is", "gap to reference"]
-    return _html(table_html(headers, rows) if rows else "<p>No KPI can be broken down by a dimension.</p>")
+    if not rows:
+        return _html("<p>No KPI can be broken down by a dimension.</p>")
+    body = table_html(headers, rows)
+    return _html(folded_html("The peers as a table: rank and gap to the reference", body) if folded else body)
 
 
-def history_table(r: Report, hist: pd.DataFrame) -> Any:
-    """The comparison with the KPI's own past formatted."""
+def history_table(r: Report, hist: pd.DataFrame, folded: bool = False) -> Any:
+    """The comparison with the KPI's own past formatted; ``folded``: inside a closed ``<details>``."""
     rows = [
-        [r.metric_name(x["metric"]), _day(x["period_start"]), _fmt(r, x["metric"], x["value"]),
-         _fmt(r, x["metric"], x["last_year_value"]), _pct(x["gap_to_last_year_pct"]), _day(x["best_period"]) or "–",
+        [r.metric_name(x["metric"]), _label(r, x["period_start"]), _fmt(r, x["metric"], x["value"]),
+         _fmt(r, x["metric"], x["last_year_value"]), _pct(x["gap_to_last_year_pct"]), _label(r, x["best_period"]),
          _fmt(r, x["metric"], x["best_value"]), _fmt(r, x["metric"], x["gap_to_best"])]
         for x in hist.to_dict("records")
     ]  # fmt: skip
     headers = ["KPI", "period", "value", "last year", "vs last year", "best period before", "best value",
                "gap to best"]  # fmt: skip
-    return _html(table_html(headers, rows))
+    body = table_html(headers, rows)
+    return _html(folded_html("Against its past, as a table", body) if folded else body)
+
+
+def _label(r: Report, when: Any) -> str:
+    """A period's label for people at the report's grain (``Dec 2025``), ``–`` when there is none."""
+    if _day(when) is None:
+        return "–"
+    from kpinb.analytics.compare import period_label
+
+    return period_label(when, r.grain, long=True)
 
 
 def external_figure(ext: pd.DataFrame) -> list[Any]:
@@ -164,7 +180,7 @@ def peer_figures(r: Report, peer: pd.DataFrame) -> list[Any]:
     figs = []
     for (m, dim), part in peer.groupby(["metric", "dimension"], sort=False):
         frame = part.drop(columns=["dimension"]).rename(columns={"member": dim})
-        title = f"{r.metric_name(str(m))}: {dim} against each other"
+        title = f"{r.metric_name(str(m))}: {human_name(str(dim), capital=False)} against each other"
         figs.append(benchmark_position(frame, title=title, unit=r.unit(str(m))))
     return figs
 

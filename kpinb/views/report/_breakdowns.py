@@ -93,9 +93,12 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
             for d, ids in groups.items()}  # fmt: skip
 
 
-def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame]) -> Any:
-    """Each KPI per member of its dimension in the judged period, with the change vs the previous period."""
+def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame], folded: bool = False) -> Any:
+    """Each KPI per member of its dimension in the judged period, with the change vs the previous
+    period; ``folded``: inside a closed ``<details>`` (the numbers behind the breakdown charts)."""
     from kpinb.analytics.compare import changes
+    from kpinb.views.kit import human_name
+    from kpinb.views.report._page import folded as fold
 
     judged = r.judged
     rows = []
@@ -105,9 +108,14 @@ def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame]) -> Any:
         for mid in dict.fromkeys(here["metric"]):
             part = here[here["metric"] == mid].sort_values("value", ascending=False, na_position="last")
             for rec in part.to_dict("records"):
-                rows.append([r.metric_name(mid), dim, rec[dim], _fmt(r, mid, rec["value"]), _pct(rec["change_pct"])])
+                rows.append(
+                    [r.metric_name(mid), human_name(dim), rec[dim], _fmt(r, mid, rec["value"]), _pct(rec["change_pct"])]
+                )
     headers = ["KPI", "dimension", "member", "value", "change vs previous period"]
-    return _html(table_html(headers, rows) if rows else "<p>No KPI can be broken down by a dimension.</p>")
+    if not rows:
+        return _html("<p>No KPI can be broken down by a dimension.</p>")
+    body = table_html(headers, rows)
+    return _html(fold("The breakdowns as a table, with each member's change", body) if folded else body)
 
 
 def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
@@ -132,6 +140,7 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
     from kpinb.analytics.kpis import direction_of
     from kpinb.engine.calendar import period_start
     from kpinb.views.charts import drivers as drivers_chart
+    from kpinb.views.kit import human_name
 
     judged = r.judged
     if judged is None:
@@ -148,7 +157,8 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             whole.update(() if by_member else (mid,))  # a ratio's own split: once, not per dimension
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
             direction = direction_of(k, r.plan).value if k is not None else None
-            span = f"{period_label(previous, r.grain)} → {period_label(judged, r.grain)}"
-            title = f"What moved {r.metric_name(mid)}{f' by {dim}' if by_member else ''}: {span}"
+            span = f"{period_label(previous, r.grain, long=True)} → {period_label(judged, r.grain, long=True)}"
+            by_text = f" by {human_name(dim, capital=False)}" if by_member else ""
+            title = f"What moved {r.metric_name(mid)}{by_text}: {span}"
             figs.append(drivers_chart(contrib, direction=direction, unit=r.unit(mid), title=title))
     return figs

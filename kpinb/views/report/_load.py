@@ -89,7 +89,7 @@ class Report:
         """The judged period as a label (``2025-06``, ``2025-Q2``), or ``no data``."""
         from kpinb.analytics.compare import period_label
 
-        return "no data" if self.judged is None else period_label(self.judged, self.grain)
+        return "no data" if self.judged is None else period_label(self.judged, self.grain, long=True)
 
     @property
     def kpi_ids(self) -> list[str]:
@@ -97,15 +97,14 @@ class Report:
         return [k.metric for k in self.kpis]
 
     def unit(self, metric_id: str) -> str:
-        """The display unit of a metric (durations in their time unit) for :func:`kpinb.cards.format_value`."""
-        from kpinb.views.kit import duration_unit
+        """The display unit of a metric for :func:`kpinb.views.kit.format_value`: durations in their
+        time unit, amounts in the plan's ``currency:`` code when it names one."""
+        from kpinb.views.kit import display_unit
 
         m = self.registry.get(metric_id)
         if m is None:
             return "count"
-        if m.unit.value == "duration":
-            return duration_unit(m) or "duration"
-        return m.unit.value
+        return display_unit(m, None, self.plan.currency)
 
     def metric_name(self, metric_id: str) -> str:
         """The display name of a KPI or metric (the KPI's own ``name:`` first)."""

@@ -21,8 +21,11 @@ def pace(r: Report, level: float = 0.8) -> pd.DataFrame:
     return scorecard.evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids, level=level).pace_frame()
 
 
-def pace_table(r: Report, pace_df: pd.DataFrame) -> Any:
-    """The pace frame formatted for reading: forecast at the deadline, its range, the probability."""
+def pace_table(r: Report, pace_df: pd.DataFrame, folded: bool = False) -> Any:
+    """The pace frame formatted for reading: forecast at the deadline, its range, the probability;
+    ``folded``: inside a closed ``<details>`` (the numbers behind the trend charts)."""
+    from kpinb.views.report._page import folded as fold
+
     rows = []
     for p in pace_df.to_dict("records"):
         m = str(p["metric"])
@@ -36,7 +39,8 @@ def pace_table(r: Report, pace_df: pd.DataFrame) -> Any:
         ])  # fmt: skip
     headers = ["KPI", "latest", "target", "deadline", "periods left", "forecast at deadline", "80% range",
                "chance to reach", "change needed per period", "method"]  # fmt: skip
-    return _html(table_html(headers, rows))
+    body = table_html(headers, rows)
+    return _html(fold("The pace in numbers: forecast, range and chance to reach each target", body) if folded else body)
 
 
 def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
