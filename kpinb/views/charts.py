@@ -149,11 +149,13 @@ def _template() -> Any:
 
 def _figure(title: str, height: int = 320, **kw: Any) -> go.Figure:
     """An empty figure with the common layout (built in one go: plotly validates on every update)."""
+    title = wrap_title(title)
+    lines = title.count("<br>")
     layout = {
         "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
         "template": _template(),
         "height": height,
-        "margin": {"l": 56, "r": 16, "t": 44, "b": 36},
+        "margin": {"l": 56, "r": 16, "t": 44 + 18 * lines, "b": 36},
         "legend": {"orientation": "h", "y": -0.18, "x": 0},
         "font": {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12},
         "annotations": [],
@@ -161,6 +163,22 @@ def _figure(title: str, height: int = 320, **kw: Any) -> go.Figure:
         **kw,
     }
     return _go().Figure(layout=layout)
+
+
+TITLE_CHARACTERS = 58
+"""A title line's length: the width of a dashboard chart (480 px) at the title's font size."""
+
+
+def wrap_title(text: str, width: int = TITLE_CHARACTERS) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (plotly's ``<br>``),
+    so a long title is never cut off at the chart's edge.
+
+    >>> wrap_title("What moved Monthly recurring revenue (MRR) by region: Nov 2025 → Dec 2025", 40)
+    'What moved Monthly recurring revenue<br>(MRR) by region: Nov 2025 → Dec 2025'
+    """
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(str(text), width, break_long_words=False, break_on_hyphens=False)) or str(text)
 
 
 def _empty(fig: go.Figure, message: str) -> go.Figure:
@@ -206,6 +224,7 @@ def trend(
     title: str | None = None,
     name: str | None = None,
     unit: str | None = None,
+    thresholds: Mapping[str, Any] | None = None,
 ) -> go.Figure:
     """The metric's value per period: one line (one per dimension member when broken down).
 
@@ -218,6 +237,8 @@ def trend(
         drawn as a dashed line with its interval as a band.
     title : the figure title; default the metric's name.
     name, unit : display name and unit; default from the catalog.
+    thresholds : ``{"warning": w, "critical": c, "direction": "higher_is_better"}``: the values
+        past the warning level shaded amber and past the critical level red (the KPI's alert zones).
 
     Examples
     --------
@@ -303,12 +324,42 @@ def trend(
                     line={"color": _GOOD, "dash": "dash", "width": 1.5, "shape": shape},
                 )
             )
+    if thresholds:
+        _threshold_bands(fig, thresholds)
     from kpinb._numbers import is_currency
 
     ys = [t.y for t in fig.data if t.y is not None]
     flat = [y for ys_ in ys for y in ys_]
     fig.update_yaxes(**_axis(u, flat), rangemode="tozero" if u == "count" or is_currency(u) else "normal")
     return fig
+
+
+def _threshold_bands(fig: go.Figure, thresholds: Mapping[str, Any]) -> None:
+    """Shade the alert zones behind the lines: amber between the warning and critical levels, red
+    beyond the critical one (below them for higher-is-better, above for lower-is-better)."""
+    from kpinb._numbers import as_float
+
+    warning, critical = as_float(thresholds.get("warning")), as_float(thresholds.get("critical"))
+    lower = str(thresholds.get("direction") or "").startswith("lower")
+    values = [as_float(v) for t in fig.data for v in (t.y if t.y is not None else ())]
+    values = [v for v in values if math.isfinite(v)] + [x for x in (warning, critical) if math.isfinite(x)]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    edge = hi + pad if lower else (max(lo - pad, 0.0) if lo >= 0 else lo - pad)  # just past the data
+    bands = []
+    if math.isfinite(warning):
+        bands.append((warning, critical if math.isfinite(critical) else edge, "rgba(232,163,23,0.12)", "warning"))
+    if math.isfinite(critical):
+        bands.append((critical, edge, "rgba(179,38,30,0.10)", "critical"))
+    for y0, y1, colour, label in bands:
+        if not (math.isfinite(y0) and math.isfinite(y1)):
+            continue
+        fig.add_shape(
+            type="rect", xref="paper", x0=0, x1=1, yref="y", y0=y0, y1=y1, fillcolor=colour, line={"width": 0},
+            layer="below", name=f"{label} zone",
+        )  # fmt: skip
 
 
 @_steady
@@ -554,6 +605,7 @@ def drivers(
     direction: str | None = None,
     title: str | None = None,
     unit: str | None = None,
+    name: str | None = None,
 ) -> go.Figure:
     """Bars of the effects that add up to a metric's change (a frame of :mod:`kpinb.drivers`).
 
@@ -565,7 +617,7 @@ def drivers(
 
     go = _go()
     metric = frame.attrs.get("metric") or (str(frame["metric"].iloc[0]) if "metric" in frame and len(frame) else "")
-    label, u = _meta(metric, None, unit) if metric else ("metric", unit or "count")
+    label, u = _meta(metric, name, unit) if metric else (name or "metric", unit or "count")
     if direction is None and metric:
         from kpinb.definitions import catalog
 

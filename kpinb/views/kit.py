@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAD", "DASH", "FONT", "GOOD", "MUTED", "NEUTRAL", "SEVERITY_STYLE", "STATUS_STYLE", "WARN",
-    "display_unit", "duration_unit", "esc", "format_value", "human_name", "pill", "progress_text", "table",
-    "unit_key",
+    "display_unit", "duration_unit", "esc", "format_value", "human_name", "name_at_grain", "pill",
+    "progress_text", "table", "unit_key",
 ]  # fmt: skip
 
 GOOD, WARN, BAD, NEUTRAL, MUTED = "#1b7f3b", "#9a5b00", "#b3261e", "#5f6368", "#dadce0"
@@ -105,3 +105,25 @@ def human_name(column: Any, *, capital: bool = True) -> str:
     if not text or any(c.isupper() for c in text):
         return text  # already written for people (or an acronym): keep it
     return text[0].upper() + text[1:] if capital else text
+
+
+_PERIOD_WORDS = {"day": "Daily", "week": "Weekly", "month": "Monthly", "quarter": "Quarterly", "year": "Yearly"}
+
+
+def name_at_grain(name: str, grain: str, total: bool) -> str:
+    """A metric's name shown at ``grain``: a ``total`` (it sums over time) named for one period
+    takes the grain's word ("Monthly sales revenue" by quarter is "Quarterly sales revenue"); an
+    average over time such as MRR keeps its own ("Monthly recurring revenue" by quarter).
+
+    >>> name_at_grain("Monthly sales revenue", "quarter", True)
+    'Quarterly sales revenue'
+    >>> name_at_grain("Monthly recurring revenue", "quarter", False)
+    'Monthly recurring revenue'
+    """
+    word = _PERIOD_WORDS.get(str(grain))
+    if not total or word is None:
+        return name
+    for other in _PERIOD_WORDS.values():
+        if name.startswith(other + " "):
+            return word + name[len(other) :]
+    return name

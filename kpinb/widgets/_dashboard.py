@@ -26,7 +26,7 @@ from kpinb.engine.cube import Cube, filter_label
 from kpinb.errors import KpinbError
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
-from kpinb.views.kit import display_unit, esc
+from kpinb.views.kit import display_unit, esc, human_name, name_at_grain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,13 +142,14 @@ class Dashboard(widgets.VBox):
         )
         members = self.cube.members()
         self.dimension_filters: dict[str, widgets.Dropdown] = {}
-        for d in self.cube.dimensions:
+        for d in self.applicable_dimensions:
             self.dimension_filters[d] = _classed(
                 widgets.Dropdown(
                     options=[("All", ""), *((m, m) for m in members.get(d, []))],
                     value="",
-                    description=d.replace("_", " "),
-                    layout=widgets.Layout(width="240px"),
+                    description=human_name(d),
+                    style={"description_width": "initial"},  # the whole label, never "product c…"
+                    layout=widgets.Layout(width="auto", min_width="200px", max_width="320px"),
                 ),
                 f"kpinb-filter-{d}",
             )
@@ -230,12 +231,31 @@ class Dashboard(widgets.VBox):
 
     # --- state ----------------------------------------------------------------------------------
 
-    def _name(self, mid: str) -> str:
+    def _name(self, mid: str, grain: str | None = None) -> str:
+        """The metric's name; at ``grain``, a total's period word follows it ("Quarterly sales
+        revenue" by quarter), while an average such as MRR keeps its own ("Monthly recurring ...")."""
+        from kpinb.definitions.analysis import additivity
+
         k = next((k for k in self.plan.kpis if k.metric == mid), None)
-        if k is not None and k.name:
-            return k.name
         m = self.registry.get(mid)
-        return m.name if m is not None else mid
+        name = k.name if k is not None and k.name else (m.name if m is not None else mid)
+        if grain is None or m is None:
+            return name
+        return name_at_grain(name, grain, additivity(m, self.registry) in ("sum", "distinct"))
+
+    @property
+    def applicable_dimensions(self) -> list[str]:
+        """The dimensions at least one KPI's data has (plan order): the filters worth offering.
+        A dimension no KPI has would filter nothing on the cards and only add notes."""
+        kpi_dims = {d for k in self.plan.kpis for d in self.cube.dims_of.get(k.metric, ())}
+        return [d for d in self.cube.dimensions if d in kpi_dims]
+
+    def card_grain(self, kpi: Any) -> str:
+        """The grain a KPI's card is judged at: the grain control's when it is as coarse as the
+        KPI's own (a monthly KPI viewed by quarter: the scorecard re-grains it), else the KPI's."""
+        own, chosen = kpi.grain.value, self.grain.value
+        order = ("day", *GRAINS)
+        return chosen if order.index(chosen) >= order.index(own) else own
 
     @property
     def filters(self) -> dict[str, str]:
@@ -317,7 +337,7 @@ class Dashboard(widgets.VBox):
         label = filter_label(filters)
         grains: dict[str, list[str]] = {}
         for k in self.plan.kpis:
-            grains.setdefault(k.grain.value, []).append(k.metric)
+            grains.setdefault(self.card_grain(k), []).append(k.metric)
         statuses, blocks = [], []
         for g, ids in grains.items():
             frame = self.cube.frame(g, filters, metrics=ids)
@@ -333,7 +353,7 @@ class Dashboard(widgets.VBox):
             card = scorecard.evaluate(self.plan, frame, kpis=ids, filters=filters, unfiltered=unfiltered, pace=False)
             status = card.status_frame()
             statuses.append(status)
-            block = kpi_cards(status, frame, self.registry)
+            block = kpi_cards(status, frame, self.registry, currency=self.plan.currency)
             if len(grains) > 1:
                 block = f'<div style="font-weight:600;margin:6px 0 2px">per {esc(g)}</div>{block}'
             blocks.append(block)
@@ -351,7 +371,7 @@ class Dashboard(widgets.VBox):
         mid = self.focus.value
         dim = self.breakdown.value
         m = self.registry[mid]
-        name, unit = self._name(mid), display_unit(m, None)
+        name, unit = self._name(mid, g), display_unit(m, None, self.plan.currency)
         first = period_start(start, g)
 
         def cut(df: pd.DataFrame) -> pd.DataFrame:
@@ -361,8 +381,12 @@ class Dashboard(widgets.VBox):
 
         total = cut(self.cube.frame(g, filters, metrics=[mid]))
         total.attrs.update(by=())
-        target, forecast = self._target_and_forecast(mid, total, g, filters)
-        figs = {"trend": charts.trend(total, mid, target=target, forecast=forecast, name=name, unit=unit)}
+        target, forecast, thresholds = self._target_and_forecast(mid, total, g, filters)
+        figs = {
+            "trend": charts.trend(
+                total, mid, target=target, forecast=forecast, name=name, unit=unit, thresholds=thresholds
+            )
+        }
         if dim:
             by = cut(self.cube.frame(g, filters, by=[dim], metrics=[mid]))
             by.attrs.update(by=(dim,))
@@ -378,19 +402,33 @@ class Dashboard(widgets.VBox):
 
     def _target_and_forecast(
         self, mid: str, total: pd.DataFrame, grain: str, filters: Mapping[str, str]
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, Any, Any]:
+        """The target path, forecast and thresholds the trend draws: only where the scorecard
+        judges the KPI at the chart's grain (its own, or a coarser one for a rate or an average);
+        a slice or a re-grained total is not judged against the whole KPI's target, so neither."""
         import pandas as pd
 
-        from kpinb.analytics.kpis import series_of
-        from kpinb.scorecard import target_path
+        from kpinb import scorecard
+        from kpinb.analytics.kpis import direction_of, series_of
+        from kpinb.scorecard.evaluation import NOT_JUDGED
 
         kpi = next((k for k in self.plan.kpis if k.metric == mid), None)
-        if kpi is None or kpi.target is None or kpi.grain.value != grain:
-            return None, None
+        if kpi is None or kpi.target is None or self.card_grain(kpi) != grain:
+            return None, None, None
         if set(filters) & set(self.cube.dims_of[mid]):
-            return None, None  # a slice is not judged against the whole KPI's target (the scorecard's rule)
+            return None, None, None  # a slice is not judged against the whole KPI's target (the scorecard's rule)
+        try:
+            judged = scorecard.evaluate(self.plan, total, kpis=[mid], pace=False).get(mid)
+        except (KpinbError, KeyError):
+            return None, None, None
+        if judged.status == NOT_JUDGED:
+            return None, None, None
+        th = kpi.thresholds
+        thresholds = None
+        if th is not None and (th.warning is not None or th.critical is not None):
+            direction = direction_of(kpi, self.plan).value
+            thresholds = {"warning": th.warning, "critical": th.critical, "direction": direction}
         values = series_of(total, mid)
-        target = target_path(kpi, values, grain, kpi.target.by)
         fc = None
         history = values.dropna()
         if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
@@ -400,7 +438,7 @@ class Dashboard(widgets.VBox):
                 fc = forecast(history, grain, until=kpi.target.by)
             except (KpinbError, ValueError, ArithmeticError):
                 fc = None
-        return target, fc
+        return judged.target_path, fc, thresholds
 
     def _benchmark_figure(
         self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, dim: str | None, unit: str
@@ -416,13 +454,17 @@ class Dashboard(widgets.VBox):
                     return charts.benchmark_position(ext, title=f"{self._name(mid)} against the benchmark", unit=unit)
             except KpinbError:
                 pass
-        if by is not None and dim is not None and by["value"].notna().any():
-            try:
-                frame = benchmark.peers(by, dim, overall=total, directions=self.plan)
-                return charts.benchmark_position(frame, title=f"{self._name(mid)}: {dim} against each other", unit=unit)
-            except KpinbError:
-                pass
-        return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or peers for this selection")
+        # without an external table: the KPI against its own past (its members against each other
+        # would only repeat the breakdown chart beside it)
+        try:
+            hist = benchmark.history(total, directions=self.plan)
+            hist = hist[hist["metric"] == mid] if "metric" in hist.columns else hist
+            if len(hist) and hist[["last_year_value", "best_value"]].notna().any().any():
+                title = f"{self._name(mid, self.grain.value)}: against its past"
+                return charts.benchmark_position(hist, title=title, unit=unit)
+        except (KpinbError, KeyError):
+            pass
+        return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or history for this selection")
 
     def _drivers_figure(self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, unit: str) -> go.Figure:
         from kpinb import scorecard
@@ -440,7 +482,8 @@ class Dashboard(widgets.VBox):
             return charts.empty_figure(
                 title, "Its change cannot be split: an average or distinct count does not add up"
             )
-        return charts.drivers(frame, direction=direction, unit=unit)
+        frame.attrs.setdefault("grain", self.grain.value)  # periods in the title as people read them
+        return charts.drivers(frame, direction=direction, unit=unit, name=self._name(mid, self.grain.value))
 
     # --- static export --------------------------------------------------------------------------
 
