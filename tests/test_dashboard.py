@@ -103,3 +103,23 @@ def test_benchmark_chart_does_not_repeat_the_breakdown(dash):
     bench = dash.figures["benchmark"]
     assert "against its past" in bench.layout.title.text or "benchmark" in bench.layout.title.text
     assert not any((a.text or "") == "overall" for a in bench.layout.annotations)
+
+
+def test_click_messages_focus_a_card_and_filter_to_a_bar(dash):
+    """What the click bridge sends from the page (``tests/test_browser_dashboard.py`` clicks for
+    real): a card focuses the charts, a breakdown bar filters to its member, anything else is
+    ignored."""
+    dash.focus.value = "monthly_sales_revenue"
+    dash.clicks._handle_custom_msg({"kind": "card", "metric": "average_order_value"}, [])
+    assert dash.focus.value == "average_order_value"
+    assert 'data-metric="average_order_value"' in dash._focus_style.value
+    dim = dash.breakdown.value
+    member = next(v for _, v in dash.dimension_filters[dim].options if v)
+    dash.clicks._handle_custom_msg({"kind": "bar", "member": member}, [])
+    try:
+        assert dash.filters == {dim: member}
+        dash.clicks._handle_custom_msg({"kind": "bar", "member": "<not a member>"}, [])
+        dash.clicks._handle_custom_msg({"kind": "card", "metric": "no_such_metric"}, [])
+        assert dash.filters == {dim: member} and dash.focus.value == "average_order_value"
+    finally:
+        dash.dimension_filters[dim].value = ""

@@ -410,7 +410,10 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     # charts travel as plotly's mimetype, drawn by JupyterLab's plotly extension
     tree = walk(dash)
     modules = {w._model_module for w in tree}  # the JavaScript each widget needs in the browser
-    assert modules == {"@jupyter-widgets/controls", "@jupyter-widgets/output"}, modules
+    assert modules == {"@jupyter-widgets/controls", "@jupyter-widgets/output", "anywidget"}, modules
+    # the one anywidget is the click bridge: a few lines of JavaScript, no plotly.js
+    (bridge,) = [w for w in tree if w._model_module == "anywidget"]
+    assert type(bridge).__name__ == "ClickBridge" and len(json.dumps(bridge.get_state())) < 5_000
     state = sum(len(json.dumps(w.get_state())) for w in tree)
     assert state < 500_000, state
     print(f"\nwidget state sent to the browser: {state / 1000:.0f} kB")

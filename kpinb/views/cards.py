@@ -187,7 +187,7 @@ def kpi_card(
     meta = [p for p in (_period_text(row), f"owner: {row['owner']}" if row.get("owner") else "") if p]
     changes = (
         _change_html(value, previous, change_pct, u, d, "vs previous")
-        + '<span style="margin:0 6px;color:#9aa0a6">·</span>'
+        + f'<span style="margin:0 6px;color:{kit.TEXT_MUTED}">·</span>'
         + _change_html(value, last_year, yoy_pct, u, d, "vs last year")
     )
     spark = ""
@@ -216,18 +216,20 @@ def kpi_card(
             )
         else:
             text, bar = f"Target {esc(format_value(target, u))}{by}", ""
-        progress_html = f'{bar}<div style="font-size:12px;color:{kit.NEUTRAL};margin-top:3px">{text}</div>'
+        progress_html = f'{bar}<div style="font-size:12px;color:{kit.TEXT_MUTED};margin-top:3px">{text}</div>'
 
     reason = row.get("reason")
     reason_html = (
-        f'<div class="kpinb-card-reason" style="font-size:12px;color:#3c4043;margin-top:6px">{esc(reason)}</div>'
+        f'<div class="kpinb-card-reason" style="font-size:12px;color:{kit.TEXT_SOFT};margin-top:6px">'
+        f"{esc(reason)}</div>"
         if reason
         else ""
     )
     return (
         f'<div class="kpinb-card kpinb-status-{esc(status)}" data-metric="{esc(metric)}" '
-        f'data-status="{esc(status)}" style="{kit.FONT};box-sizing:border-box;background:#fff;color:#202124;'
-        f"border:1px solid {kit.MUTED};border-top:4px solid {accent};border-radius:8px;padding:10px 12px;"
+        f'data-status="{esc(status)}" style="{kit.FONT};box-sizing:border-box;background:{kit.SURFACE};'
+        f"color:{kit.TEXT};line-height:1.4;border:1px solid {kit.RULE};border-top:4px solid {accent};"
+        "border-radius:8px;padding:10px 12px;"
         f'min-width:0">'
         f'<div style="display:flex;justify-content:space-between;align-items:flex-start;gap:8px">'
         f'<div class="kpinb-card-name" style="font-weight:600;font-size:14px;line-height:1.3">{esc(name)}</div>'
@@ -235,7 +237,7 @@ def kpi_card(
         f'background:{background};border-radius:10px;padding:1px 8px">● {esc(label)}</div></div>'
         f'<div class="kpinb-card-value" style="font-size:28px;font-weight:700;margin-top:4px;'
         f'font-variant-numeric:tabular-nums">{esc(format_value(value, u))}</div>'
-        f'<div class="kpinb-card-meta" style="font-size:12px;color:{kit.NEUTRAL}">{esc(" · ".join(meta))}</div>'
+        f'<div class="kpinb-card-meta" style="font-size:12px;color:{kit.TEXT_MUTED}">{esc(" · ".join(meta))}</div>'
         f'<div class="kpinb-card-changes" style="font-size:12px;margin-top:4px">{changes}</div>'
         f"{spark}{progress_html}{reason_html}</div>"
     )

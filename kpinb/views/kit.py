@@ -20,13 +20,23 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
-    "BAD", "DASH", "FONT", "GOOD", "MUTED", "NEUTRAL", "SEVERITY_STYLE", "STATUS_STYLE", "WARN",
+    "BAD", "DASH", "FONT", "GOOD", "HEADER_BG", "MUTED", "NEUTRAL", "RULE", "SEVERITY_STYLE", "STATUS_STYLE",
+    "SURFACE", "TEXT", "TEXT_MUTED", "TEXT_SOFT", "WARN",
     "display_unit", "duration_unit", "esc", "format_value", "human_name", "name_at_grain", "pill",
     "progress_text", "table", "unit_key",
 ]  # fmt: skip
 
 GOOD, WARN, BAD, NEUTRAL, MUTED = "#1b7f3b", "#9a5b00", "#b3261e", "#5f6368", "#dadce0"
 """Text/accent colours: on track, at risk / warning, off track / critical, neutral text, rules."""
+
+# Surfaces and text follow JupyterLab's theme (its CSS variables), with the light values as
+# fallbacks for exported pages: cards and tables are not bright white blocks in the dark theme.
+SURFACE = "var(--jp-layout-color0, #fff)"
+TEXT = "var(--jp-ui-font-color0, #202124)"
+TEXT_SOFT = "var(--jp-ui-font-color1, #3c4043)"
+TEXT_MUTED = "var(--jp-ui-font-color2, #5f6368)"
+RULE = "var(--jp-border-color2, #dadce0)"
+HEADER_BG = "var(--jp-layout-color2, #f8f9fa)"
 
 SEVERITY_STYLE: dict[str, tuple[str, str]] = {
     "critical": (BAD, "#fdeceb"),
@@ -36,9 +46,9 @@ SEVERITY_STYLE: dict[str, tuple[str, str]] = {
 }
 """Alert and issue level -> (text colour, background)."""
 
-_TABLE = "border-collapse:collapse;margin:4px 0 10px;min-width:60%;font-size:13px"
-_TH = "text-align:left;padding:4px 8px;border-bottom:2px solid #dadce0;background:#f8f9fa;font-weight:600"
-_TD = "text-align:left;padding:4px 8px;border-bottom:1px solid #eceff1;vertical-align:top"
+_TABLE = f"border-collapse:collapse;margin:4px 0 10px;min-width:60%;font-size:13px;line-height:1.35;color:{TEXT}"
+_TH = f"text-align:left;padding:4px 8px;border-bottom:2px solid {RULE};background:{HEADER_BG};font-weight:600"
+_TD = "text-align:left;padding:4px 8px;border-bottom:1px solid var(--jp-border-color3, #eceff1);vertical-align:top"
 
 
 def esc(x: Any) -> str:

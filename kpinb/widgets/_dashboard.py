@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from kpinb.errors import KpinbError
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
 from kpinb.views.kit import display_unit, esc, human_name, name_at_grain
+from kpinb.widgets._clicks import ClickBridge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,10 +48,33 @@ def _classed(widget: Any, *classes: str) -> Any:
     return widget
 
 
+_THEMELESS = {
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"color": "#7b8794"},
+}
+"""Layout over a figure in JupyterLab: no white block in the dark theme, and a grey that reads on
+both (the static copy and the reports keep the white template)."""
+_THEMELESS_GRID = {"gridcolor": "rgba(128,128,128,0.22)", "linecolor": "rgba(128,128,128,0.3)",
+                   "zerolinecolor": "rgba(128,128,128,0.35)"}  # fmt: skip
+
+STYLE = """<style>
+.kpinb-dashboard .widget-html-content { line-height: 1.4; }
+.kpinb-dashboard .kpinb-card { cursor: pointer; }
+.kpinb-dashboard .kpinb-filters .widget-label { color: var(--jp-ui-font-color1, #3c4043); }
+</style>"""
+"""Tighter lines than JupyterLab's widget default (28 px per line) and clickable cards."""
+
+
 def _bundle(fig: go.Figure, name: str, width: int) -> dict[str, Any]:
     """A display_data output holding ``fig`` as plotly's mimetype at ``width`` pixels (JSON-clean)."""
     spec = json.loads(fig.to_json())  # plotly's encoder: numpy, dates and NaN (as null) made JSON
-    spec["layout"] = {**spec.get("layout", {}), "width": width}
+    layout = spec.get("layout", {})
+    font = {**layout.get("font", {}), **_THEMELESS["font"]}
+    names = {k for k in layout if k.startswith(("xaxis", "yaxis"))} | {"xaxis", "yaxis"}
+    axes = {k: {**layout.get(k, {}), **_THEMELESS_GRID} for k in names}
+    layout.pop("template", None)  # its white backgrounds and dark text are what the overrides replace
+    spec["layout"] = {**layout, **_THEMELESS, **axes, "font": font, "width": width}
     spec["config"] = {"responsive": False, "displaylogo": False}
     data = {MIMETYPE: spec, "text/plain": f"<kpinb {name} chart: {fig.layout.title.text or name}>"}
     return {"output_type": "display_data", "data": data, "metadata": {}}
@@ -61,8 +86,9 @@ class Dashboard(widgets.VBox):
     Parameters
     ----------
     plan : a :class:`~kpinb.model.Plan` or the path of a plan file.
-    grain : the charts' grain (``week``, ``month``, ``quarter``, ``year``); the cards always show
-        each KPI at its own grain, where its target and thresholds apply.
+    grain : the grain (``week``, ``month``, ``quarter``, ``year``) of the charts, and of each card
+        when it is as coarse as the KPI's own (a monthly KPI by quarter: a rate judged on the
+        quarter, a total shown but not judged); a finer one leaves the card at the KPI's grain.
     focus : the metric the charts show first (default the first KPI).
     figure_width : pixel width of each chart in the notebook (they wrap to the cell's width);
         the static :meth:`to_html` copy sizes them to the page instead.
@@ -82,8 +108,10 @@ class Dashboard(widgets.VBox):
     last_update_seconds : how long the last filter change took, from the value change to cards
         and figures updated.
 
-    Filters: a month range, the charts' grain, one dropdown per dimension of the plan's sources
-    (``All`` + members), and the metric and dimension the charts focus on. A filter on a
+    Filters: a month range, the grain (of the charts, and of the cards when it is coarser than a
+    KPI's own: the scorecard re-grains it), one dropdown per dimension that at least one KPI's data
+    has (``All`` + members), and the metric and dimension the charts focus on. Clicks: a card
+    focuses the charts on its KPI; a bar of the breakdown filters the dashboard to that member. A filter on a
     dimension a metric's source lacks leaves that metric unfiltered (the note under the cards
     says so). A filtered total (revenue of one region) is not judged against the whole KPI's
     target: its card shows ``Not judged``; rates and averages keep their status.
@@ -168,6 +196,9 @@ class Dashboard(widgets.VBox):
         )
         self._set_breakdown_options()
 
+        self.clicks = ClickBridge()
+        self.clicks.on_msg(self._clicked)
+        self._focus_style = widgets.HTML(self._focus_css())
         self.header = widgets.HTML(
             f'<div style="font-size:18px;font-weight:700">{esc(self.plan.name)}</div>'
             f'<div style="color:#5f6368">department: {esc(self.plan.department)}</div>'
@@ -193,6 +224,9 @@ class Dashboard(widgets.VBox):
             layout=widgets.Layout(flex_flow="row wrap", width="100%"),
         )
         self.children = [
+            widgets.HTML(STYLE),
+            self._focus_style,
+            self.clicks,
             self.header,
             _classed(filters, "kpinb-filters"),
             self.cards,
@@ -292,7 +326,33 @@ class Dashboard(widgets.VBox):
             self._precompute()  # what a first filter needs now (those done or started are skipped)
         self.refresh()
 
+    def _clicked(self, _widget: Any, content: Mapping[str, Any], _buffers: Any = None) -> None:
+        """A click in the page: a card focuses the charts on its KPI; a bar of the breakdown
+        filters the dashboard to that member (DESIGN.md, "Clicks")."""
+        if not isinstance(content, Mapping):
+            return
+        if content.get("kind") == "card":
+            metric = str(content.get("metric") or "")
+            if metric in [v for _, v in self.focus.options] and metric != self.focus.value:
+                self.focus.value = metric
+        elif content.get("kind") == "bar":
+            dim, member = self.breakdown.value, str(content.get("member") or "")
+            box = self.dimension_filters.get(dim) if dim else None
+            if box is not None and member in [v for _, v in box.options]:
+                box.value = member
+
+    def _focus_css(self) -> str:
+        """The focused KPI's card outlined, so the page says which card the charts are about."""
+        mid = str(self.focus.value or "")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", mid):
+            return ""
+        return (
+            f'<style>.kpinb-dashboard .kpinb-card[data-metric="{mid}"] '
+            "{ box-shadow: 0 0 0 2px #1a73e8; }</style>"
+        )
+
     def _focus_changed(self, _: Any = None) -> None:
+        self._focus_style.value = self._focus_css()
         self._set_breakdown_options()
         self._precompute()
         self.refresh()
@@ -334,7 +394,7 @@ class Dashboard(widgets.VBox):
         from kpinb import scorecard
         from kpinb.analytics.status import STATUS_COLUMNS
 
-        label = filter_label(filters)
+        label = filter_label({human_name(d): v for d, v in filters.items()})
         grains: dict[str, list[str]] = {}
         for k in self.plan.kpis:
             grains.setdefault(self.card_grain(k), []).append(k.metric)
@@ -347,7 +407,8 @@ class Dashboard(widgets.VBox):
             for mid in ids:
                 if unfiltered.get(mid):
                     notes.append(
-                        f"{self._name(mid)} is not filtered by {', '.join(unfiltered[mid])}: "
+                        f"{self._name(mid)} is not filtered by "
+                        f"{', '.join(human_name(d, capital=False) for d in unfiltered[mid])}: "
                         "its data has no such column."
                     )
             card = scorecard.evaluate(self.plan, frame, kpis=ids, filters=filters, unfiltered=unfiltered, pace=False)
@@ -496,7 +557,7 @@ class Dashboard(widgets.VBox):
         """
         start, end = self.months
         heading = title or self.plan.name
-        label = filter_label(self.filters) or "none"
+        label = filter_label({human_name(d): v for d, v in self.filters.items()}) or "none"
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
