@@ -87,7 +87,7 @@ def data_age(r: Report, today: dt.date | None = None) -> Any:
     periods = {"day": "days", "week": "weeks", "month": "months", "quarter": "quarters", "year": "years"}
     return _html(
         f'<div class="kpinb-age kpinb-age-stale" role="alert" style="border-left:4px solid {WARN};'
-        f'background:var(--jp-warn-color3,#fff3df);color:var(--jp-ui-font-color0,#202124);padding:.5em .8em;'
+        f"background:var(--jp-warn-color3,#fff3df);color:var(--jp-ui-font-color0,#202124);padding:.5em .8em;"
         f'border-radius:4px"><b style="color:{WARN}">⚠ The newest data is {esc(age)}</b>: '
         f"it ends on {esc(day)}, more than {STALE_PERIODS} {periods.get(r.grain, 'periods')} before "
         f"{a.today.day} {a.today:%b %Y}. The statuses below describe that time, not today: check that the "
