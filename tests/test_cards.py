@@ -375,3 +375,24 @@ def test_a_bare_plan_or_alert_displays_as_html_in_a_real_kernel(tmp_path):
     assert plan_out["text/html"] == plan_html(kpinb.load_plan(plan_file))
     alert = Alert("x", f"X {EVIL}", None, None, None, "missing", "warning", "no value")
     assert alert_out["text/html"] == alerts_html([alert]) and ESCAPED in alert_out["text/html"]
+
+
+@pytest.mark.parametrize("period_end", ["2025-03-31", "2025-06-30", "2025-09-30", None])
+def test_a_card_never_contradicts_its_status(sample_data, period_end):
+    """Issue 15 item 5: "On track" beside "Worse than the baseline" and an empty bar. Each card's
+    sentence is the scorecard's reason, and an on-track card is never behind its baseline."""
+    import html as html_
+    from pathlib import Path
+
+    from kpinb import report
+
+    plan = Path(__file__).resolve().parents[1] / "templates" / "plans" / "sales.yml"
+    r = report.load(plan, data_dir=sample_data, period_end=period_end)
+    cards = report.cards(r).data
+    for e in r.scorecard:
+        card = cards.split(f'data-metric="{e.metric}"')[1].split('<div class="kpinb-card ')[0]
+        assert f'data-status="{e.status}"' in card
+        reason = re.search(r'class="kpinb-card-reason"[^>]*>(.*?)</div>', card, re.S)
+        assert reason and html_.unescape(reason.group(1)) == e.reason
+        if e.status == "on_track":
+            assert "Behind the baseline" not in card and "Worse than" not in card, (period_end, e.metric)

@@ -358,3 +358,24 @@ def test_index_counts_reports_in_words(tmp_path):
 
     assert "<p>1 report, 0 failed;" in index_page([run("sales")], tmp_path, {"grain": "month"})
     assert "<p>2 reports, 0 failed;" in index_page([run("sales"), run("web")], tmp_path, {"grain": "month"})
+
+
+def test_report_trend_draws_the_forecast_path_not_a_straight_wedge():
+    """The report's trend shows the forecast period by period (as the dashboard does), ending at the
+    pace table's forecast for the deadline; a quarter's total is titled for the quarter."""
+    import pandas as pd
+
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, period_end="2025-06-30")
+    pace = report.pace(r)
+    figs = {f.layout.title.text: f for f in report.trend_figures(r, pace)}
+    fig = figs["Monthly sales revenue"]
+    (line,) = [t for t in fig.data if t.name == "forecast"]
+    months = pd.to_datetime(list(line.x))
+    assert len(months) == 7  # Jun (the latest value) then one point per month to December
+    at_deadline = pace.set_index("metric").loc["monthly_sales_revenue", "forecast_at_deadline"]
+    assert line.y[-1] == pytest.approx(at_deadline, rel=1e-3)
+    by_quarter = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, grain="quarter")
+    titles = [f.layout.title.text for f in report.trend_figures(by_quarter)]
+    assert "Quarterly sales revenue" in titles and "Monthly recurring revenue (MRR)" in titles

@@ -123,7 +123,7 @@ def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any
     from kpinb.views.charts import breakdown
 
     return [
-        breakdown(frame, mid, dim, period=r.judged, name=r.metric_name(mid), unit=r.unit(mid))
+        breakdown(frame, mid, dim, period=r.judged, name=r.chart_name(mid), unit=r.unit(mid))
         for dim, frame in frames.items()
         for mid in dict.fromkeys(frame["metric"])
     ]
@@ -159,6 +159,6 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             direction = direction_of(k, r.plan).value if k is not None else None
             span = f"{period_label(previous, r.grain, long=True)} → {period_label(judged, r.grain, long=True)}"
             by_text = f" by {human_name(dim, capital=False)}" if by_member else ""
-            title = f"What moved {r.metric_name(mid)}{by_text}: {span}"
+            title = f"What moved {r.chart_name(mid)}{by_text}: {span}"
             figs.append(drivers_chart(contrib, direction=direction, unit=r.unit(mid), title=title))
     return figs

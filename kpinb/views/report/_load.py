@@ -106,6 +106,17 @@ class Report:
             return "count"
         return display_unit(m, None, self.plan.currency)
 
+    def chart_name(self, metric_id: str) -> str:
+        """The name a chart of the report's grain gives the metric: a total (it sums over time)
+        named for one period follows the grain ("Quarterly sales revenue" by quarter); averages
+        and rates keep their name ("Monthly recurring revenue" is a monthly amount at any grain)."""
+        from kpinb.definitions.analysis import additivity
+        from kpinb.views.kit import name_at_grain
+
+        m = self.registry.get(metric_id)
+        total = m is not None and additivity(m, self.registry) in ("sum", "distinct")
+        return name_at_grain(self.metric_name(metric_id), self.grain, total)
+
     def metric_name(self, metric_id: str) -> str:
         """The display name of a KPI or metric (the KPI's own ``name:`` first)."""
         for k in self.plan.kpis:
