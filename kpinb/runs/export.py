@@ -35,7 +35,8 @@ body.jp-Notebook { max-width: 1200px; margin: 0 auto; }
   display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 0 16px;
 }
 .jp-OutputArea-child:has(.kpinb-plotly) { min-width: 0; }
-.kpinb-plotly { max-width: 100%; overflow: hidden; }
+/* at most the printable width of A4 (charts keep the width they were drawn at when printed) */
+.kpinb-plotly { max-width: 680px; overflow: hidden; }
 /* the table behind a chart, for whoever wants the numbers */
 details.kpinb-details { margin: .2em 0 1em; }
 details.kpinb-details > summary { cursor: pointer; color: #1a73e8; font-size: 13px; }
@@ -45,17 +46,10 @@ details.kpinb-details > summary { cursor: pointer; color: #1a73e8; font-size: 13
   body.jp-Notebook { max-width: none; padding: 0; }
   .kpinb-toc, details.kpinb-details, .anchor-link { display: none !important; }
   h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
-  .kpinb-card, .kpinb-plotly, .jp-OutputArea-child, tr, .kpinb-age { break-inside: avoid; page-break-inside: avoid; }
+  .kpinb-card, .kpinb-plotly, tr, .kpinb-age { break-inside: avoid; page-break-inside: avoid; }
   .jp-OutputArea:has(> .jp-OutputArea-child + .jp-OutputArea-child .kpinb-plotly) { display: block; }
 }
 </style>
-<script type="text/javascript">
-// charts drawn for the screen's width are redrawn for the paper's before printing
-window.addEventListener("beforeprint", function () {
-  if (!window.Plotly) return;
-  document.querySelectorAll(".js-plotly-plot").forEach(function (g) { window.Plotly.Plots.resize(g); });
-});
-</script>
 {%- if resources.kpinb_plotly_js %}
 <script type="text/javascript">{{ resources.kpinb_plotly_js }}</script>
 {%- endif %}
