@@ -379,3 +379,26 @@ def test_report_trend_draws_the_forecast_path_not_a_straight_wedge():
     by_quarter = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, grain="quarter")
     titles = [f.layout.title.text for f in report.trend_figures(by_quarter)]
     assert "Quarterly sales revenue" in titles and "Monthly recurring revenue (MRR)" in titles
+
+
+def test_every_section_shows_a_late_settling_kpi_on_its_judged_period():
+    """The sales conversion rate matures 60 days after a month ends, so the scorecard judges it on
+    an earlier month than the others. Its external benchmark, peers, history, breakdown and drivers
+    read that month too, not the immature latest one (which showed 3.0% beside a judged 10.9%)."""
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    rate = r.scorecard.get("sales_conversion_rate")
+    assert rate.period_start < r.judged  # the premise: judged on an earlier, complete month
+    label = f"{rate.period_start:%b %Y}"
+    ext = report.external(r).set_index("metric")
+    assert ext.loc["sales_conversion_rate", "value"] == pytest.approx(rate.value)
+    hist = report.history(r).set_index("metric")
+    assert hist.loc["sales_conversion_rate", "value"] == pytest.approx(rate.value)
+    frames = report.breakdowns(r)
+    titles = [f.layout.title.text for f in report.breakdown_figures(r, frames)]
+    assert f"Sales conversion rate by region, {label}" in titles
+    drivers = [f.layout.title.text.replace("<br>", " ") for f in report.driver_figures(r, frames)]
+    assert any(t.startswith("What moved Sales conversion rate") and t.endswith(label) for t in drivers), drivers
+    peers = report.peers(r, frames)
+    assert peers[peers["metric"] == "sales_conversion_rate"]["value"].notna().all()

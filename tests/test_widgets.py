@@ -437,7 +437,7 @@ def test_dashboard_filter_changes_the_cards_in_place(web_plan: Path, data_dir: P
     # alike are not judged against the company's targets (MRR "Off track" for Europe was the bug)
     assert statuses["website_traffic"] == statuses["conversion_rate"] == "not_judged"
     assert "Showing region = Europe only" in dash.cards.value
-    assert "region = Europe" in dash.notes.value
+    assert "Filtered: Region = Europe." in dash.notes.value  # the dimension named for people
     print(f"\nfilter change in Python: {dash.last_update_seconds * 1000:.0f} ms (first time for this dimension)")
 
     # the figures are replaced in place, in the same Output widgets: one output each, Europe's numbers

@@ -175,10 +175,16 @@ def wrap_title(text: str, width: int = TITLE_CHARACTERS) -> str:
 
     >>> wrap_title("What moved Monthly recurring revenue (MRR) by region: Nov 2025 → Dec 2025", 40)
     'What moved Monthly recurring revenue<br>(MRR) by region: Nov 2025 → Dec 2025'
+    >>> wrap_title("What moved Sales conversion rate by region: Sep 2025 → Oct 2025", 58)
+    'What moved Sales conversion rate by region: Sep 2025 →<br>Oct 2025'
     """
+    import re
     import textwrap
 
-    return "<br>".join(textwrap.wrap(str(text), width, break_long_words=False, break_on_hyphens=False)) or str(text)
+    # a period ("Oct 2025", "Q4 2025") stays on one line
+    glued = re.sub(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Q[1-4]) (\d{4})\b", "\\1\x00\\2", str(text))
+    lines = textwrap.wrap(glued, width, break_long_words=False, break_on_hyphens=False)
+    return "<br>".join(lines).replace("\x00", " ") or str(text)
 
 
 def _empty(fig: go.Figure, message: str) -> go.Figure:

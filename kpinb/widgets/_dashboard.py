@@ -146,7 +146,7 @@ class Dashboard(widgets.VBox):
         months = sorted(totals.loc[totals["value"].notna(), "period_start"].unique())
         if not months:
             months = sorted(totals["period_start"].unique())
-        options = [(f"{m:%Y-%m}", m) for m in (_ts(x) for x in months)]
+        options = [(f"{m:%b %Y}", m) for m in (_ts(x) for x in months)]  # "Jan 2023", as people write it
         self.range = _classed(
             widgets.SelectionRangeSlider(
                 options=options,
@@ -570,8 +570,8 @@ class Dashboard(widgets.VBox):
             f"<script>{charts.plotly_js(self.figures.values())}</script>",
             "</head><body>",
             f"<h1 style='font-size:20px;margin:0'>{esc(heading)}</h1>",
-            f"<div style='color:#5f6368'>department {esc(self.plan.department)} · months {start:%Y-%m} to "
-            f"{end:%Y-%m} · charts per {esc(self.grain.value)} · filters: {esc(label)} · generated "
+            f"<div style='color:#5f6368'>department {esc(self.plan.department)} · {start:%b %Y} to "
+            f"{end:%b %Y} · per {esc(self.grain.value)} · filters: {esc(label)} · generated "
             f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
             self.cards.value,
             self.notes.value,

@@ -36,7 +36,20 @@ def external(r: Report) -> pd.DataFrame:
     path = benchmark_file(r)
     if path is None:
         return pd.DataFrame(columns=["metric", "value", "p25", "p50", "p75", "percentile", "illustrative"])
-    return external_(r.frame, path, directions=r.plan, period=r.judged)
+    # each metric on the period it is judged on (a late-settling rate on its last complete one)
+    by_period: dict[Any, list[str]] = {}
+    for mid in dict.fromkeys(r.frame["metric"]):
+        by_period.setdefault(r.judged_on(str(mid)), []).append(str(mid))
+    parts = [
+        external_(r.frame[r.frame["metric"].isin(ids)], path, directions=r.plan, period=when)
+        for when, ids in by_period.items()
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return external_(r.frame, path, directions=r.plan, period=r.judged)
+    order = {m: i for i, m in enumerate(dict.fromkeys(r.frame["metric"]))}
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values("metric", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
 def _members_add_up(r: Report, metric: str, part: pd.DataFrame) -> bool:
@@ -45,8 +58,9 @@ def _members_add_up(r: Report, metric: str, part: pd.DataFrame) -> bool:
     :func:`kpinb.definitions.analysis.additivity` cannot promise from the formula alone)."""
     import pandas as pd
 
-    whole = r.frame[(r.frame["metric"] == metric) & (r.frame["period_start"] == r.judged)]["value"]
-    members = part[part["period_start"] == r.judged]["value"]
+    when = r.judged_on(metric)
+    whole = r.frame[(r.frame["metric"] == metric) & (r.frame["period_start"] == when)]["value"]
+    members = part[part["period_start"] == when]["value"]
     if whole.empty or pd.isna(whole.iloc[0]) or members.notna().sum() == 0:
         return False
     total, value = float(members.sum()), float(whole.iloc[0])
@@ -66,7 +80,7 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         for mid, part in frame.groupby("metric", sort=False):
             # a member of a sum is not comparable with the whole: compare it with the median member
             whole = None if _members_add_up(r, str(mid), part) else r.frame
-            p = peers_(part, dim, period=r.judged, overall=whole, directions=r.plan)
+            p = peers_(part, dim, period=r.judged_on(str(mid)), overall=whole, directions=r.plan)
             parts.append(p.rename(columns={dim: "member"}).assign(dimension=dim))
     if not parts:
         return pd.DataFrame(columns=["metric", "dimension", "member", "value", "rank", "gap_to_overall"])
@@ -75,9 +89,17 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def history(r: Report) -> pd.DataFrame:
     """The KPIs against their own history (:func:`kpinb.benchmark.history`)."""
+    import pandas as pd
+
     from kpinb.analytics.benchmark import history as history_
 
-    return history_(r.frame[r.frame["metric"].isin(r.kpi_ids)], period=r.judged, directions=r.plan)
+    parts = [
+        history_(r.frame[r.frame["metric"] == m], period=r.judged_on(m), directions=r.plan) for m in r.kpi_ids
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return history_(r.frame[r.frame["metric"].isin(r.kpi_ids)], period=r.judged, directions=r.plan)
+    return pd.concat(parts, ignore_index=True)
 
 
 def benchmark_summary(r: Report, ext: pd.DataFrame, peer: pd.DataFrame, hist: pd.DataFrame) -> Any:

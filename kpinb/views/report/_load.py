@@ -84,6 +84,21 @@ class Report:
         have = self.status["period_start"].dropna() if "period_start" in self.status else []
         return pd.Timestamp(have.iloc[0]) if len(have) else None
 
+    def judged_on(self, metric_id: str) -> pd.Timestamp | None:
+        """The period the scorecard judged ``metric_id`` on: a metric that settles late (a
+        conversion rate) is judged on an earlier, complete period than the others, and every
+        section shows it on that period; other metrics the report's :attr:`judged` period."""
+        import pandas as pd
+
+        if self.scorecard is not None:
+            try:
+                when = self.scorecard.get(metric_id).period_start
+            except KeyError:
+                when = None
+            if when is not None and not pd.isna(when):
+                return pd.Timestamp(when)
+        return self.judged
+
     @property
     def judged_label(self) -> str:
         """The judged period as a label (``2025-06``, ``2025-Q2``), or ``no data``."""
