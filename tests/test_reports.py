@@ -402,3 +402,20 @@ def test_every_section_shows_a_late_settling_kpi_on_its_judged_period():
     assert any(t.startswith("What moved Sales conversion rate") and t.endswith(label) for t in drivers), drivers
     peers = report.peers(r, frames)
     assert peers[peers["metric"] == "sales_conversion_rate"]["value"].notna().all()
+
+
+def test_mrr_is_explained_member_by_member_and_aov_by_rate_and_mix():
+    """Issue 15 item 5: MRR (mrr summed per snapshot day: its regions add up to the whole) was split
+    into rate and mix effects as if each region's snapshot day were a separate denominator, and the
+    bars added up to a quarter of nothing. It is explained by each region's change, which adds up to
+    MRR's change; the average order value, whose regions do not add up, keeps rate and mix."""
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    figs = {f.layout.title.text.split(" by ")[0]: f for f in report.driver_figures(r, report.breakdowns(r))}
+    (mrr,) = figs["What moved Monthly recurring revenue (MRR)"].data
+    assert not any(" · " in str(y) for y in mrr.y)  # members, not "Europe · rate"
+    e = r.scorecard.get("monthly_recurring_revenue")
+    assert sum(mrr.x) == pytest.approx(e.value - e.previous, rel=1e-6)
+    (aov,) = figs["What moved Average order value"].data
+    assert any(str(y).endswith(" · rate") for y in aov.y) and any(str(y).endswith(" · mix") for y in aov.y)
