@@ -219,3 +219,20 @@ def test_text_from_data_is_escaped_in_html_output():
     df = tidy({"orders_count": [1.0]}, by={"region": [evil]})
     html = charts.figure_html(charts.breakdown(df, "orders_count", "region", title=evil))
     assert evil not in html
+
+
+def test_trend_draws_periods_not_final_yet_apart():
+    """A rate that settles late (leads not yet converted) reads as a collapse on a plain line: the
+    periods after the last complete one are a grey dotted "not final yet" line, and the forecast
+    goes on from the last final value."""
+    df = tidy({"conversion_rate": [0.11, 0.12, 0.115, 0.06, 0.03]})
+    df["complete"] = [True, True, True, False, False]
+    fc = pd.DataFrame({"period_start": MONTHS[5:7], "mean": [0.12, 0.12], "lower": [0.1, 0.1], "upper": [0.14, 0.14]})
+    fig = charts.trend(df, "conversion_rate", unit="percent", forecast=fc)
+    line, unsettled = fig.data[0], next(t for t in fig.data if t.name == "not final yet")
+    assert list(line.y) == [0.11, 0.12, 0.115]
+    assert list(unsettled.y) == [0.115, 0.06, 0.03] and unsettled.line.dash == "dot"
+    forecast = next(t for t in fig.data if t.name == "forecast")
+    assert forecast.y[0] == 0.115  # from the last final value, not from the unsettled 3%
+    plain = tidy({"conversion_rate": [0.11, 0.12]})
+    assert [t.name for t in charts.trend(plain, "conversion_rate").data] == ["Conversion rate"]

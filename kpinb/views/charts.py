@@ -241,6 +241,9 @@ def trend(
     target : a number (a flat dashed line) or a Series indexed by date (a step path).
     forecast : a :class:`kpinb.forecast.Forecast` or a frame ``period_start, mean, lower, upper``:
         drawn as a dashed line with its interval as a band.
+
+    Periods after the last complete one (the engine's ``complete`` column: data still arriving,
+    a rate that settles late) are drawn as a grey dotted "not final yet" line.
     title : the figure title; default the metric's name.
     name, unit : display name and unit; default from the catalog.
     thresholds : ``{"warning": w, "critical": c, "direction": "higher_is_better"}``: the values
@@ -260,18 +263,34 @@ def trend(
         return _empty(fig, "No data for this selection")
     dims = _dims(df)
     groups = list(rows.groupby(dims, sort=True, dropna=False)) if dims else [((label,), rows)]
+    unsettled_shown = False
     for i, (key, g) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
+        final, unsettled = _settled_split(g)
         fig.add_trace(
             go.Scatter(
-                x=g["period_start"],
-                y=g["value"],
+                x=final["period_start"],
+                y=final["value"],
                 mode="lines+markers",
                 name=" · ".join(str(k) for k in key),
                 line={"color": PALETTE[i % len(PALETTE)], "width": 2},
                 marker={"size": 4},
             )
         )
+        if len(unsettled):
+            fig.add_trace(
+                go.Scatter(
+                    x=unsettled["period_start"],
+                    y=unsettled["value"],
+                    mode="lines+markers",
+                    name="not final yet",
+                    legendgroup="unsettled",
+                    showlegend=not unsettled_shown,
+                    line={"color": _NEUTRAL, "width": 1.5, "dash": "dot"},
+                    marker={"size": 5, "symbol": "circle-open"},
+                )
+            )
+            unsettled_shown = True
     x_first, x_last = rows["period_start"].min(), rows["period_start"].max()
     points = getattr(forecast, "points", forecast)
     if points is not None and len(points):
@@ -281,7 +300,8 @@ def trend(
         ahead = pts["period_start"] > x_last  # a cone may start at the latest observed value
         for col in ("mean", "lower", "upper"):  # a fit's 4th digit differs between CPUs
             pts.loc[ahead, col] = round_significant(pts.loc[ahead, col], FORECAST_DIGITS)
-        last = rows.dropna(subset=["value"]).iloc[-1] if not dims else None
+        settled = _settled_split(rows.dropna(subset=["value"]))[0]  # the forecast goes on from a final value
+        last = settled.iloc[-1] if not dims and len(settled) else None
         xs, ms = list(pts["period_start"]), list(pts["mean"])
         if last is not None and pd.Timestamp(last["period_start"]) < pd.Timestamp(xs[0]):
             xs, ms = [last["period_start"], *xs], [last["value"], *ms]
@@ -338,6 +358,21 @@ def trend(
     flat = [y for ys_ in ys for y in ys_]
     fig.update_yaxes(**_axis(u, flat), rangemode="tozero" if u == "count" or is_currency(u) else "normal")
     return fig
+
+
+def _settled_split(g: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows up to the last complete period, and the periods after it that are not complete
+    yet (data still arriving, or a rate that settles late) joined to it: drawn apart, so a month
+    whose leads have not had time to convert does not read as a collapse."""
+    if "complete" not in g.columns or g["complete"].isna().all():
+        return g, g.iloc[0:0]
+    done = g["complete"].fillna(False).astype(bool).to_numpy()
+    if done.all() or not done.any():
+        return g, g.iloc[0:0]
+    last = int(done.nonzero()[0].max())
+    if last == len(g) - 1:
+        return g, g.iloc[0:0]
+    return g.iloc[: last + 1], g.iloc[last:]
 
 
 def _threshold_bands(fig: go.Figure, thresholds: Mapping[str, Any]) -> None:

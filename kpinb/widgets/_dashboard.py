@@ -489,7 +489,8 @@ class Dashboard(widgets.VBox):
         if th is not None and (th.warning is not None or th.critical is not None):
             direction = direction_of(kpi, self.plan).value
             thresholds = {"warning": th.warning, "critical": th.critical, "direction": direction}
-        values = series_of(total, mid)
+        settled = total[total["complete"].fillna(False).astype(bool)] if "complete" in total.columns else total
+        values = series_of(settled, mid)  # forecast from final values, not a month still settling
         fc = None
         history = values.dropna()
         if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
