@@ -7,6 +7,7 @@ by the KPI's direction, and show every user text only escaped.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import xml.etree.ElementTree as ET
 
@@ -396,3 +397,26 @@ def test_a_card_never_contradicts_its_status(sample_data, period_end):
         assert reason and html_.unescape(reason.group(1)) == e.reason
         if e.status == "on_track":
             assert "Behind the baseline" not in card and "Worse than" not in card, (period_end, e.metric)
+
+
+def test_plan_status_and_alert_tables_show_the_plans_currency(sample_data):
+    """Every table that shows amounts of a plan with ``currency: USD`` writes them as $1.50M, and
+    alert levels in the KPI's unit (not 0.02955 for a rate)."""
+    from pathlib import Path
+
+    from kpinb import report
+    from kpinb.definitions.plan import load_plan
+    from kpinb.views.display import plan_html
+
+    plan = Path(__file__).resolve().parents[1] / "templates" / "plans" / "sales.yml"
+    assert load_plan(plan).currency == "USD"
+    assert "$1.50M by 2025-12-31" in plan_html(load_plan(plan))
+    r = report.load(plan, data_dir=sample_data)
+    table = report.status_table(r).data
+    assert re.search(r">\$2\.\d\dM<", table) and ">Dec 2025<" in table
+    found = report.alerts(r)
+    alerts = report.alerts_table(found, r).data
+    for a in found:
+        assert html.escape(a.message) in alerts
+        if a.kpi == "sales_conversion_rate" and a.value is not None:
+            assert f">{a.value * 100:.1f}%<" in alerts

@@ -91,7 +91,7 @@ def plan_html(plan: Plan) -> str:
     rows = []
     for k in plan.kpis:
         m: Metric | None = reg.get(k.metric)
-        unit = display_unit(m, None)
+        unit = display_unit(m, None, plan.currency)
         name = k.name or (m.name if m is not None else k.metric)
         if k.baseline is None:
             baseline = ""
@@ -170,11 +170,15 @@ def plan_html(plan: Plan) -> str:
 
 
 def status_html(
-    status: pd.DataFrame, registry: Mapping[str, Metric] | None = None, currency: str | None = None
+    status: pd.DataFrame,
+    registry: Mapping[str, Metric] | None = None,
+    currency: str | None = None,
+    grain: str | None = None,
 ) -> str:
     """The frame of :func:`kpinb.status.evaluate` as a table with a coloured status per KPI
-    (amounts in the plan's ``currency``, periods labelled for people at the frame's grain)."""
-    grain = status.attrs.get("grain")
+    (amounts in the plan's ``currency``, periods labelled for people at ``grain``, default the
+    frame's)."""
+    grain = grain or status.attrs.get("grain")
     rows = []
     for r in status.to_dict("records"):
         m = registry.get(str(r.get("metric"))) if registry else None

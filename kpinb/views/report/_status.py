@@ -23,5 +23,5 @@ def status_table(r: Report, folded: bool = False) -> Any:
     from kpinb.views.display import status_html
     from kpinb.views.report._page import folded as fold
 
-    body = status_html(r.status, r.registry, r.plan.currency)
+    body = status_html(r.status, r.registry, r.plan.currency, r.grain)
     return _html(fold("The statuses as a table, with the rule that decided each", body) if folded else body)
