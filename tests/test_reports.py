@@ -376,9 +376,14 @@ def test_report_trend_draws_the_forecast_path_not_a_straight_wedge():
     assert len(months) == 7  # Jun (the latest value) then one point per month to December
     at_deadline = pace.set_index("metric").loc["monthly_sales_revenue", "forecast_at_deadline"]
     assert line.y[-1] == pytest.approx(at_deadline, rel=1e-3)
+    k = r.plan.kpi("monthly_sales_revenue")
+    zones = {z.name: z.y0 for z in fig.layout.shapes}
+    assert zones == {"warning zone": k.thresholds.warning, "critical zone": k.thresholds.critical}
     by_quarter = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, grain="quarter")
-    titles = [f.layout.title.text for f in report.trend_figures(by_quarter)]
-    assert "Quarterly sales revenue" in titles and "Monthly recurring revenue (MRR)" in titles
+    quarterly = {f.layout.title.text: f for f in report.trend_figures(by_quarter)}
+    assert "Quarterly sales revenue" in quarterly and "Monthly recurring revenue (MRR)" in quarterly
+    assert not quarterly["Quarterly sales revenue"].layout.shapes  # a total is not judged by quarter
+    assert quarterly["Average order value"].layout.shapes  # an average is
 
 
 def test_every_section_shows_a_late_settling_kpi_on_its_judged_period():

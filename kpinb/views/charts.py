@@ -635,7 +635,8 @@ def _history(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure
         )
     # the ticks carry the unit; an axis title would sit under the legend
     fig.update_xaxes(**{**_axis(u, frame[["best_value", "last_year_value", "value"]].to_numpy()), "title_text": None})
-    fig.update_yaxes(type="category", automargin=True)
+    # one metric: the title names it, a tick label would only repeat it
+    fig.update_yaxes(type="category", automargin=True, showticklabels=len(frame) > 1)
     fig.update_layout(barmode="group", height=max(220, 100 + 60 * len(frame)))
     return fig
 

@@ -47,7 +47,8 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
     """One figure per KPI: its history and target path; with ``pace_df`` (:func:`pace`) also
     the way to the deadline: the forecast's path and range period by period (seasonal when the
     fit is, like the dashboard's), from the same history the pace was forecast from; a straight
-    cone to the deadline's range when the forecast has no path."""
+    cone to the deadline's range when the forecast has no path. The KPI's alert zones are shaded
+    where the scorecard judges it (not for a total re-grained from a finer grain)."""
     import pandas as pd
 
     from kpinb.analytics.forecast import forecast
@@ -76,8 +77,15 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
                     "lower": [x["value"], x["lower"]],
                     "upper": [x["value"], x["upper"]],
                 })  # fmt: skip
+        zones = None
         if r.scorecard is not None:
-            target = r.scorecard.get(k.metric).target_path
+            judged = r.scorecard.get(k.metric)
+            target = judged.target_path
+            th = k.thresholds
+            if judged.status != "not_judged" and th is not None and (th.warning is not None or th.critical is not None):
+                zones = {"warning": th.warning, "critical": th.critical, "direction": judged.direction}
         name = r.chart_name(k.metric)
-        figs.append(trend(r.frame, k.metric, target=target, forecast=cone, name=name, unit=r.unit(k.metric)))
+        figs.append(
+            trend(r.frame, k.metric, target=target, forecast=cone, name=name, unit=r.unit(k.metric), thresholds=zones)
+        )
     return figs
