@@ -111,6 +111,17 @@ def test_dashboard_clicks_dark_theme_and_a_report(lab: dict, sample_data: Path, 
             assert line < 1.6, line  # not JupyterLab's 28 px widget line height
             _full_shot(page, "dashboard-light", dash)
 
+            # by quarter: the cards are judged on the quarter, the total's chart is titled for it
+            page.locator(f"{dash} .kpinb-filter-grain select").select_option("quarter")
+            page.wait_for_function(
+                "sel => [...document.querySelectorAll(sel)].some(t => t.textContent.startsWith('Quarterly sales'))",
+                arg=f"{dash} .kpinb-fig-trend .gtitle",
+            )
+            page.wait_for_selector(f"{dash} .kpinb-card-meta:text-matches('^Q[1-4] 20')")
+            _full_shot(page, "dashboard-quarter", dash)
+            page.locator(f"{dash} .kpinb-filter-grain select").select_option("month")
+            page.wait_for_selector(f"{dash} .kpinb-card-meta:text-matches('^[A-Z][a-z]{{2}} 20')")
+
             # a click on a card focuses the charts on its KPI
             page.locator(f'{dash} .kpinb-card[data-metric="average_order_value"]').click()
             page.wait_for_function(
