@@ -60,6 +60,8 @@ def test_grain_control_judges_the_cards_and_names_the_charts(dash):
         periods, statuses = card_periods(dash.cards.value), card_statuses(dash.cards.value)
         assert periods["monthly_sales_revenue"] == "Q4 2025" and periods["average_order_value"] == "Q4 2025"
         assert statuses["monthly_sales_revenue"] == "not_judged"
+        revenue_card = dash.cards.value.split('data-metric="monthly_sales_revenue"')[1].split('class="kpinb-card ')[0]
+        assert "Target $1.50M" not in revenue_card and "not judged against it" in revenue_card
         assert statuses["average_order_value"] in ("on_track", "at_risk", "off_track")
         assert dash.status.set_index("metric").loc["average_order_value", "period_start"].quarter == 4
         trend = dash.figures["trend"]

@@ -198,7 +198,10 @@ def kpi_card(
     deadline = _date_text(row.get("deadline"))
     by = f" by {esc(deadline)}" if deadline else ""
     progress_html = ""
-    if math.isfinite(target):
+    # a total viewed at a coarser grain (a quarter of a monthly KPI) is not judged: its per-period
+    # target beside the quarter's total would read as exceeded three times over; the reason says why
+    regrained = status == "not_judged" and str(row.get("rule") or "") == "grain"
+    if math.isfinite(target) and not regrained:
         if math.isfinite(prog):
             width = max(0.0, min(1.0, prog)) * 100
             goal = f"{esc(format_value(target, u))}{by}"
