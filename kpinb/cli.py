@@ -27,11 +27,17 @@ def _say(text: object, file: Any = None) -> None:
 
 
 def _sample_data(a: argparse.Namespace) -> int:
-    from kpinb.data.sample import ensure
+    from kpinb.data.sample import ensure, last_complete_month, start_for
+    from kpinb.runs.demo import write_demo_plans
 
-    written, fresh = ensure(a.out, rows=a.rows, seed=a.seed, force=a.force)
+    end = a.end or last_complete_month()
+    written, fresh = ensure(a.out, rows=a.rows, seed=a.seed, start=start_for(end), force=a.force)
+    plans = write_demo_plans(a.out, end)
     verb = "generated" if fresh else "up to date"
-    _say(f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed})")
+    _say(
+        f"sample data {verb}: {len(written)} sources in {a.out} (rows={a.rows}, seed={a.seed}, "
+        f"through {end}); {len(plans)} demo plans in {a.out / 'plans'}"
+    )
     return 0
 
 
@@ -153,7 +159,8 @@ def _alerts(a: argparse.Namespace) -> int:
 
 
 def _check(a: argparse.Namespace) -> int:
-    from kpinb.checks.lint import check, format_issues
+    from kpinb.checks.lint import format_issues
+    from kpinb.runs.preflight import check
 
     issues, code = check(a.plan, today=a.today)
     if issues:
@@ -196,6 +203,14 @@ def _date(text: str) -> str:
     return day.isoformat()
 
 
+def _month(text: str) -> str:
+    """A YYYY-MM argument."""
+    try:
+        return _date(f"{text.strip()}-01")[:7] if len(text.strip()) == 7 else _date("x")
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a month; write it as YYYY-MM") from None
+
+
 def _today(text: str) -> date:
     return date.fromisoformat(_date(text))
 
@@ -220,8 +235,10 @@ class _pandas_wide:
     def __enter__(self) -> None:
         import pandas as pd
 
+        from kpinb._numbers import plain_number
+
         self._ctx = pd.option_context("display.width", 200, "display.max_columns", 20,
-                                      "display.max_rows", 500, "display.float_format", "{:,.4g}".format)  # fmt: skip
+                                      "display.max_rows", 500, "display.float_format", plain_number)  # fmt: skip
         self._ctx.__enter__()
 
     def __exit__(self, *exc: object) -> None:
@@ -239,6 +256,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--rows", type=_count(1, 100_000_000), default=200_000, help="approximate number of order rows")
     s.add_argument("--seed", type=_count(0, 2**32 - 1), default=7)
     s.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    s.add_argument(
+        "--end", type=_month, default=None,
+        help="last month of data, YYYY-MM (default: last month; the tests and stored outputs pin 2025-12)",
+    )  # fmt: skip
     s.set_defaults(func=_sample_data)
 
     c = sub.add_parser("compute", help="compute a plan's metrics and print them")

@@ -27,6 +27,7 @@ import _timing  # noqa: E402
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "imports": ("imports.py", "cost of `import kpinb`; heavy modules it leaves unloaded"),
     "engine": ("engine.py", "KPI set monthly by region: kpinb vs DuckDB SQL, pandas, kpi-engine (1M, 10M rows)"),
+    "windows": ("windows.py", "windowed and joined KPIs monthly by region: kpinb vs one DuckDB query (1M, 10M rows)"),
     "dashboard": ("dashboard.py", "latency of a dashboard filter change on 10M rows after the first load"),
     "batch": ("batch.py", "`kpinb run --all` with --jobs 1 and 2 vs papermill on an empty notebook; report sizes"),
 }

@@ -39,6 +39,7 @@ _PG_TYPES = {
     "timestamp[us]": "timestamp",
     "timestamp[ns]": "timestamp",
     "timestamp[ms]": "timestamp",
+    "timestamp[us, tz=UTC]": "timestamptz",
 }
 
 

@@ -29,7 +29,7 @@ def test_sample_data_is_generated_once_and_then_up_to_date(tmp_path):
 
 def test_compute_writes_the_tidy_table(tmp_path):
     data = tmp_path / "data"
-    assert run("sample-data", "--out", data, "--rows", 3000).returncode == 0
+    assert run("sample-data", "--out", data, "--rows", 3000, "--end", "2025-12").returncode == 0
     plan = tmp_path / "plan.yml"
     plan.write_text(
         "name: Web\ndepartment: web\nsources:\n  web_sessions: {path: data/web_sessions.parquet}\n"

@@ -28,7 +28,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import aggregate_support
+import calendar_support
 import db_support
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -481,3 +483,189 @@ def test_a_plan_file_runs_on_spark(spark: Any, sample: dict[str, Path], tmp_path
     got = compute(load_plan(_sales_plan_on(tmp_path, sources)))
     problems = db_support.differences(_sales_on_parquet(sample), got, [])
     assert not problems, "\n".join(problems)
+
+
+# --- the plan's calendar: time zone, week start, fiscal year ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def calendar_orders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """tests/calendar_support.py's instants (a UTC timestamp column) and their Parquet file."""
+    df = calendar_support.events()
+    return df, calendar_support.write_parquet(df, tmp_path_factory.mktemp("calendar") / "orders.parquet")
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "quarter", "year"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_time_zones_weeks_and_fiscal_years_give_the_same_periods(
+    request: pytest.FixtureRequest, engine: str, grain: str, calendar_orders: tuple[Any, Path]
+) -> None:
+    """Each calendar of tests/calendar_support.py against pandas' own conversion and periods."""
+    df, path = calendar_orders
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"calendar_orders": path}, schema=db.schema)
+        source: Any = db.source("calendar_orders")
+    else:
+        source = request.getfixturevalue("spark").con.read_parquet(str(path), table_name="calendar_orders")
+    for name, cal in calendar_support.CALENDARS.items():
+        got = compute(calendar_support.metrics(), sources={"orders": source}, grain=grain, calendar=cal)
+        problems = calendar_support.mismatches(calendar_support.expected(df, grain, cal), got)
+        assert not problems, f"{name}:\n" + "\n".join(problems[:10])
+
+
+# --- computed columns (`derive:`) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_derived_columns_give_the_same_numbers_as_pandas(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_derive.py's housing export (year and month, no date) on PostgreSQL and Spark."""
+    import test_derive
+
+    df = test_derive.houses()
+    path = tmp_path_factory.mktemp("houses") / "houses.parquet"
+    df.to_parquet(path, index=False)
+    declared = {"time": "sold_month", "row_covers": "month", "derive": test_derive.DERIVE}
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"houses": path}, schema=db.schema)
+        source = Source(url=db.url(), table="houses", **declared)
+    else:
+        request.getfixturevalue("spark").con.read_parquet(str(path), table_name="houses")
+        source = Source(url="pyspark://", table="houses", **declared)
+    got = compute(test_derive.METRICS, sources={"houses": source}, grain="quarter", by=["area"])
+    pd.testing.assert_series_equal(
+        test_derive._got(got), test_derive.expected(df, "quarter"), check_names=False, rtol=1e-9
+    )
+
+
+# --- windows: trailing, cumulative, to-date ------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_windows_give_the_rows_of_each_window_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/window_support.py's windows (exact distinct counts, medians) on PostgreSQL and Spark."""
+    import window_support
+
+    df = window_support.orders()
+    path = tmp_path_factory.mktemp("window-orders") / "orders.parquet"
+    df.to_parquet(path, index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"window_orders": path}, schema=db.schema)
+        source: Any = db.source("window_orders")
+    else:
+        source = request.getfixturevalue("spark").con.read_parquet(str(path), table_name="window_orders")
+    got = compute(window_support.METRICS, sources={"orders": source}, by=["region"])
+    months = pd.date_range("2024-01-01", "2025-12-01", freq="MS")
+    pd.testing.assert_series_equal(
+        window_support.got(got, "region"), window_support.expected(df, months, "region"), check_names=False, rtol=1e-9
+    )
+
+
+# --- joins to lookups ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_joins_give_the_same_numbers_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_joins.py's orders and customers, joined on PostgreSQL and Spark."""
+    import test_joins
+
+    folder = tmp_path_factory.mktemp("joins")
+    files = {"join_orders": folder / "orders.parquet", "join_customers": folder / "customers.parquet"}
+    test_joins.orders().to_parquet(files["join_orders"], index=False)
+    test_joins.customers().to_parquet(files["join_customers"], index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, files, schema=db.schema)
+        url = db.url()
+    else:
+        con = request.getfixturevalue("spark").con
+        for name, path in files.items():
+            con.read_parquet(str(path), table_name=name)
+        url = "pyspark://"
+    sources = {
+        "orders": Source(url=url, table="join_orders", time="order_date", join={"customers": "customer_id"}),
+        "customers": Source(url=url, table="join_customers"),
+    }
+    metric = Metric(id="revenue", name="Revenue", source="orders", expr="sum(revenue)")
+    got = compute([metric], sources=sources, by=["segment"]).dropna(subset=["value"])
+    values = got.set_index(["period_start", "segment"])["value"].sort_index()
+    want = test_joins.orders().merge(test_joins.customers()[["customer_id", "segment"]], how="left")
+    want = want.groupby([want["order_date"].dt.to_period("M").dt.start_time.rename("period_start"), "segment"],
+                        dropna=False)
+    pd.testing.assert_series_equal(values, want["revenue"].sum().sort_index(), check_names=False)
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_table_without_dates_is_a_snapshot_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_snapshots.py's HR export as a database table read `as_of:` a date."""
+    import test_snapshots
+
+    df = test_snapshots.staff(2)
+    path = tmp_path_factory.mktemp("staff") / "staff.parquet"
+    df.to_parquet(path, index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, {"snap_staff": path}, schema=db.schema)
+        url = db.url()
+    else:
+        request.getfixturevalue("spark").con.read_parquet(str(path), table_name="snap_staff")
+        url = "pyspark://"
+    source = Source(url=url, table="snap_staff", as_of="2025-06-30", dimensions=("department",))
+    got = compute(test_snapshots.METRICS, sources={"staff": source}, grain="quarter", by=["department"])
+    pd.testing.assert_series_equal(
+        test_snapshots.got(got, "department"), test_snapshots.expected({"2025-06-30": df}, "department"),
+        check_names=False, rtol=1e-12,
+    )  # fmt: skip
+
+
+# --- first events and conversions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_events_and_conversions_give_the_same_numbers_on_every_engine(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tests/test_cohorts.py's new customers (a window per customer) and 30-day conversions."""
+    import test_cohorts
+
+    folder = tmp_path_factory.mktemp("cohorts")
+    leads, customers = test_cohorts.leads_and_customers()
+    files = {"co_orders": folder / "o.parquet", "co_leads": folder / "l.parquet", "co_customers": folder / "c.parquet"}
+    orders = test_cohorts.orders()
+    for frame, name in ((orders, "co_orders"), (leads, "co_leads"), (customers, "co_customers")):
+        frame.to_parquet(files[name], index=False)
+    if engine == "postgres":
+        db = request.getfixturevalue("pg")
+        db_support.load_parquet(db.server_url, files, schema=db.schema)
+        url = db.url()
+    else:
+        con = request.getfixturevalue("spark").con
+        for name, path in files.items():
+            con.read_parquet(str(path), table_name=name)
+        url = "pyspark://"
+    sources = {
+        "orders": Source(url=url, table="co_orders", time="order_date", derive=test_cohorts.FIRST),
+        "leads": Source(url=url, table="co_leads", time="created_at", join={"customers": "email"},
+                        derive=test_cohorts.CONVERTED),
+        "customers": Source(url=url, table="co_customers"),
+    }  # fmt: skip
+    cohorts = compute(test_cohorts.COHORT_METRICS, sources=sources)
+    pd.testing.assert_series_equal(
+        test_cohorts.got(cohorts), test_cohorts.expected_cohorts(orders), check_names=False, rtol=1e-9
+    )
+    conversion = compute([test_cohorts.CONVERSION], sources=sources).set_index("period_start")["value"]
+    want = test_cohorts.expected_conversion(leads, customers)
+    assert np.allclose(conversion.to_numpy(dtype=float), want.to_numpy(), rtol=1e-9)

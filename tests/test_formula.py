@@ -86,7 +86,7 @@ def test_formula_error_is_also_a_value_error():
 
 # The formula language as the README documents it ("### Formulas"); everything else is refused.
 DOCUMENTED_AGGREGATES = ("sum", "count", "count_distinct", "count_if", "avg", "min", "max", "median")
-DOCUMENTED_FUNCTIONS = ("coalesce", "nullif")
+DOCUMENTED_FUNCTIONS = ("coalesce", "nullif", "make_date", "year", "month", "day", "lower", "upper", "abs", "round")
 
 # PostgreSQL table-returning and system functions (file, network, session, server control),
 # by name: sqlglot parses them as plain calls, so nothing but the whitelist keeps them out.
@@ -169,9 +169,12 @@ def test_the_documented_functions_are_accepted_where_they_belong():
     for name in DOCUMENTED_AGGREGATES:
         arg = "revenue > 0" if name == "count_if" else "revenue"
         assert parse(f"{name}({arg})").tree == Agg(name, parse(f"{arg}", kind="row").tree)
+    from kpinb.definitions.formula import ROW_FUNCTIONS
+
     for name in DOCUMENTED_FUNCTIONS:
-        assert parse(f"sum({name}(revenue, 0))").tree.arg.func == name
-        assert parse(f"{name}(revenue, 0) > 0", kind="row").tree.left.func == name
+        args = ", ".join(["revenue", "0", "1"][: ROW_FUNCTIONS.get(name, (2, 2))[1]])
+        assert parse(f"sum({name}({args}))").tree.arg.func == name
+        assert parse(f"{name}({args}) > 0", kind="row").tree.left.func == name
 
 
 @pytest.mark.parametrize(

@@ -257,8 +257,9 @@ def test_an_invalid_plan_file_is_reported_not_raised(tmp_path):
     path = tmp_path / "plan.yml"
     path.write_text("name: x\ndepartment: y\nkpis: [{metric: nps, colour: red}]\n", encoding="utf-8")
     issues, code = check(path, today=TODAY)
-    assert code == 1 and [i.rule for i in issues] == ["plan_file"]
+    assert code == 1 and [i.rule for i in issues if i.level == "error"] == ["plan_file"]
     assert "kpis[0].colour: unknown field 'colour'" in issues[0].message
+    assert "the rest of the plan is checked without it" in issues[0].fix  # the plan's other rules still ran
 
 
 def test_a_missing_plan_file_raises(tmp_path):
@@ -346,3 +347,46 @@ def test_check_reports_inverted_thresholds_with_the_other_problems_in_one_round(
     assert rules[("thresholds", "sales_conversion_rate")] == 1
     assert rules[("thresholds", "qualified_leads")] == 1  # the KPI's own direction counts
     assert any("no_such_metric" in i.message for i in issues)  # ... and the other problems, same round
+
+
+def test_a_plan_with_mistakes_of_every_kind_is_reported_in_one_round(tmp_path: Path) -> None:
+    """The issue's case: five mistakes took four fix-and-rerun rounds. A wrong field (dropped, the
+    rest still checked), a wrong plan setting, an unknown metric, inverted thresholds, a column
+    mapping to nothing and a missing file: all in the first run of `kpinb check`."""
+    import subprocess
+    import sys
+
+    pd.DataFrame(
+        {"order_date": pd.date_range("2025-01-01", periods=90, freq="D"), "revenue": 10.0, "status": "completed",
+         "order_id": range(90), "customer_id": "c1", "is_new_customer": False, "quantity": 1}
+    ).to_parquet(tmp_path / "orders.parquet")  # fmt: skip
+    (tmp_path / "plan.yml").write_text(
+        textwrap.dedent("""\
+        name: Five mistakes
+        department: sales
+        week_start: fri
+        sources:
+          orders: {path: orders.parquet, columns: {revenue: amount_usd}}
+          leads: {path: missing.csv, time: created}
+        metrics:
+          - {id: leads_count, name: Leads, source: leads, expr: count(*)}
+        kpis:
+          - {metric: monthly_revenue, owner: Ana, target: {value: 200, by: 2027-06-30}}
+          - metric: average_order_value
+            owner: Ana
+            target: {value: 330, by: 2027-06-30}
+            thresholds: {warning: 300, critical: 310}
+          - {metric: orders_count, owner: Bo, target: {value: lots, by: 2027-06-30}}
+          - {metric: leads_count, owner: Bo, target: {value: 420, by: 2027-06-30}}
+        """)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kpinb.cli", "check", str(tmp_path / "plan.yml")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR")]
+    for needle in ("kpis[2].target.value", "week_start 'fri'", "unknown metric 'monthly_revenue'",
+                   "thresholds.warning 300 should be above", "maps to 'amount_usd'", "missing.csv"):  # fmt: skip
+        assert any(needle in line for line in errors), (needle, done.stdout)
+    assert "Traceback" not in done.stderr + done.stdout

@@ -38,6 +38,7 @@ def quick_runs(tmp_path_factory):
         "engine": _argv("engine.py", "--quick", "--data-dir", str(data)),
         "dashboard": _argv("dashboard.py", "--quick", "--data-dir", str(data / "dash")),
         "batch": _argv("batch.py", "--quick"),
+        "windows": _argv("windows.py", "--quick", "--data-dir", str(data / "windows")),
     }
     procs = {n: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n, c in cmds.items()}
     done = {}
@@ -102,10 +103,16 @@ def test_batch_times_both_job_counts_against_the_papermill_floor(quick_runs):
         assert "## Report size" in report and "| sales | empty |" in report
 
 
+def test_the_windows_benchmark_checks_kpinb_against_the_query_then_times_both(quick_runs):
+    """Windows and joins: the check ran (a difference would fail the script) and both were timed."""
+    out = _ok(quick_runs, "windows")
+    assert "## windows and joins" in out and "| 20,000 | kpinb |" in out and "| 20,000 | duckdb_sql |" in out
+
+
 def test_run_lists_the_benchmarks_and_rejects_unknown_ones():
     listing = subprocess.run(_argv("run.py", "--list"), capture_output=True, text=True, timeout=60, check=False)
     assert listing.returncode == 0, listing.stderr
-    for name in ("imports", "engine", "dashboard", "batch"):
+    for name in ("imports", "engine", "dashboard", "batch", "windows"):
         assert name in listing.stdout
     bad = subprocess.run(_argv("run.py", "nosuch"), capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr

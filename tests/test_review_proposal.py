@@ -42,6 +42,16 @@ def test_staleness_finds_stopped_data_flat_values_and_passed_deadlines():
     assert not rows.loc["refund_rate", "flat"]
 
 
+def test_data_months_old_is_late_when_the_review_is_as_of_today_not_fresh():
+    """The issue's case: the review called 11-month-old data fresh (it judged against the data's end)."""
+    old = data(visits=[500.0 + i for i in range(18)])  # monthly values through 2025-06
+    rows = review.staleness(plan(), old, periods=6, today=pd.Timestamp("2026-05-20").date()).set_index("metric")
+    assert rows.loc["visits", "periods_without_data"] == 10 and rows.loc["visits", "stale"]  # July-April ended
+    assert "the newest is for 2025-06" in rows.loc["visits", "reason"]
+    fresh = review.staleness(plan(), old, periods=6, today=pd.Timestamp("2025-07-20").date()).set_index("metric")
+    assert fresh.loc["visits", "periods_without_data"] == 0  # June is the last month that ended
+
+
 def test_suggestions_put_a_missed_target_first_without_repeats():
     text = PLAN.replace("target: {value: 200, by: 2025-12-31, path: linear}", "target: {value: 400, by: 2025-07-31}")
     out = review.suggestions(plan(text), data(), periods=6, as_of="2025-06-30", today=pd.Timestamp("2025-07-01").date())

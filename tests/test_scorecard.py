@@ -6,6 +6,7 @@ decide on their own (the report's trend and the dashboard's) compared on the sam
 
 import math
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,92 @@ def test_a_monthly_plan_viewed_by_quarter_judges_rates_from_their_parts_and_not_
     monthly = report.load(ROOT / "templates" / "plans" / "sales.yml", grain="month", period_end="2025-06-30").frame
     months = monthly[(monthly["metric"] == "average_order_value") & (monthly["period_start"] >= "2025-04-01")]
     assert aov.value != pytest.approx(months["value"].mean(), rel=1e-6)  # never an average of averages
+
+
+SLICED_PLAN = """
+name: Sliced
+department: sales
+sources:
+  orders: {path: orders.parquet, time: order_date, dimensions: [region]}
+metrics:
+  - {id: total, name: Total, source: orders, expr: sum(revenue), unit: currency}
+kpis:
+  - metric: total
+    owner: Ana
+    target: {value: 2000, by: 2030-12-31}
+    slices:
+      region:
+        Europe: {target: {value: 1000, by: 2030-12-31}, thresholds: {warning: 900, critical: 500}}
+"""
+
+
+def _sliced(tmp_path: pathlib.Path) -> tuple:
+    from kpinb import compute, load_plan
+
+    months = pd.date_range("2025-01-01", periods=6, freq="MS")
+    rows = [(m, "Europe", 800.0) for m in months] + [(m, "Asia", 1500.0) for m in months]
+    pd.DataFrame(rows, columns=["order_date", "region", "revenue"]).to_parquet(tmp_path / "orders.parquet")
+    (tmp_path / "plan.yml").write_text(SLICED_PLAN)
+    plan = load_plan(tmp_path / "plan.yml")
+    by = compute(plan, by=["region"], end="2025-06-30")
+    return plan, compute(plan, end="2025-06-30"), by
+
+
+def _member(by: pd.DataFrame, member: str) -> pd.DataFrame:
+    frame = by[by["region"] == member].drop(columns="region").reset_index(drop=True)
+    frame.attrs = {**by.attrs, "by": ()}
+    return frame
+
+
+def test_a_slice_with_a_goal_of_its_own_is_judged_against_it_and_the_others_are_not(tmp_path):
+    """DESIGN's slice targets: `slices: {region: {Europe: {target, thresholds}}}` under the KPI."""
+    plan, whole, by = _sliced(tmp_path)
+    total = scorecard.evaluate(plan, whole).get("total")
+    assert total.value == 2300 and total.status == "on_track"
+    europe = scorecard.evaluate(plan, _member(by, "Europe"), filters={"region": "Europe"}).get("total")
+    assert (europe.value, europe.target_now, europe.status) == (800, 1000, "at_risk")
+    assert "region = Europe, against its own goal" in europe.reason and europe.rule == "thresholds"
+    assert len(europe.target_path) and europe.target_path.iloc[-1] == 1000
+    asia = scorecard.evaluate(plan, _member(by, "Asia"), filters={"region": "Asia"}).get("total")
+    assert asia.status == "not_judged" and asia.rule == "slice" and "`slices:`" in asia.reason
+
+
+def test_a_slice_goal_by_a_dimension_the_data_lacks_or_in_the_wrong_order_is_a_check_error(tmp_path):
+    from kpinb.checks.lint import check
+
+    _sliced(tmp_path)
+    text = SLICED_PLAN.replace("region:\n        Europe", "channel:\n        Europe").replace(
+        "{warning: 900, critical: 500}", "{warning: 500, critical: 900}"
+    )
+    (tmp_path / "plan.yml").write_text(text)
+    issues, code = check(tmp_path / "plan.yml")
+    assert code == 1 and any(i.rule == "slices" and "'channel'" in i.message for i in issues)
+    inverted = SLICED_PLAN.replace("{warning: 900, critical: 500}", "{warning: 500, critical: 900}")
+    (tmp_path / "plan.yml").write_text(inverted)
+    issues, code = check(tmp_path / "plan.yml")
+    assert code == 1 and any(i.rule == "slices" and "region = Europe" in i.message for i in issues)
+
+
+def test_a_kpi_the_plan_misconfigures_needs_setup_on_its_card_not_no_data():
+    """A plan built in code skips the load-time check; the scorecard still names the mistake,
+    and the card says so in its own state instead of showing it as missing data."""
+    import yaml
+
+    from kpinb.definitions.model import Plan
+    from kpinb.definitions.plan import registry
+    from kpinb.views.cards import kpi_cards
+
+    text = PLAN.replace("thresholds: {warning: 120, critical: 100}", "thresholds: {warning: 100, critical: 120}")
+    p, df = Plan.model_validate(yaml.safe_load(text)), data()
+    card = scorecard.evaluate(p, df, as_of="2025-06-30", pace=False)
+    revenue = card.get("revenue")
+    assert (revenue.status, revenue.rule) == ("no_data", "needs_setup")
+    assert revenue.reason == (
+        "Needs setup: the warning level 100.00 is below the critical level 120.00, but higher is better — "
+        "swap them in the plan."
+    )
+    assert card.get("signups").status in ("on_track", "at_risk", "off_track")  # the others are judged
+    cards = kpi_cards(card.status_frame(), df, registry(p))
+    one = re.search(r'<div class="kpinb-card [^>]*data-metric="revenue".*?(?=<div class="kpinb-card |$)', cards, re.S)
+    assert "● Needs setup" in one.group(0) and "No data" not in one.group(0) and "swap them in the plan" in cards
+    assert cards.count("Needs setup") == 2  # the revenue card's badge and reason, no other card

@@ -103,21 +103,36 @@ def test_wizard_end_to_end_writes_the_plan(data_dir: Path, tmp_path: Path):
     nxt, save = one(wizard, "kpinb-wizard-next"), one(wizard, "kpinb-wizard-save")
     assert wizard.step == 1 and save.layout.display == "none"
 
+    assert nxt.disabled and "state the objective" in one(wizard, "kpinb-wizard-blocked").value
     nxt.click()  # nothing entered yet: stays, says what is missing
     assert wizard.step == 1 and "State the objective" in wizard.message.value and "department" in wizard.message.value
     one(wizard, "kpinb-wizard-statement").value = "Turn more visits into sign-ups and purchases"
     one(wizard, "kpinb-wizard-department").value = "web"
     one(wizard, "kpinb-wizard-name").value = "Website KPIs"
+    assert not nxt.disabled and one(wizard, "kpinb-wizard-blocked").value == ""
     nxt.click()
     assert wizard.step == 2
     assert wizard.candidates[0].id == "conversion_rate"  # matches the objective: ranked first
-    assert "matches your objective" in str(find(wizard, "kpinb-wizard-step-2")[0].children)
+    # a ranked few are recommended, each with its own reason; the rest wait in a closed section
+    recommended = one(wizard, "kpinb-wizard-recommended")
+    assert 5 <= len(recommended.children) <= 7 and wizard.recommended[0] == "conversion_rate"
+    reasons = [wizard.reason(wizard._registry[m]) for m in wizard.recommended]
+    assert len(set(reasons)) > 1  # not the same badge on every row
+    assert reasons[0].startswith("Serves “Acquire more customers”")  # "sign-ups" in the objective
+    assert "Explains Conversion rate" in wizard.reason(wizard._registry["bounce_rate"])
+    more = one(wizard, "kpinb-wizard-more")
+    assert more.selected_index is None and "page_views" not in wizard.recommended
+    assert "serves" not in wizard.reason(wizard._registry["page_views"])  # it does not fit this objective
     assert "Vanity metric" in str(wizard.children)  # page views carries the warning
+    # the counter sits above the list, not only at the bottom
+    body = find(wizard, "kpinb-wizard-step-2")[0].children
+    assert body.index(wizard.counter) < body.index(recommended)
+    assert nxt.disabled and "tick at least one KPI" in one(wizard, "kpinb-wizard-blocked").value
     nxt.click()
     assert wizard.step == 2 and "Tick at least one KPI" in wizard.message.value
     one(wizard, "kpinb-kpi-conversion_rate").value = True
     one(wizard, "kpinb-kpi-bounce_rate").value = True
-    assert 'data-count="2"' in one(wizard, "kpinb-wizard-counter").value
+    assert 'data-count="2"' in one(wizard, "kpinb-wizard-counter").value and not nxt.disabled
     nxt.click()
     assert wizard.step == 3
 
@@ -127,9 +142,16 @@ def test_wizard_end_to_end_writes_the_plan(data_dir: Path, tmp_path: Path):
     conv, bounce = monthly["conv"].mean(), monthly["bounce"].mean()  # mean of the last 12 complete months
     assert one(wizard, "kpinb-kpi-conversion_rate-baseline").value == f"{conv * 100:.5g}%"
     assert one(wizard, "kpinb-kpi-bounce_rate-baseline").value == f"{bounce * 100:.5g}%"
-    assert one(wizard, "kpinb-kpi-bounce_rate-deadline").value == dt.date(2026, 12, 31)
+    assert one(wizard, "kpinb-kpi-bounce_rate-deadline").value == "2026-12-31"  # ISO, whatever the browser's locale
+    # no target yet: Next is blocked, saying for which KPI, and the message sits under the target field
+    assert nxt.disabled
+    assert "Conversion rate · Target" in one(wizard, "kpinb-wizard-blocked").value
+    assert "Set a target" in one(wizard, "kpinb-kpi-conversion_rate-target-msg").value
     fill(wizard, "conversion_rate", target="3.2%", owner="Web Product Owner", warning="2.8%", critical="2.5%")
+    assert one(wizard, "kpinb-kpi-conversion_rate-target-msg").value == ""
+    assert nxt.disabled and "Bounce rate · Target" in one(wizard, "kpinb-wizard-blocked").value
     fill(wizard, "bounce_rate", target="42", owner="Web Product Owner", warning="0.46", critical="50%")
+    assert not nxt.disabled and one(wizard, "kpinb-wizard-blocked").value == ""
 
     # Back and Next keep everything entered
     one(wizard, "kpinb-wizard-back").click()
@@ -143,7 +165,16 @@ def test_wizard_end_to_end_writes_the_plan(data_dir: Path, tmp_path: Path):
     assert wizard.step == 4 and save.layout.display is None and nxt.layout.display == "none"
     rules = {i.rule for i in wizard.issues}
     assert "indicator_balance" in rules  # two leading indicators, no lagging one
-    assert "SMART review" in one(wizard, "kpinb-wizard-review").value
+    review = one(wizard, "kpinb-wizard-review").value
+    assert "SMART review" in review and f"from {format_value(conv, 'percent')} to 3.2% by 2026-12-31" in review
+    assert "warning at 2.8%, critical at 2.5%" in review and "Web Product Owner" in review
+    assert "<details" in review  # the YAML is there, folded away
+    # the file exists: Save asks before replacing it
+    assert save.disabled and "web.yml exists" in one(wizard, "kpinb-wizard-blocked").value
+    assert wizard.save() is None and "Not saved" in wizard.message.value
+    assert path.read_text() == "name: an older plan\n"
+    one(wizard, "kpinb-wizard-overwrite").value = True
+    assert not save.disabled
     save.click()
 
     # atomic: the new file was renamed over the old one, which a reader still sees whole; no temp file left
@@ -262,6 +293,141 @@ def test_wizard_escapes_user_text_and_keeps_it_exactly_in_the_yaml(data_dir: Pat
     plan = load_plan(wizard.path)
     assert plan.name == EVIL and plan.objectives[0].statement == f"Convert: {EVIL} # not a comment"
     assert plan.kpis[0].owner == f"{EVIL}: 'quoted' \"twice\""
+
+
+def _at_targets(tmp_path: Path, data_dir: Path | None, department: str, statement: str, *metrics: str):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(
+        department=department, plans_dir=tmp_path / "plans", sources=str(data_dir) if data_dir else None, today=TODAY
+    )
+    wizard.statement.value = statement
+    wizard.next()
+    for m in metrics:
+        wizard.checkboxes[m].value = True
+    wizard.next()
+    assert wizard.step == 3
+    return wizard
+
+
+@pytest.mark.parametrize(
+    ("metric", "warning", "critical"),
+    [("conversion_rate", "11%", "12%"), ("bounce_rate", "50%", "46%")],
+    ids=["higher is better, warning below critical", "lower is better, warning above critical"],
+)
+def test_wizard_catches_thresholds_in_the_wrong_order_next_to_the_field(
+    data_dir: Path, tmp_path: Path, metric: str, warning: str, critical: str
+):
+    wizard = _at_targets(tmp_path, data_dir, "web", "Turn more visits into sign-ups", metric)
+    fill(wizard, metric, target="40%", owner="Web lead", warning=warning, critical=critical)
+    msg = one(wizard, f"kpinb-kpi-{metric}-warning-msg").value
+    assert "Swap the two levels" in msg and f"Warning at {float(warning[:-1]):.1f}%" in msg
+    assert "kpinb-invalid" in one(wizard, f"kpinb-kpi-{metric}-warning")._dom_classes
+    assert "kpinb-invalid" in one(wizard, f"kpinb-kpi-{metric}-critical")._dom_classes
+    nxt = one(wizard, "kpinb-wizard-next")
+    assert nxt.disabled and "Warning at" in one(wizard, "kpinb-wizard-blocked").value
+    # the same rule as `kpinb check`: the plan checks' own thresholds issue is behind the message
+    assert [i.rule for i in wizard.issues if i.level == "error"] == ["thresholds"]
+    nxt.click()
+    assert wizard.step == 3
+    assert wizard.save() is None and not (tmp_path / "plans").exists()  # nothing written
+    fill(wizard, metric, warning=critical, critical=warning)  # swapped: fine
+    assert one(wizard, f"kpinb-kpi-{metric}-warning-msg").value == "" and not nxt.disabled
+    assert "kpinb-invalid" not in one(wizard, f"kpinb-kpi-{metric}-warning")._dom_classes
+
+
+def test_wizard_reads_dates_as_iso_and_says_what_is_wrong_under_the_field(tmp_path: Path):
+    wizard = _at_targets(tmp_path, None, "sales", "Grow revenue 20% in 2026", "monthly_sales_revenue")
+    f = wizard.fields["monthly_sales_revenue"]
+    assert f["deadline"].value == "2026-12-31" and f["deadline"].placeholder == "YYYY-MM-DD"
+    fill(wizard, "monthly_sales_revenue", target="1.5M", deadline="12/31/2026", owner="Head of Sales")
+    msg = one(wizard, "kpinb-kpi-monthly_sales_revenue-deadline-msg").value
+    assert "is not a date; write it as YYYY-MM-DD" in msg
+    assert one(wizard, "kpinb-kpi-monthly_sales_revenue-target-msg").value == ""  # said once, where it is wrong
+    assert wizard.next_button.disabled
+    fill(wizard, "monthly_sales_revenue", deadline="2026-02-30")
+    assert "not a day of the calendar" in one(wizard, "kpinb-kpi-monthly_sales_revenue-deadline-msg").value
+    fill(wizard, "monthly_sales_revenue", deadline="2025-06-30")  # passed: a warning, not a block
+    assert "already passed" in one(wizard, "kpinb-kpi-monthly_sales_revenue-deadline-msg").value
+    assert not wizard.next_button.disabled
+    fill(wizard, "monthly_sales_revenue", deadline="")
+    assert "Set the date" in one(wizard, "kpinb-kpi-monthly_sales_revenue-deadline-msg").value
+    assert wizard.next_button.disabled
+    fill(wizard, "monthly_sales_revenue", deadline="2026-12-31", owner="")
+    assert "Name the person" in one(wizard, "kpinb-kpi-monthly_sales_revenue-owner-msg").value
+    assert not wizard.next_button.disabled  # no owner is a warning of the checks, not an error
+
+
+def test_wizard_checks_the_data_field_when_it_is_left(data_dir: Path, tmp_path: Path):
+    from kpinb.widgets import KpiWizard
+
+    wizard = KpiWizard(department="web", plans_dir=tmp_path, today=TODAY)
+    wizard.statement.value = "Turn more visits into sign-ups"
+    assert not wizard.next_button.disabled
+    wizard.sources.value = str(tmp_path / "no-such-folder")
+    msg = one(wizard, "kpinb-wizard-sources-msg").value
+    assert "no such folder or plan file" in msg and wizard.next_button.disabled
+    assert "cannot be read" in wizard.blocked.value
+    wizard.sources.value = str(data_dir)
+    assert "Connected: web_sessions" in one(wizard, "kpinb-wizard-sources-msg").value
+    assert not wizard.next_button.disabled
+
+
+def test_wizard_lets_a_kpi_without_connected_data_through_with_a_placeholder(data_dir: Path, tmp_path: Path):
+    """Data connected for the web only: a sales KPI is not computed, so no "no values" error blocks
+    it; it says its data is not connected and is saved with a placeholder source."""
+    wizard = _at_targets(tmp_path, data_dir, "sales", "Grow revenue 20% in 2026", "monthly_sales_revenue")
+    fill(wizard, "monthly_sales_revenue", target="1.5M", owner="Head of Sales")
+    assert not wizard.next_button.disabled
+    assert "data is not connected" in one(wizard, "kpinb-kpi-monthly_sales_revenue-msg").value
+    wizard.next()
+    path = wizard.save()
+    assert "# not connected yet" in path.read_text() and load_plan(path).kpis[0].target.value == 1_500_000
+
+
+def test_wizard_saves_under_a_new_name_and_never_replaces_a_file_unasked(data_dir: Path, tmp_path: Path):
+    wizard = _at_targets(tmp_path, data_dir, "web", "Turn more visits into sign-ups", "conversion_rate")
+    fill(wizard, "conversion_rate", target="3%", owner="Web lead")
+    wizard.next()
+    first = wizard.save()
+    assert first == tmp_path / "plans" / "web.yml" and first.exists()
+    before = first.read_text()
+    assert wizard.save_button.disabled and "saved as web.yml; tick Overwrite" in wizard.blocked.value
+    assert not wizard.overwrite.layout.display  # the Overwrite box shows once the file exists
+    wizard.back()
+    fill(wizard, "conversion_rate", target="4%")
+    wizard.next()
+    assert wizard.save() is None and first.read_text() == before
+    wizard.file.value = "../outside.yml"
+    assert wizard.save_button.disabled and "plain name" in wizard.blocked.value
+    wizard.file.value = "web-2026.yml"
+    assert not wizard.save_button.disabled
+    second = wizard.save()
+    assert second == tmp_path / "plans" / "web-2026.yml" and first.read_text() == before
+    assert load_plan(second).kpis[0].target.value == pytest.approx(0.04)
+    assert sorted(p.name for p in (tmp_path / "plans").iterdir()) == ["web-2026.yml", "web.yml"]
+
+
+def test_wizard_review_is_a_summary_whose_fixes_point_at_the_form(tmp_path: Path):
+    wizard = _at_targets(tmp_path, None, "sales", "Grow revenue 20% in 2026", "monthly_sales_revenue",
+                         "average_order_value")  # fmt: skip
+    fill(wizard, "monthly_sales_revenue", baseline="1,434,700")
+    # the numbers a proposal would set, offered as examples (+10% target, warning at the baseline)
+    examples = {k: wizard.fields["monthly_sales_revenue"][k].placeholder for k in ("target", "warning", "critical")}
+    assert examples == {"target": "e.g. 1,580,000", "warning": "e.g. 1,430,000", "critical": "e.g. 1,290,000"}
+    fill(wizard, "monthly_sales_revenue", target="1.7M", warning="1.5M", critical="1.35M")
+    wizard.next()
+    assert wizard.step == 3  # average order value has no target
+    assert "Set a target" in one(wizard, "kpinb-kpi-average_order_value-target-msg").value
+    fill(wizard, "average_order_value", target="340", owner="E-commerce lead")
+    wizard.next()
+    review = wizard.review.value
+    assert "from 1.43M to 1.70M by 2026-12-31" in review and "warning at 1.50M, critical at 1.35M" in review
+    assert "Name an owner in step 3 for Monthly sales revenue" in review
+    assert "Tick a KPI of the other kind in step 2" in review  # both are lagging
+    summary = review.split("<details")[0]
+    assert "monthly_sales_revenue" not in summary.replace('data-metric="monthly_sales_revenue"', "")
+    assert "`" not in summary and "target: {" not in summary  # no YAML outside the folded plan file
 
 
 @pytest.mark.parametrize("as_object", [False, True], ids=["plan file", "Plan"])

@@ -29,9 +29,9 @@ from typing import Any
 import pandas as pd
 
 from kpinb.analytics.compare import YEAR_AGO
-from kpinb.definitions.model import Direction, Grain, Plan, Unit
+from kpinb.definitions.model import Calendar, Direction, Grain, Plan, Unit
 from kpinb.engine import RESULT_COLUMNS
-from kpinb.engine.calendar import period_start
+from kpinb.engine.calendar import calendar_of, period_start
 from kpinb.errors import DataError, where
 
 __all__ = ["BENCHMARK_COLUMNS", "external", "history", "load_benchmarks", "peers"]
@@ -144,8 +144,7 @@ def _check_rows(raw: pd.DataFrame, file: Path) -> list[str]:
             if not math.isfinite(x):
                 bad(
                     c,
-                    f"{row[c]!r} is not a number. "
-                    "Write a plain number such as 0.25 (no %, no thousands separator).",
+                    f"{row[c]!r} is not a number. Write a plain number such as 0.25 (no %, no thousands separator).",
                 )
             else:
                 nums[c] = x
@@ -183,9 +182,7 @@ def _check_rows(raw: pd.DataFrame, file: Path) -> list[str]:
             )
         key = (mid, row["industry"].casefold(), row["segment"].casefold(), year)
         if mid and key in seen:
-            bad(
-                "metric", f"repeats line {seen[key]} (same metric, industry, segment and year). Keep one row."
-            )
+            bad("metric", f"repeats line {seen[key]} (same metric, industry, segment and year). Keep one row.")
         seen.setdefault(key, line)
     return problems
 
@@ -195,15 +192,11 @@ def _table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
         return load_benchmarks(table)
     missing = [c for c in BENCHMARK_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(
-            f"the benchmark table has no column(s) {', '.join(missing)}. Read it with load_benchmarks()."
-        )
+        raise DataError(f"the benchmark table has no column(s) {', '.join(missing)}. Read it with load_benchmarks().")
     return table
 
 
-def _select_rows(
-    table: pd.DataFrame, mid: str, industry: str | None, segment: str | None
-) -> pd.Series | None:
+def _select_rows(table: pd.DataFrame, mid: str, industry: str | None, segment: str | None) -> pd.Series | None:
     rows = table[table["metric"] == mid]
     for col, wanted in (("industry", industry), ("segment", segment)):
         if wanted is not None:
@@ -294,7 +287,7 @@ def external(
         b = _select_rows(bench, str(mid), industry, segment)
         if b is None:
             continue
-        p, v = _pick(frame, period, g)
+        p, v = _pick(frame, period, g, calendar_of(values))
         d = direction(str(mid))
         sign = 1.0 if d is Direction.higher_is_better else -1.0
         pct = percentile_position(v, b.p25, b.p50, b.p75)
@@ -410,7 +403,7 @@ def peers(
                 continue
             p = have.max()
         else:
-            p = _period(period, g)
+            p = _period(period, g, calendar_of(df))
         here = frame[frame["period_start"] == p]
         vals = here["value"].astype("float64")
         scored = (sign * vals).dropna()
@@ -513,7 +506,7 @@ def history(df: pd.DataFrame, period: Any = None, directions: Directions = None)
                 continue
             p = have.index.max()
         else:
-            p = _period(period, g)
+            p = _period(period, g, calendar_of(df))
         v = float(series.get(p, math.nan))
         ly_p = p - YEAR_AGO[g] if g else p - pd.DateOffset(years=1)
         ly = float(series.get(ly_p, math.nan))
@@ -586,14 +579,16 @@ def _grain(df: pd.DataFrame) -> str | None:
     return Grain(g).value if g is not None else None
 
 
-def _period(value: Any, grain: str | None) -> pd.Timestamp:
+def _period(value: Any, grain: str | None, cal: Calendar | None = None) -> pd.Timestamp:
     try:
-        return period_start(value, grain) if grain else pd.Timestamp(value)
+        return period_start(value, grain, cal) if grain else pd.Timestamp(value)
     except (TypeError, ValueError):
         raise DataError(f"period {value!r} is not a date. Pass a date such as '2025-06-01'.") from None
 
 
-def _pick(frame: pd.DataFrame, period: Any, grain: str | None) -> tuple[pd.Timestamp, float]:
+def _pick(
+    frame: pd.DataFrame, period: Any, grain: str | None, cal: Calendar | None = None
+) -> tuple[pd.Timestamp, float]:
     """The row of ``period``, or the latest with a value: (period_start, value)."""
     if period is None:
         have = frame[frame["value"].notna()]
@@ -601,7 +596,7 @@ def _pick(frame: pd.DataFrame, period: Any, grain: str | None) -> tuple[pd.Times
             return pd.NaT, math.nan
         row = have.loc[have["period_start"].idxmax()]
         return row["period_start"], float(row["value"])
-    p = _period(period, grain)
+    p = _period(period, grain, cal)
     hit = frame[frame["period_start"] == p]
     return p, float(hit["value"].iloc[0]) if len(hit) else math.nan
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from kpinb.definitions.model import Grain
+from kpinb.definitions.model import Calendar, Grain
 from kpinb.engine import RESULT_COLUMNS
-from kpinb.engine.calendar import period_start
+from kpinb.engine.calendar import calendar_of, fiscal_label, period_start
 from kpinb.errors import DataError
 
 __all__ = [
@@ -209,9 +209,16 @@ def period_end(start: Any, grain: str | Grain) -> pd.Timestamp:
 
 
 def period_label(
-    start: Any, grain: str | Grain, *, first: Any = None, through: Any = None, long: bool = False
+    start: Any,
+    grain: str | Grain,
+    *,
+    first: Any = None,
+    through: Any = None,
+    calendar: Calendar | None = None,
+    long: bool = False,
 ) -> str:
-    """A short, unambiguous label: ``2025-06-02``, ``week of 2025-06-02``, ``2025-06``, ``2025-Q2``, ``2025``.
+    """A short, unambiguous label: ``2025-06-02``, ``week of 2025-06-02``, ``2025-06``, ``2025-Q2``, ``2025``;
+    in a fiscal ``calendar``: ``Q1 FY2026``, ``FY2026``.
 
     ``first`` / ``through``: the days the data covers; a period they cut short is labelled partial.
     ``long``: the label people read in reports and dashboards: ``2 Jun 2025``, ``Week of 2 Jun 2025``,
@@ -230,7 +237,10 @@ def period_label(
     """
     g = Grain(grain).value
     ts = pd.Timestamp(start)
-    if long:
+    fiscal = fiscal_label(ts, g, calendar) if g in ("quarter", "year") else None
+    if fiscal:  # "Q1 FY2026" reads the same in both forms
+        label = str(fiscal)
+    elif long:
         label = {
             "day": f"{ts.day} {ts:%b %Y}",
             "week": f"Week of {ts.day} {ts:%b %Y}",
@@ -276,8 +286,9 @@ def partial_label(df: pd.DataFrame, metric: str, start: Any) -> str | None:
         return None
     span = (df.attrs.get("coverage") or {}).get(metric) or {}
     first, through = span.get("first"), span.get("through")
-    label = period_label(start, g, first=first, through=through)
-    if label != period_label(start, g) or through is None:
+    cal = calendar_of(df)
+    label = period_label(start, g, first=first, through=through, calendar=cal)
+    if label != period_label(start, g, calendar=cal) or through is None:
         return label
     days = span.get("matures_after_days", 0)
     return f"{label} (not yet settled: matures {days} days after it ends)"
@@ -330,7 +341,7 @@ def latest_complete_period(
             as_of_ts = pd.Timestamp(as_of).normalize()
         except (TypeError, ValueError):
             raise DataError(f"as_of={as_of!r} is not a date. Pass a date such as '2025-06-30'.") from None
-    start = period_start(as_of_ts, g)
+    start = period_start(as_of_ts, g, calendar_of(df))
     if not include_partial and period_end(start, g) > as_of_ts:
         start = start - STEP[g]
     if flagged:

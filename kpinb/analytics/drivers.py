@@ -36,7 +36,7 @@ import pandas as pd
 
 from kpinb.definitions.analysis import additivity
 from kpinb.definitions.model import Grain, Plan
-from kpinb.engine.calendar import period_start
+from kpinb.engine.calendar import calendar_of, period_start
 from kpinb.errors import DataError
 
 __all__ = ["dimension_contributions", "product_effects", "ratio_effects", "shapley_pair"]
@@ -97,9 +97,7 @@ def ratio_effects(df: pd.DataFrame, metric: str, period_a: Any, period_b: Any) -
         )
     pa, pb = _period(df, period_a), _period(df, period_b)
     a, b = _at(rows, pa, metric), _at(rows, pb, metric)
-    n_a, d_a, n_b, d_b = (
-        float(x) for x in (a["numerator"], a["denominator"], b["numerator"], b["denominator"])
-    )
+    n_a, d_a, n_b, d_b = (float(x) for x in (a["numerator"], a["denominator"], b["numerator"], b["denominator"]))
     notes = []
     for label, p, n, d in (("A", pa, n_a, d_a), ("B", pb, n_b, d_b)):
         if math.isnan(n) or math.isnan(d):
@@ -170,8 +168,7 @@ def product_effects(
     rb, _ = _metric_rows(df, b, "product_effects()")
     if dims:
         raise DataError(
-            f"product_effects(): the frame is broken down by {', '.join(dims)}. Compute {a!r} and "
-            f"{b!r} without `by=`."
+            f"product_effects(): the frame is broken down by {', '.join(dims)}. Compute {a!r} and {b!r} without `by=`."
         )
     pa, pb = _period(df, period_a), _period(df, period_b)
     xa, xb = float(_at(ra, pa, a)["value"]), float(_at(ra, pb, a)["value"])
@@ -355,6 +352,7 @@ def dimension_contributions(
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def _additive_note(metric: str, plan: Plan | None) -> str:
     from kpinb.definitions.plan import registry
 
@@ -393,7 +391,7 @@ def _metric_rows(df: pd.DataFrame, metric: str, what: str) -> tuple[pd.DataFrame
 def _period(df: pd.DataFrame, value: Any) -> pd.Timestamp:
     g = df.attrs.get("grain")
     try:
-        return period_start(value, Grain(g).value) if g else pd.Timestamp(value)
+        return period_start(value, Grain(g).value, calendar_of(df)) if g else pd.Timestamp(value)
     except (TypeError, ValueError):
         raise DataError(f"period {value!r} is not a date. Pass a date such as '2025-06-01'.") from None
 

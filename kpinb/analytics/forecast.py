@@ -40,8 +40,8 @@ import pandas as pd
 from kpinb._numbers import FORECAST_DIGITS, as_float, round_significant
 from kpinb.analytics.compare import STEP, latest_complete_period
 from kpinb.analytics.kpis import direction_of, select, series_of
-from kpinb.definitions.model import Direction, Grain, Plan
-from kpinb.engine.calendar import period_start, periods
+from kpinb.definitions.model import Calendar, Direction, Grain, Plan
+from kpinb.engine.calendar import calendar_of, period_start, periods
 from kpinb.errors import DataError, PlanError
 
 __all__ = ["PACE_COLUMNS", "SEASON", "Forecast", "forecast", "pace", "probability_to_reach"]
@@ -92,7 +92,7 @@ def _empty_points() -> pd.DataFrame:
     )
 
 
-def _history(series: pd.Series, grain: str) -> pd.Series:
+def _history(series: pd.Series, grain: str, cal: Calendar | None = None) -> pd.Series:
     """The series as floats indexed by period start, sorted; checked."""
     if not isinstance(series, pd.Series):
         raise DataError("forecast() needs a pandas Series of values indexed by period_start.")
@@ -100,7 +100,7 @@ def _history(series: pd.Series, grain: str) -> pd.Series:
         index = pd.DatetimeIndex(pd.to_datetime(series.index))
     except (TypeError, ValueError):
         raise DataError("the series' index must be the periods' start dates (period_start).") from None
-    starts = pd.DatetimeIndex([period_start(t, grain) for t in index]) if len(index) else index
+    starts = pd.DatetimeIndex([period_start(t, grain, cal) for t in index]) if len(index) else index
     if (starts != index).any():
         bad = index[starts != index][0]
         raise DataError(
@@ -113,7 +113,9 @@ def _history(series: pd.Series, grain: str) -> pd.Series:
     return values.sort_index()
 
 
-def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0.8) -> Forecast:
+def forecast(
+    series: pd.Series, grain: str | Grain, until: Any, level: float = 0.8, calendar: Calendar | None = None
+) -> Forecast:
     """Forecast a KPI's values up to the period containing ``until``.
 
     Parameters
@@ -122,6 +124,7 @@ def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0
     grain : the series' grain.
     until : the deadline (a date); the forecast runs to the period that contains it.
     level : coverage of the prediction interval, between 0 and 1.
+    calendar : the plan's calendar when its weeks or fiscal quarters/years are not the standard ones.
 
     Returns
     -------
@@ -137,8 +140,8 @@ def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0
     g = Grain(grain).value
     if not 0 < level < 1:
         raise PlanError(f"level={level} must be between 0 and 1, e.g. 0.8 for an 80% interval.")
-    values = _history(series, g)
-    deadline = period_start(until, g)
+    values = _history(series, g, calendar)
+    deadline = period_start(until, g, calendar)
     observed = values.dropna()
     last = observed.index[-1] if len(observed) else None
     nothing = ("insufficient_history", _empty_points(), math.nan, math.nan, math.nan, level, deadline, last)
@@ -147,10 +150,10 @@ def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0
     if deadline <= last:
         v = as_float(values.get(deadline))
         return Forecast("observed", _empty_points(), v, v, v, level, deadline, last)
-    future = periods(last + STEP[g], deadline, g)
+    future = periods(last + STEP[g], deadline, g, calendar)
     if len(observed) < 3:
         return Forecast(*nothing)
-    regular = values.loc[observed.index[0] : last].reindex(periods(observed.index[0], last, g)).interpolate()
+    regular = values.loc[observed.index[0] : last].reindex(periods(observed.index[0], last, g, calendar)).interpolate()
     season = SEASON[g]
     result = None
     if season is not None and len(regular) >= max(2 * season, 10 + 2 * (season // 2)):
@@ -162,9 +165,7 @@ def forecast(series: pd.Series, grain: str | Grain, until: Any, level: float = 0
     mean, lower, upper = result
     points = pd.DataFrame({"period_start": future, "mean": mean, "lower": lower, "upper": upper})
     points = points.reset_index(drop=True)
-    return Forecast(
-        method, points, float(mean[-1]), float(lower[-1]), float(upper[-1]), level, deadline, last
-    )
+    return Forecast(method, points, float(mean[-1]), float(lower[-1]), float(upper[-1]), level, deadline, last)
 
 
 def _ets(y: np.ndarray, season: int, horizon: int, level: float) -> tuple[np.ndarray, ...] | None:
@@ -272,6 +273,7 @@ def pace(
     >>> pace(plan, compute(plan, grain="month"))[["metric", "probability"]]  # doctest: +SKIP
     """
     grain, chosen = select(plan, df, kpis)
+    cal = calendar_of(df)
     rows = []
     for kpi in chosen:
         judged = latest_complete_period(df, as_of, include_partial=include_partial, metric=kpi.metric)
@@ -286,11 +288,11 @@ def pace(
         }  # fmt: skip
         t = kpi.target
         if t is not None and t.by is not None:
-            deadline = period_start(t.by, grain)
+            deadline = period_start(t.by, grain, cal)
             left = 0
             if judged is not None and deadline > judged:
-                left = len(periods(judged + STEP[grain], deadline, grain))
-            fc = forecast(history, grain, until=t.by, level=level)
+                left = len(periods(judged + STEP[grain], deadline, grain, cal))
+            fc = forecast(history, grain, until=t.by, level=level, calendar=cal)
             at_deadline, lower, upper = round_significant([fc.value_at_deadline, fc.lower, fc.upper], FORECAST_DIGITS)
             row.update(
                 deadline=pd.Timestamp(t.by), periods_left=left, forecast_at_deadline=at_deadline,

@@ -124,6 +124,20 @@ def _worsen(value: float, metric: Metric, share: float) -> float:
     return min(worse, 1.0) if metric.unit is Unit.percent and value <= 1 else worse
 
 
+def suggested_levels(baseline: float, metric: Metric, improvement: float = 0.10) -> tuple[float, float, float]:
+    """``(target, warning, critical)`` as a proposal sets them from a baseline (the rules above):
+    the wizard offers the same numbers as examples.
+
+    >>> suggested_levels(200.0, catalog.get("average_order_value"))  # doctest: +SKIP
+    (220.0, 200.0, 180.0)
+    """
+    return (
+        _round(_improve(baseline, metric, improvement), metric),
+        _round(baseline, metric),
+        _round(_worsen(baseline, metric, improvement), metric),
+    )
+
+
 def propose(
     objectives: Sequence[str],
     department: str,
@@ -235,8 +249,7 @@ def propose(
         kpi: dict[str, Any] = {"metric": mid, "objective": _slug(statements[chosen[mid]]), "grain": g}
         target = warning = critical = math.nan
         if math.isfinite(base):
-            target = _round(_improve(base, m, improvement), m)
-            warning, critical = _round(base, m), _round(_worsen(base, m, improvement), m)
+            target, warning, critical = suggested_levels(base, m, improvement)
             kpi["baseline"] = {"from": first.date().isoformat(), "to": last_day.isoformat()}
             kpi["target"] = {"value": target, "by": due.isoformat()}
             kpi["thresholds"] = {"warning": warning, "critical": critical}

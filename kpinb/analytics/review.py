@@ -29,9 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kpinb._numbers import display_unit, format_value
 from kpinb.analytics.compare import latest_complete_period, period_end, period_label
-from kpinb.definitions.model import Direction, Indicator, Plan
-from kpinb.engine.calendar import period_start
+from kpinb.analytics.kpis import metric_of
+from kpinb.definitions.model import Direction, Indicator, Metric, Plan
+from kpinb.engine.calendar import calendar_of, period_start
+from kpinb.engine.calendar import periods as periods_between
 
 if TYPE_CHECKING:
     from kpinb.checks.lint import Issue
@@ -65,7 +68,7 @@ def _window(df: pd.DataFrame, as_of: Any, periods: int) -> list[pd.Timestamp]:
         return []
     out = [judged]
     while len(out) < periods:
-        out.append(period_start(out[-1] - pd.Timedelta(days=1), g))
+        out.append(period_start(out[-1] - pd.Timedelta(days=1), g, calendar_of(df)))
     return sorted(out)
 
 
@@ -150,6 +153,11 @@ def misses(
     rows = []
     for mid in _kpis(plan, df, kpis):
         k = plan.kpi(mid)
+        m = metric_of(k, plan)
+
+        def _fmt(x: float, m: Metric = m) -> str:
+            return format_value(x, display_unit(m, m.unit))
+
         h = hist[hist["metric"] == mid]
         judged_rows = h[h["value"].notna() & h["gap"].notna()]
         n = len(judged_rows)
@@ -166,9 +174,9 @@ def misses(
         latest_gap = float(judged_rows["gap"].iloc[-1]) if n else math.nan
         left = 0
         if k.target is not None and k.target.by is not None and judged is not None:
-            deadline = period_start(k.target.by, _grain(df))
+            deadline = period_start(k.target.by, _grain(df), calendar_of(df))
             while deadline > judged and left < 10_000:
-                deadline = period_start(deadline - pd.Timedelta(days=1), _grain(df))
+                deadline = period_start(deadline - pd.Timedelta(days=1), _grain(df), calendar_of(df))
                 left += 1
         projected = latest_gap + (trend if math.isfinite(trend) else 0.0) * left
         if k.target is None:
@@ -230,13 +238,21 @@ def staleness(
 
     Returns one row per KPI: ``metric, name, last_value_period`` (label), ``periods_without_data``
     (up to the judged period), ``flat`` (one value repeated over the window), ``deadline``,
-    ``deadline_passed`` (before ``today``, default the judged period's end or today) and
-    ``stale`` (any of the three), with a ``reason``.
+    ``deadline_passed`` (before ``today``) and ``stale`` (any of the three), with a ``reason``.
+    ``today`` defaults to the end of the judged period when ``as_of`` is given (a review as of a
+    date), else to the real date: then the periods that ended since the newest data count as
+    missing (data eleven months old is late, not fresh).
     """
     g = _grain(df)
     window = _window(df, as_of, periods)
     judged = window[-1] if window else None
-    when = today or (period_end(judged, g).date() if judged is not None else dt.date.today())
+    if as_of is None:  # as of now: periods that ended since the newest data are missing too
+        when = today or dt.date.today()
+        current = period_start(when, g, calendar_of(df))
+        late = len(periods_between(judged, current, g, calendar_of(df))) - 2 if judged is not None else 0
+    else:
+        when = today or (period_end(judged, g).date() if judged is not None else dt.date.today())
+        late = 0
     rows = []
     for mid in _kpis(plan, df, kpis):
         k = plan.kpi(mid)
@@ -252,15 +268,18 @@ def staleness(
         deadline = k.target.by if k.target is not None else None
         passed = bool(deadline is not None and deadline < when)
         reasons = []
+        missing += max(0, late)
         if missing:
-            reasons.append(f"no value in the last {missing} period(s): the data stopped or is late")
+            label = period_label(last, g, calendar=calendar_of(df)) if last is not None else None
+            newest = f" (the newest is for {label})" if label else ""
+            reasons.append(f"no value in the last {missing} period(s) to {when}: the data stopped or is late{newest}")
         if flat:
             reasons.append(f"the same value in each of the last {len(recent)} periods: is it still measured?")
         if passed:
             reasons.append(f"its deadline {deadline} has passed: set the next target")
         rows.append({
             "metric": mid, "name": _name(plan, mid),
-            "last_value_period": period_label(last, g) if last is not None else None,
+            "last_value_period": period_label(last, g, calendar=calendar_of(df)) if last is not None else None,
             "periods_without_data": missing, "flat": flat, "deadline": deadline, "deadline_passed": passed,
             "stale": bool(reasons), "reason": "; ".join(reasons),
         })  # fmt: skip
@@ -354,7 +373,3 @@ def suggestions(
     return pd.DataFrame(rows, columns=["kpi", "topic", "suggestion"])
 
 
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"

@@ -36,7 +36,8 @@ import pandas as pd
 from kpinb._numbers import FORECAST_DIGITS, as_float, display_unit, format_value, round_significant
 from kpinb.analytics.compare import changes, latest_complete_period, period_end, period_label
 from kpinb.analytics.kpis import direction_of, metric_of, select, series_of
-from kpinb.definitions.model import KPI, Direction, Plan, Thresholds
+from kpinb.definitions.model import KPI, Calendar, Direction, Plan, Thresholds
+from kpinb.engine.calendar import calendar_of
 from kpinb.errors import DataError, PlanError
 
 if TYPE_CHECKING:
@@ -319,6 +320,7 @@ def _by_pace(
     levels: tuple[float, float],
     level: float,
     unit: str,
+    cal: Calendar | None = None,
 ) -> tuple[Status, str] | None:
     """Status from the probability of reaching the target by its deadline; None if not applicable."""
     from kpinb.analytics.forecast import forecast, probability_to_reach
@@ -328,7 +330,7 @@ def _by_pace(
         return None
     if pd.Timestamp(t.by) <= period_end(history.dropna().index.max(), grain):
         return None  # the deadline has come: judge the value itself
-    fc = forecast(history, grain, until=t.by, level=level)
+    fc = forecast(history, grain, until=t.by, level=level, calendar=cal)
     p = probability_to_reach(fc, t.value, direction)
     if fc.method not in ("ets", "linear") or math.isnan(p):
         return None
@@ -422,7 +424,9 @@ def evaluate(
         th = checked_thresholds(kpi, direction)
         history = series[series.index <= judged] if judged is not None else series.iloc[0:0]
         if judged is None or math.isnan(value):
-            status, used, reason = Status.no_data, Rule.no_data, _no_value(judged, history, grain, unit)
+            status, used, reason = (
+                Status.no_data, Rule.no_data, _no_value(judged, history, grain, unit, calendar_of(df))
+            )  # fmt: skip
         else:
             status, used, reason = _judge(
                 kpi,
@@ -432,9 +436,11 @@ def evaluate(
                 direction=direction,
                 rule=rule,
                 at_risk=at_risk,
-                label=period_label(judged, grain),
+                label=period_label(judged, grain, calendar=calendar_of(df)),
                 unit=unit,
-                pace=functools.partial(_by_pace, kpi, history, grain, direction, pace_levels, level, unit),
+                pace=functools.partial(
+                    _by_pace, kpi, history, grain, direction, pace_levels, level, unit, calendar_of(df)
+                ),
             )
         rows.append({
             "metric": kpi.metric,
@@ -463,17 +469,19 @@ def evaluate(
     return out
 
 
-def _no_value(judged: pd.Timestamp | None, history: pd.Series, grain: str, unit: str) -> str:
+def _no_value(
+    judged: pd.Timestamp | None, history: pd.Series, grain: str, unit: str, cal: Calendar | None = None
+) -> str:
     """Why there is no status: the sentence for a missing value."""
     if judged is None:
         return "No value in any period. Check that the KPI's data source has rows."
-    label = period_label(judged, grain)
+    label = period_label(judged, grain, calendar=cal)
     earlier = history.dropna()
     if earlier.empty:
         return f"No value for {label}. Check that the KPI's data source has rows for it."
     return (
         f"No value for {label}; the last one, {format_value(earlier.iloc[-1], unit)}, is for "
-        f"{period_label(earlier.index[-1], grain)}. Check that the data is up to date."
+        f"{period_label(earlier.index[-1], grain, calendar=cal)}. Check that the data is up to date."
     )
 
 

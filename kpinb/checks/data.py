@@ -10,10 +10,10 @@ never holds, and the ``benchmarks:`` file is read and checked here. They return 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kpinb._numbers import display_unit, format_value
 from kpinb.checks.rules import Issue, _Ctx, _kpi_needs
 from kpinb.definitions.formula import parse
 from kpinb.definitions.model import KPI, Direction, Grain, Metric, Plan
@@ -48,14 +48,20 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     series = series[~series.index.duplicated()]
     if len(series) < 3:
         return []
-    spine = periods(series.index.min(), series.index.max(), g)
+    cal = ctx.data.attrs.get("calendar")
+    spine = periods(series.index.min(), series.index.max(), g, cal)
     pos = spine.get_indexer(series.index)  # period numbers; a gap makes a jump
     last_p, last_v = series.index[-1], float(series.iloc[-1])
-    deadline = period_start(k.target.by, g)
-    left = len(periods(last_p, deadline, g)) - 1 if deadline > last_p else 0
+    deadline = period_start(k.target.by, g, cal)
+    left = len(periods(last_p, deadline, g, cal)) - 1 if deadline > last_p else 0
     if left <= 0:
         return []
     sign = 1.0 if _direction(ctx, k) is Direction.higher_is_better else -1.0
+    metric = ctx.reg[k.metric]
+
+    def fmt(x: float) -> str:
+        return format_value(x, display_unit(metric, metric.unit))
+
     target = float(k.target.value)
     need = sign * (target - last_v)
     unit = g
@@ -65,8 +71,8 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
                 "info",
                 "achievable",
                 k.metric,
-                f"KPI {k.metric!r}: the latest value {_fmt(last_v)} ({last_p:%Y-%m-%d}) already meets the "
-                f"target {_fmt(target)}.",
+                f"KPI {k.metric!r}: the latest value {fmt(last_v)} ({last_p:%Y-%m-%d}) already meets the "
+                f"target {fmt(target)}.",
                 "Raise the target if it should still stretch the team, or check `direction:`.",
             )
         ]
@@ -77,13 +83,13 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     reasons = []
     if best_step <= 0:
         reasons.append(
-            f"it needs {_fmt(per_period)} better per {unit} for {left} {unit}s, but the history never "
+            f"it needs {fmt(per_period)} better per {unit} for {left} {unit}s, but the history never "
             f"improved from one {unit} to the next"
         )
     elif per_period > 2 * best_step:
         reasons.append(
-            f"it needs {_fmt(per_period)} better per {unit} for {left} {unit}s, more than twice the best "
-            f"{unit}-to-{unit} improvement so far ({_fmt(best_step)})"
+            f"it needs {fmt(per_period)} better per {unit} for {left} {unit}s, more than twice the best "
+            f"{unit}-to-{unit} improvement so far ({fmt(best_step)})"
         )
     n = len(values)
     mean_x, mean_y = sum(pos) / n, sum(values) / n
@@ -97,7 +103,7 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
     if sign * (target - ceiling) > 0:
         reasons.append(
             f"the target lies beyond the trend's value at the deadline or the best value seen "
-            f"({_fmt(reach)}) plus the historical range ({_fmt(spread)})"
+            f"({fmt(reach)}) plus the historical range ({fmt(spread)})"
         )
     if not reasons:
         return []
@@ -106,9 +112,9 @@ def _achievable(ctx: _Ctx, k: KPI) -> list[Issue]:
             "warning",
             "achievable",
             k.metric,
-            f"KPI {k.metric!r}: the target {_fmt(target)} by {k.target.by} looks out of reach from "
-            f"{_fmt(last_v)} ({last_p:%Y-%m-%d}): {'; and '.join(reasons)}.",
-            f"Set a target the history supports (the trend gives about {_fmt(trend_at_deadline)} by the "
+            f"KPI {k.metric!r}: the target {fmt(target)} by {k.target.by} looks out of reach from "
+            f"{fmt(last_v)} ({last_p:%Y-%m-%d}): {'; and '.join(reasons)}.",
+            f"Set a target the history supports (the trend gives about {fmt(trend_at_deadline)} by the "
             "deadline), move the deadline, or write down what will change to make it reachable.",
         )
     ]
@@ -198,22 +204,20 @@ def _null_sensitive_columns(m: Metric) -> list[str]:
 def _source_quality(
     plan: Plan, name: str, pairs: Mapping[tuple[str, str | None], list[str]], grain: str
 ) -> list[Issue]:
-    from kpinb.data.sources import open_source
-    from kpinb.engine.calendar import period_start, periods
+    from kpinb.data.sources import conform, open_planned
+    from kpinb.engine.calendar import period_start, periods, truncate
     from kpinb.engine.query import compute
 
     fix_source = "Fix the source's `path:`/`url:`, `time:` and `columns:` in the plan, or the data itself."
-    spec = plan.sources[name]
-    if spec.path is not None:  # the engine is called without the plan: anchor the path here
-        spec = spec.model_copy(update={"path": str(plan.resolve(spec.path))})
+    # the engine is called without the plan: anchor the paths here
+    anchored = {
+        n: s.model_copy(update={"path": str(plan.resolve(s.path))}) if s.path is not None else s
+        for n, s in plan.sources.items()
+    }
     try:
-        table = open_source(name, spec)
+        table = open_planned(name, anchored, timezone=plan.timezone)
     except KpinbError as e:
-        return [
-            Issue(
-                "error", "data_source", None, f"Source {name!r} cannot be opened: {_one_line(e)}", fix_source
-            )
-        ]
+        return [Issue("error", "data_source", None, f"Source {name!r} cannot be opened: {_one_line(e)}", fix_source)]
     where_ = f"Source {name!r} ({table.label})"
     t, time = table.expr, table.time
     if not time or time not in t.columns:
@@ -229,10 +233,9 @@ def _source_quality(
     try:
         res = t.aggregate(rows=t.count(), no_time=t.count(where=t[time].isnull())).execute().iloc[0]
         distinct = int(t.distinct().count().execute())
-        kept = t.filter(t[time].notnull())
-        tcol = kept[time] if kept[time].type().is_timestamp() else kept[time].cast("timestamp")
-        unit = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}[grain]
-        present = kept.select(p=tcol.truncate(unit)).distinct().execute()["p"]
+        kept = conform(table, {time: "timestamp"}).expr
+        kept = kept.filter(kept[time].notnull())
+        present = kept.select(p=truncate(kept[time], grain, plan.calendar)).distinct().execute()["p"]
         probes = [
             Metric(
                 id=f"nulls-{i}",
@@ -244,13 +247,9 @@ def _source_quality(
             for i, ((col, where), _) in enumerate(pairs.items())
             if col != time and col in t.columns
         ]
-        counts = compute(probes, sources={name: spec}, grain="year") if probes else None
+        counts = compute(probes, sources=anchored, grain="year", calendar=plan.calendar) if probes else None
     except Exception as e:  # any engine or backend error: report it, keep checking the other sources
-        return [
-            Issue(
-                "error", "data_source", None, f"{where_} cannot be queried: {_one_line(e)[:300]}", fix_source
-            )
-        ]
+        return [Issue("error", "data_source", None, f"{where_} cannot be queried: {_one_line(e)[:300]}", fix_source)]
     rows = int(res["rows"])
     out: list[Issue] = []
     nulls = [f"{int(res['no_time'])} in {time!r} (the time column)"] if int(res["no_time"]) else []
@@ -279,14 +278,13 @@ def _source_quality(
                 "warning",
                 "data_duplicates",
                 None,
-                f"{where_}: {rows - distinct} of {rows} rows exactly repeat another row, "
-                "so they count twice.",
+                f"{where_}: {rows - distinct} of {rows} rows exactly repeat another row, so they count twice.",
                 "Remove the duplicate rows at the source (or fix the export that repeats them).",
             )
         )
-    seen = {period_start(p, grain) for p in present if p is not None and p == p}
+    seen = {period_start(p, grain, plan.calendar) for p in present if p is not None and p == p}
     if seen:
-        spine = periods(min(seen), max(seen), grain)
+        spine = periods(min(seen), max(seen), grain, plan.calendar)
         gaps = [p for p in spine if p not in seen]
         if gaps:
             shown = ", ".join(f"{p:%Y-%m-%d}" for p in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
@@ -380,7 +378,7 @@ def _benchmark_issues(plan: Plan) -> list[Issue]:
 def unmapped_values(plan: Plan) -> list[Unmapped]:
     """:func:`kpinb.data.values.unmapped` over every declared source the plan's KPIs (and their supporting and
     underlying metrics) read. A source that cannot be opened is skipped: the data checks report it."""
-    from kpinb.data.sources import QUERY_LOCK, open_source
+    from kpinb.data.sources import QUERY_LOCK, open_planned
     from kpinb.data.values import catalog_filters, unmapped
     from kpinb.definitions.analysis import closure
     from kpinb.definitions.plan import registry
@@ -401,7 +399,7 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
         spec = plan.sources[name]
         try:
             with QUERY_LOCK:
-                table = open_source(name, spec, plan.base_dir, plan.limits.statement_timeout_s)
+                table = open_planned(name, plan.sources, plan.base_dir, plan.limits.statement_timeout_s, plan.timezone)
                 out.extend(unmapped(table, ms, spec.columns))
         except KpinbError:
             continue
@@ -411,8 +409,6 @@ def unmapped_values(plan: Plan) -> list[Unmapped]:
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:,.4g}"
 
 
 def _one_line(e: BaseException) -> str:

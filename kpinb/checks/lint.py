@@ -49,7 +49,9 @@ benchmarks         error     the plan's ``benchmarks:`` file is invalid
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -76,6 +78,7 @@ from kpinb.checks.rules import (
     _measurable,
     _owner,
     _relevant,
+    _slices,
     _specific,
     _thresholds,
     _time_bound,
@@ -98,6 +101,7 @@ RULES = (
     "deadline_passed",
     "owner",
     "thresholds",
+    "slices",
     "vanity_kpi",
     "kpi_count",
     "indicator_balance",
@@ -110,6 +114,7 @@ RULES = (
     "data_gaps",
     "data_values",
     "benchmarks",
+    "judgement",
 )
 """Every rule name an :class:`Issue` can carry."""
 
@@ -145,6 +150,7 @@ _KPI_RULES: tuple[Callable[[_Ctx, KPI], list[Issue]], ...] = (
     _deadline_passed,
     _owner,
     _thresholds,
+    _slices,
     _vanity_kpi,
 )
 
@@ -256,7 +262,9 @@ def check(plan_path: str | Path, today: dt.date | None = None) -> tuple[list[Iss
         warnings.simplefilter("ignore", KpinbWarning)
         data, failed = _compute_kpis(plan, broken)
     ctx = _ctx(plan, data, today, undated=undated, failed=failed)
-    issues = _lint(ctx) + data_quality(plan, grain=None) + _value_issues(plan) + _benchmark_issues(plan)
+    issues = load_issues + _lint(ctx) + data_quality(plan, grain=None) + _value_issues(plan) + _benchmark_issues(plan)
+    if any(": kpis[" in i.message for i in load_issues):  # the count is of KPIs that loaded: not a finding
+        issues = [i for i in issues if i.rule != "kpi_count"]
     issues = _ordered(issues)
     return issues, 1 if has_errors(issues) else 0
 
@@ -289,10 +297,53 @@ def _load_leniently(file: Path) -> tuple[Plan | None, frozenset[str], list[Issue
     data, undated = _drop_undated_targets(data)
     try:
         plan = Plan.model_validate(data)
-    except ValidationError:
-        return None, frozenset(), failed
+    except ValidationError as e:
+        data, dropped = _drop_invalid(data, e)
+        try:
+            plan = Plan.model_validate(data)
+        except ValidationError:
+            return None, frozenset(), failed
+        # what was dropped is reported now; the rest (references included) is checked by the rules
+        fix = "Fix it in the plan file; the rest of the plan is checked without it."
+        failed = [
+            dataclasses.replace(i, fix=fix)
+            for i in failed
+            if any(re.search(rf":\s*{re.escape(d)}(?=[.:\[])", i.message) for d in dropped)
+        ]
+    else:
+        failed = []
     plan._file = file.resolve()
-    return plan, undated, []
+    return plan, undated, failed
+
+
+def _drop_invalid(data: dict, error: ValidationError) -> tuple[dict, list[str]]:
+    """``data`` without the items the model refused (a KPI, metric, objective or source with a
+    wrong field; a wrong top-level field falls back to its default), and their paths as the
+    plan's messages write them (``kpis[1]``, ``sources.orders``, ``week_start``), so that every
+    other part of the plan is still checked in the same round."""
+    drop: dict[str, set] = {}
+    for err in error.errors():
+        loc = err.get("loc", ())
+        if not loc:
+            continue
+        if loc[0] in ("kpis", "metrics", "objectives") and len(loc) > 1 and isinstance(loc[1], int):
+            drop.setdefault(str(loc[0]), set()).add(loc[1])
+        elif loc[0] == "sources" and len(loc) > 1:
+            drop.setdefault("sources", set()).add(loc[1])
+        elif loc[0] not in ("name", "department"):
+            drop.setdefault("", set()).add(loc[0])
+    out, paths = dict(data), []
+    for key, items in drop.items():
+        if key == "sources" and isinstance(out.get("sources"), dict):
+            out["sources"] = {n: v for n, v in out["sources"].items() if n not in items}
+            paths += [f"sources.{n}" for n in items]
+        elif key and isinstance(out.get(key), list):
+            out[key] = [v for i, v in enumerate(out[key]) if i not in items]
+            paths += [f"{key}[{i}]" for i in items]
+        elif not key:
+            out = {k: v for k, v in out.items() if k not in items}
+            paths += [str(k) for k in items]
+    return out, paths
 
 
 def _drop_undated_targets(data: dict) -> tuple[dict, frozenset[str]]:

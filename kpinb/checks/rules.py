@@ -105,7 +105,7 @@ def _measurable(ctx: _Ctx, k: KPI) -> list[Issue]:
                 "error",
                 "measurable",
                 k.metric,
-                f"KPI {k.metric!r} cannot be measured: {'; '.join(problems)}.",
+                f"KPI {k.metric!r} cannot be measured: {'; '.join(p.rstrip('.') for p in problems)}.",
                 "Use a catalog id or define the metric under `metrics:`, fix its formula, and declare every "
                 "source it reads under `sources:` with the `path:` or `url:` of your data.",
             )
@@ -210,6 +210,40 @@ def _thresholds(ctx: _Ctx, k: KPI) -> list[Issue]:
     if problem is None:
         return []
     return [Issue("error", "thresholds", k.metric, problem, "Swap `warning:` and `critical:` under `thresholds:`.")]
+
+
+def _slices(ctx: _Ctx, k: KPI) -> list[Issue]:
+    """A slice goal names a dimension the KPI's data has, and its thresholds are in order."""
+    from kpinb.definitions import catalog
+    from kpinb.definitions.analysis import inverted_thresholds, sources_needed
+
+    m = ctx.reg.get(k.metric)
+    if not k.slices or m is None:
+        return []
+    dims: set[str] = set()
+    for src in sources_needed([k.metric], ctx.reg) - {"?"}:
+        spec, canon = ctx.plan.sources.get(src), catalog.sources().get(src)
+        dims.update((spec.dimensions if spec is not None and spec.dimensions else None) or
+                    (canon.dimensions if canon is not None else ()))  # fmt: skip
+    out = []
+    for dim, members in k.slices.items():
+        if dims and dim not in dims:
+            out.append(Issue(
+                "error", "slices", k.metric,
+                f"KPI {k.metric!r}: `slices:` sets goals by {dim!r}, which its data cannot be broken down by "
+                f"(its dimensions: {', '.join(sorted(dims))}).",
+                f"Use one of those dimensions under `slices:`, or declare {dim!r} in the source's `dimensions:`.",
+            ))  # fmt: skip
+            continue
+        for member in members:
+            sk = k.for_slice(dim, member)
+            problem = inverted_thresholds(sk, k.direction or m.direction) if sk is not None else None
+            if problem:
+                out.append(Issue(
+                    "error", "slices", k.metric, f"{dim} = {member}: {problem}",
+                    f"Swap `warning:` and `critical:` under `slices: {{{dim}: {{{member}: {{thresholds: ...}}}}}}`.",
+                ))  # fmt: skip
+    return out
 
 
 def _vanity_kpi(ctx: _Ctx, k: KPI) -> list[Issue]:

@@ -3,7 +3,8 @@
 A source covers from the date of its first row to the date of its latest row, or to the
 ``complete_through:`` date the plan declares for it (a load that lags, a table with no row on
 quiet days). A snapshot source of the catalog (``row_covers: month``: one row per subscription
-at the start of each month) covers to the end of its latest snapshot's month.
+at the start of each month) covers to the end of its latest snapshot's month; a source read as
+snapshots (``as_of:``) stands for each whole period its dates fall in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpinb.data.sources import Table, conform, query_error
+from kpinb.definitions.model import FIRST_DATE, SNAPSHOT_TIME
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,8 +31,9 @@ class Coverage:
     through: pd.Timestamp | None
 
 
-def coverage(table: Table, complete_through: Any = None) -> Coverage:
-    """The days ``table`` covers: one min/max query over its time column.
+def coverage(table: Table, complete_through: Any = None, row_covers: str | None = None) -> Coverage:
+    """The days ``table`` covers: one min/max query over its time column. ``row_covers`` (the
+    source's, else the catalog's) is the period a row's date stands for.
 
     >>> coverage(open_source("orders", "orders.parquet"))  # doctest: +SKIP
     Coverage(first=Timestamp('2023-01-01 00:00:00'), through=Timestamp('2025-12-31 00:00:00'))
@@ -58,9 +61,12 @@ def coverage(table: Table, complete_through: Any = None) -> Coverage:
         return (stamp.tz_localize(None) if stamp.tzinfo else stamp).normalize()
 
     first, last = day(span["lo"]), day(span["hi"])
+    if table.time == SNAPSHOT_TIME and first is not None:  # a snapshot is the state of its period, whole
+        first = pd.Timestamp(FIRST_DATE)
     if complete_through is not None:
         return Coverage(first, pd.Timestamp(complete_through).normalize())
     canon = catalog.sources().get(table.name)
-    if last is not None and canon is not None and canon.row_covers is not None:
-        last = last.to_period(_FREQ[canon.row_covers]).end_time.normalize()
+    covers = row_covers or (canon.row_covers if canon is not None else None)
+    if last is not None and covers is not None:
+        last = last.to_period(_FREQ[covers]).end_time.normalize()
     return Coverage(first, last)

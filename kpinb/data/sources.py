@@ -13,12 +13,13 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kpinb.definitions import catalog
-from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, Source
+from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, SNAPSHOT_TIME, Join, Source
 from kpinb.errors import DataError, KpinbError, SourceError, shown
 from kpinb.errors import redact as _redact
 
@@ -43,6 +44,7 @@ class Table:
     dimensions: tuple[str, ...]
     label: str  # where it came from, safe to print (no password)
     path: Path | None = None  # the file, when the source is one (to explain read errors)
+    timezone: str | None = None  # the business's zone: instants are read as its wall-clock time (None: UTC)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -222,6 +224,35 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
             f"Check that the file is a valid {fmt} file (open it in a spreadsheet or set `format:`)."
         ) from None
     raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
+
+
+def _read_snapshots(name: str, spec: Source, base_dir: Path | None) -> tuple[ir.Table, str, Path | None]:
+    """A snapshot source: each file's rows with its ``as_of`` date as the time column, stacked."""
+    import ibis
+
+    files = spec.snapshots
+    parts, shape = [], None
+    for snap in files:
+        path = Path(snap.path).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        part = _read_file(name, path, spec)
+        if SNAPSHOT_TIME in part.columns:
+            raise DataError(f"source {name!r} ({path}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
+        if shape is not None and sorted(part.columns) != sorted(shape[1].names):
+            raise DataError(
+                f"source {name!r}: snapshot {path} has other columns than {shape[0]} "
+                f"({', '.join(part.columns[:20])} vs {', '.join(shape[1].names[:20])}). Export each snapshot alike."
+            )
+        if shape is not None:  # the same columns; a type read differently from one file (1 vs 1.5) is aligned
+            part = part.select(*shape[1].names).cast(shape[1])
+        shape = shape or (path, part.schema())
+        parts.append(part.mutate(**{SNAPSHOT_TIME: ibis.literal(snap.as_of).cast("timestamp")}))
+    label = f"{len(files)} snapshots ({files[0].path} ...)" if len(files) > 1 else str(files[0].path)
+    expr = parts[0]
+    for more in parts[1:]:
+        expr = expr.union(more)  # all rows (UNION ALL): two equal rows of a snapshot are two employees
+    return expr, label, None
 
 
 def _check_utf8(name: str, path: Path) -> None:
@@ -411,9 +442,16 @@ def _read_url(name: str, spec: Source, statement_timeout_s: float = DEFAULT_STAT
 
 def open_source(
     name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None,
-    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
+    lookups: Mapping[str, Table] | None = None,
 ) -> Table:  # fmt: skip
     """Open one source and rename its columns to the canonical names the formulas use.
+
+    ``lookups``: the opened sources its ``join:`` names (see :func:`open_planned`).
+
+    ``timezone`` (the plan's ``timezone:``) is the zone the business's days follow: time values
+    that carry an offset (or a zone) are converted to its wall-clock time before any bucketing;
+    values without one are taken as its wall-clock time already. None: UTC.
 
     Database sessions are read-only, and a statement running longer than
     ``statement_timeout_s`` is cancelled (PostgreSQL; a plan sets it with ``limits:``).
@@ -421,6 +459,7 @@ def open_source(
     ``spec`` may also be an ibis table expression on any backend (a Spark or Trino table,
     say): the metrics then run on that backend.
     """
+    import ibis
     import ibis.expr.types as ir
     import pandas as pd
 
@@ -439,11 +478,17 @@ def open_source(
         expr, label, spec = spec, f"{backend} table for {name!r}", Source(path="<ibis table>")
     elif spec.url is not None:
         expr, label = _read_url(name, spec, statement_timeout_s), redact(spec.url)
+    elif spec.snapshots:
+        expr, label, file = _read_snapshots(name, spec, base_dir)
     else:
         path = Path(spec.path or "").expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         expr, label, file = _read_file(name, path, spec), str(path), path
+    if spec.as_of is not None:  # one snapshot (a file or a table): its date is its time column
+        if SNAPSHOT_TIME in expr.columns:
+            raise DataError(f"source {name!r} ({label}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
+        expr = expr.mutate(**{SNAPSHOT_TIME: ibis.literal(spec.as_of).cast("timestamp")})
     canon = catalog.sources().get(name)
     mapping = dict(spec.columns)
     missing_user = [u for u in mapping.values() if u not in expr.columns]
@@ -461,7 +506,15 @@ def open_source(
         from kpinb.data.values import apply_values
 
         expr = apply_values(expr, spec.values, f"source {name!r} ({label})")
-    if canon is not None:
+    if spec.join:
+        expr = _join(expr, spec.join, lookups or {}, name, f"source {name!r} ({label})")
+    if spec.derive:
+        expr = _derive(expr, spec.derive, f"source {name!r} ({label})")
+    if spec.as_of is not None or spec.snapshots:
+        time, dims = SNAPSHOT_TIME, spec.dimensions or (
+            tuple(d for d in canon.dimensions if d in expr.columns) if canon is not None else ()
+        )
+    elif canon is not None:
         time = canon.time
         if spec.time and spec.time != time and spec.time not in mapping.values():
             if spec.time not in expr.columns:
@@ -475,7 +528,95 @@ def open_source(
     else:
         time = spec.time or ""
         dims = spec.dimensions or ()
-    return Table(name, expr, time, dims, label, file)
+    if canon is not None and canon.derive:  # what the catalog can compute from columns the data has
+        from kpinb.definitions.formula import parse
+
+        missing = {
+            col: text for col, text in canon.derive.items()
+            if col not in expr.columns and parse(text, kind="column").columns <= set(expr.columns)
+        }  # fmt: skip
+        if missing:
+            expr = _derive(expr, missing, f"source {name!r} ({label}), catalog column")
+    return Table(name, expr, time, dims, label, file, timezone)
+
+
+def _join(
+    expr: ir.Table, joins: Mapping[str, Join], lookups: Mapping[str, Table], source: str, where_: str
+) -> ir.Table:
+    """``expr`` with each lookup's columns joined on its key (a left join: rows without a match
+    keep missing values). A key that repeats in a lookup would count those rows twice: a
+    DataError naming the lookup, the key and an example, never a silent double count."""
+    for name, join in joins.items():
+        if name not in lookups:
+            raise DataError(f"{where_}: it joins {name!r}; open it with its plan's sources (open_planned).")
+        lk = lookups[name]
+        pairs = join.pairs
+        for left, right in pairs:
+            if left not in expr.columns:
+                raise DataError(f"{where_}: `join: {{{name}: ...}}` uses column {left!r}, which the data lacks.")
+            if right not in lk.columns:
+                raise DataError(
+                    f"source {name!r} ({lk.label}): the join key {right!r} is not a column; its columns: "
+                    f"{', '.join(map(shown, lk.columns[:40]))}."
+                )
+        keys = [r for _, r in pairs]
+        try:
+            repeated = lk.expr.group_by(keys).aggregate(kpinb_n=lk.expr.count()).filter(lambda x: x.kpinb_n > 1)
+            example = repeated.limit(1).execute()
+        except Exception as e:
+            raise query_error(lk, e) from None
+        if len(example):
+            key = ", ".join(f"{k} = {shown(example[k].iloc[0])}" for k in keys)
+            raise DataError(
+                f"source {name!r} ({lk.label}) has {int(example['kpinb_n'].iloc[0])} rows for {key}: joining it to "
+                f"{source!r} would count those rows more than once. Make {', '.join(keys)} unique in the lookup "
+                "(one row per key), or join on more columns."
+            )
+        added = [c for c in lk.columns if c not in expr.columns and c not in keys]
+        right = lk.expr.select(*keys, *added).rename({f"kpinb_key_{i}": k for i, k in enumerate(keys)})
+        preds = [expr[left] == right[f"kpinb_key_{i}"] for i, (left, _) in enumerate(pairs)]
+        expr = expr.left_join(right, preds).select(*expr.columns, *added)
+    return expr
+
+
+def open_planned(
+    name: str, sources: Mapping[str, Any], base_dir: Path | None = None,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
+) -> Table:  # fmt: skip
+    """:func:`open_source` of ``sources[name]`` with the lookups it joins opened from ``sources``."""
+    spec = sources[name]
+    joins = spec.join if isinstance(spec, Source) else {}
+    lookups = {
+        other: open_source(other, sources[other], base_dir, statement_timeout_s, timezone)
+        for other in joins
+        if other in sources
+    }
+    return open_source(name, spec, base_dir, statement_timeout_s, timezone, lookups)
+
+
+def _derive(expr: ir.Table, derive: dict[str, str], where_: str) -> ir.Table:
+    """``expr`` with the computed columns of ``derive:`` added in order (a later one may read an
+    earlier one); each formula is parsed and checked against the columns there, never pasted as SQL."""
+    from kpinb.data.expressions import compile_node
+    from kpinb.definitions.formula import parse
+    from kpinb.errors import FormulaError
+
+    for col, text in derive.items():
+        who = f"{where_}: `derive: {{{col}: ...}}`"
+        try:
+            formula = parse(text, kind="column", columns=expr.columns)
+        except FormulaError as e:
+            raise FormulaError(f"{who}: {e}") from None
+        try:
+            value = compile_node(formula.tree, expr, None, who)
+            expr = expr.mutate(**{col: value})
+        except KpinbError:
+            raise
+        except Exception as e:  # a combination the checks above missed: still the formula's fault
+            raise FormulaError(
+                f"{who}: {text!r} cannot be built ({type(e).__name__}). Use values of one kind in each operation."
+            ) from None
+    return expr
 
 
 def _frame(name: str, df: pd.DataFrame) -> ir.Table:
@@ -504,10 +645,78 @@ def _frame(name: str, df: pd.DataFrame) -> ir.Table:
     return expr
 
 
-def _text_to_timestamp(expr: ir.Table, col: str, where_: str) -> ir.Value:
-    """Dates stored as text (SQLite, some CSVs): cast them, refusing text that is not a date."""
+_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
+"""Text ending in a time of day with a UTC offset or ``Z`` (``2025-12-31T23:30:00-05:00``)."""
+
+
+@functools.cache
+def _zone_functions() -> tuple[Any, Any]:
+    """The engines' builtins that read an instant as wall-clock time in a zone: ``timezone(zone,
+    ts)`` (DuckDB, PostgreSQL) and ``convert_timezone(session zone, zone, ts)`` (Spark)."""
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    def at_zone(zone, ts):  # type: ignore[no-untyped-def]
+        """``timezone(zone, ts)``."""
+
+    def convert(source, target, ts):  # type: ignore[no-untyped-def]
+        """``convert_timezone(source, target, ts)``."""
+
+    instant, naive = dt.Timestamp(timezone="UTC"), dt.Timestamp()
+    at_zone.__annotations__ = {"zone": dt.string, "ts": instant, "return": naive}
+    convert.__annotations__ = {"source": dt.string, "target": dt.string, "ts": naive, "return": naive}
+    builtin = ibis.udf.scalar.builtin
+    return builtin(at_zone, name="timezone"), builtin(convert, name="convert_timezone")
+
+
+def _backend(expr: Any) -> Any:
     try:
-        casted = expr[col].try_cast("timestamp")
+        return expr._find_backend(use_default=True)
+    except Exception:  # an expression over several backends fails later, at execution
+        return None
+
+
+def is_instant(expr: ir.Table, col: str) -> bool:
+    """Whether ``col`` holds instants (timestamps with a zone) rather than wall-clock times. Spark's
+    ``TIMESTAMP`` is an instant although ibis types it like a naive one: its schema says."""
+    dtype = expr.schema()[col]
+    if not dtype.is_timestamp():
+        return False
+    if dtype.timezone is not None:
+        return True
+    backend = _backend(expr)
+    if getattr(backend, "name", "") != "pyspark":
+        return False
+    try:
+        field = backend._session.sql(str(backend.compile(expr.select(col)))).schema[0]
+    except Exception:
+        return False
+    return type(field.dataType).__name__ == "TimestampType"
+
+
+def wall_clock(column: ir.TimestampValue, timezone: str | None) -> ir.TimestampValue:
+    """Instants as naive wall-clock times in ``timezone`` (None: UTC), so that periods follow the
+    business's days whatever zone the engine's session uses."""
+    at_zone, convert = _zone_functions()
+    zone = timezone or "UTC"
+    backend = _backend(column)
+    if getattr(backend, "name", "") == "pyspark":  # its instants read in the session's zone
+        session_zone = backend._session.conf.get("spark.sql.session.timeZone")
+        return convert(session_zone, zone, column)
+    return at_zone(zone, column)
+
+
+def _text_to_timestamp(expr: ir.Table, col: str, where_: str, timezone: str | None = None) -> ir.Value:
+    """Dates stored as text (SQLite, some CSVs): cast them, refusing text that is not a date. Text
+    with a UTC offset is an instant, read as wall-clock time in ``timezone``; text without one is
+    wall-clock time already."""
+    import ibis.expr.datatypes as dt
+
+    text = expr[col].strip()
+    try:
+        instant = text.re_search(_OFFSET)
+        casted = instant.ifelse(wall_clock(text.try_cast(dt.Timestamp(timezone="UTC")), timezone),
+                                text.try_cast("timestamp"))  # fmt: skip
         bad = expr.filter(expr[col].notnull() & casted.isnull()).select(col).limit(1).execute()
     except Exception:  # engines without try_cast: plain cast, errors surface at query time
         return expr[col].cast("timestamp")
@@ -560,7 +769,10 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
             expr = expr.mutate(**{col: expr[col].cast("string")})
             continue
         if kind in ("date", "timestamp") and dtype.is_string():
-            expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_)})
+            expr = expr.mutate(**{col: _text_to_timestamp(expr, col, where_, table.timezone)})
+            continue
+        if kind in ("date", "timestamp") and is_instant(expr, col):
+            expr = expr.mutate(**{col: wall_clock(expr[col], table.timezone)})
             continue
         checks = _KIND.get(kind, ())
         if checks and not any(getattr(dtype, c)() for c in checks) and dtype.is_unknown():
@@ -574,4 +786,4 @@ def conform(table: Table, needed: dict[str, str | None]) -> Table:
                 "Convert the column (e.g. remove text such as 'n/a' from a numeric column) or "
                 "map another column."
             )
-    return Table(table.name, expr, table.time, table.dimensions, table.label, table.path)
+    return Table(table.name, expr, table.time, table.dimensions, table.label, table.path, table.timezone)

@@ -27,7 +27,7 @@ MAX_LENGTH = 5000
 MAX_DEPTH = 60
 
 AGGREGATES = ("sum", "count", "count_distinct", "count_if", "avg", "min", "max", "median")
-Kind = Literal["aggregate", "row", "derived"]
+Kind = Literal["aggregate", "row", "derived", "column"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Unary(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
-    func: str  # coalesce, nullif
+    func: str  # coalesce, nullif, or one of ROW_FUNCTIONS
     args: tuple[Node, ...]
 
     def children(self) -> tuple[Node, ...]:
@@ -155,7 +155,25 @@ _REF = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\}")
 # spaces keep a placeholder one token: `{a}{b}` must not become the single name `__kpinb_ref_0__kpinb_ref_1`
 _PLACEHOLDER = " __kpinb_ref_{} "
 _PLACEHOLDER_NAME = re.compile(r"__kpinb_ref_(\d+)")
-_ALLOWED_TEXT = "sum, count, count_distinct, count_if, avg, min, max, median, coalesce, nullif"
+ROW_FUNCTIONS = {"make_date": (3, 3), "year": (1, 1), "month": (1, 1), "day": (1, 1), "lower": (1, 1),
+                 "upper": (1, 1), "abs": (1, 1), "round": (1, 2), "days_between": (2, 2),
+                 "first_date": (2, 2)}  # fmt: skip
+COLUMN_FUNCTIONS = frozenset({"first_date"})
+"""Functions that read other rows of the source (``first_date(customer_id, order_date)``: the
+customer's first order date): only in a source's ``derive:`` (formula kind ``column``)."""
+"""Functions of a row's values (name -> fewest and most arguments): in filters, aggregates'
+arguments and a source's computed columns (``derive:``), not over metrics."""
+_ALLOWED_TEXT = (
+    "sum, count, count_distinct, count_if, avg, min, max, median, coalesce, nullif, "
+    "make_date, year, month, day, lower, upper, abs, round, days_between, first_date"
+)
+
+
+_ROW_EXAMPLES = {"days_between": "days_between(created_at, converted_at)",
+                 "first_date": "first_date(customer_id, order_date)", "make_date": "make_date(year, month, 1)",
+                 "year": "year(order_date)", "month": "month(order_date)",
+                 "day": "day(order_date)", "lower": "lower(region)", "upper": "upper(region)", "abs": "abs(amount)",
+                 "round": "round(amount, 2)"}  # fmt: skip
 
 
 def _fail(text: str, problem: str, fix: str) -> FormulaError:
@@ -399,6 +417,24 @@ class _Converter:
                 if extra or isinstance(node.this, exp.Distinct):
                     raise self.fail(f"{fn}() takes exactly one argument", f"Write {fn}(column)")
                 return Agg(fn, self.convert(node.this, d))
+        row_func = {exp.Year: "year", exp.Month: "month", exp.Day: "day", exp.Lower: "lower", exp.Upper: "upper",
+                    exp.Abs: "abs", exp.Round: "round", exp.DateFromParts: "make_date"}.get(type(node))  # fmt: skip
+        if row_func is None and isinstance(node, exp.Anonymous) and str(node.this).lower() in ROW_FUNCTIONS:
+            row_func = str(node.this).lower()
+        if row_func is not None:
+            if not isinstance(node, exp.Anonymous):
+                self._spelled(node, row_func)
+            if isinstance(node, exp.Anonymous):
+                args = node.expressions
+            elif isinstance(node, exp.DateFromParts):
+                args = [node.args.get(k) for k in ("year", "month", "day") if node.args.get(k) is not None]
+            else:
+                args = [node.this, *[a for k, a in node.args.items() if k != "this" and a]]
+            lo, hi = ROW_FUNCTIONS[row_func]
+            if not lo <= len(args) <= hi:
+                count = str(lo) if lo == hi else f"{lo} or {hi}"
+                raise self.fail(f"{row_func}() takes {count} argument(s)", f"Write e.g. {_ROW_EXAMPLES[row_func]}")
+            return Call(row_func, tuple(self.convert(a, d) for a in args))
         if isinstance(node, exp.Anonymous):
             name = str(node.this).lower()
             args = node.expressions
@@ -448,9 +484,14 @@ def _check_context(f: Formula) -> None:
     """Enforce where columns, aggregates and references may appear."""
 
     def visit(n: Node, in_agg: bool) -> None:
+        if isinstance(n, Call) and n.func in COLUMN_FUNCTIONS and f.kind != "column":
+            raise _fail(
+                f.text, f"uses {n.func}(), which reads other rows",
+                f"Compute it as a column of the source: `derive: {{first_order: \"{_ROW_EXAMPLES[n.func]}\"}}`",
+            )  # fmt: skip
         if isinstance(n, Agg):
             if f.kind != "aggregate":
-                what = "a filter (`where:`)" if f.kind == "row" else "a derived metric"
+                what = {"row": "a filter (`where:`)", "column": "a derived column"}.get(f.kind, "a derived metric")
                 raise _fail(f.text, f"uses the aggregate {n.func}() in {what}", _AGG_FIX[f.kind])
             if in_agg:
                 raise _fail(f.text, f"nests aggregates ({n.func} inside another)", "Aggregate once")
@@ -489,6 +530,7 @@ def _check_context(f: Formula) -> None:
 
 _AGG_FIX = {
     "row": "Filters apply to single rows; compare columns with values instead",
+    "column": "A derived column is computed per row; aggregate it in a metric",
     "derived": "Refer to metrics as {metric_id}; define the aggregate as its own metric",
     "aggregate": "",
 }
@@ -501,7 +543,9 @@ def _derived_ok(n: Node) -> bool:
         return n.op == "neg"
     if isinstance(n, Lit):
         return not isinstance(n.value, str)
-    return isinstance(n, (Ref, Prev, Call, Col, Agg))
+    if isinstance(n, Call):
+        return n.func not in ROW_FUNCTIONS
+    return isinstance(n, (Ref, Prev, Col, Agg))
 
 
 def _is_plain_literal(n: Node) -> bool:

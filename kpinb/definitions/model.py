@@ -48,6 +48,7 @@ ValueList = Annotated[tuple[str, ...], BeforeValidator(_as_texts)]
 """The user's values that stand for one catalog value: ``paid`` or ``[paid, settled]``."""
 
 
+_WINDOW = re.compile(r"^\s*(\d{1,4})\s*(day|week|month|quarter|year)s?\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(day|week)s?\s*$", re.I)
 
 
@@ -130,11 +131,51 @@ class Metric(_Spec):
     matures_after: Annotated[Duration | None, AfterValidator(_whole_days)] = None
     """How long after a period ends its value settles (``60 days``: leads created in it are won
     or lost within a sales cycle); until then the period is immature and not judged."""
+    window: str | None = None
+    """Each period's value aggregates the rows of a window ending with it: ``12 months``,
+    ``28 days``, ``4 weeks`` (trailing) or ``all`` (cumulative); distinct counts stay exact."""
+    cumulative: bool = False
+    """Same as ``window: all``: everything up to the end of each period."""
+    to_date: Grain | None = None
+    """Each period's value aggregates its ``year``/``quarter``/``month``/``week`` so far (fiscal-aware)."""
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_text(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip().lower()
+        if text != "all" and not _WINDOW.match(text):
+            raise ValueError(f"window {value!r}: write e.g. `12 months`, `28 days`, `4 weeks` or `all`")
+        return text
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Metric:
+        kinds = (("window", self.window), ("cumulative", self.cumulative), ("to_date", self.to_date))
+        given = [k for k, v in kinds if v]
+        if len(given) > 1:
+            raise ValueError(f"give one of {', '.join(given)}: they are different windows")
+        if given and self.source is None:
+            raise ValueError(f"`{given[0]}:` is for metrics over a source; a derived metric combines windowed ones")
+        return self
 
     @property
     def derived(self) -> bool:
         """True when the metric is computed from other metrics rather than from a source."""
         return self.source is None
+
+    @property
+    def span(self) -> tuple[int, str] | str | None:
+        """The window: ``(12, "month")``, ``"all"`` (cumulative), ``"to_date:year"``, or None."""
+        if self.cumulative or self.window == "all":
+            return "all"
+        if self.to_date is not None:
+            return f"to_date:{self.to_date.value}"
+        if self.window:
+            m = _WINDOW.match(self.window)
+            assert m is not None
+            return int(m[1]), m[2]
+        return None
 
 
 class Objective(_Spec):
@@ -203,6 +244,30 @@ class Thresholds(_Spec):
     change_pct: float | None = Field(default=None, gt=0)
 
 
+def _linear_when_based(data: Any, baseline: Any = None) -> Any:
+    """A target without ``path:`` runs linearly from the baseline when there is one (DESIGN)."""
+    target = data.get("target") if isinstance(data, dict) else None
+    if isinstance(target, dict) and "path" not in target and (data.get("baseline") or baseline) is not None:
+        data = {**data, "target": {**target, "path": "linear"}}
+    return data
+
+
+class SliceGoal(_Spec):
+    """The goal of one member of a dimension (``slices: {region: {Europe: {target: ...}}}``): the
+    slice is judged against it when a view is filtered to that member or breaks the KPI down.
+    Without its own ``baseline:`` it takes the KPI's baseline window (never a value: that is the
+    whole KPI's level)."""
+
+    baseline: Baseline | None = None
+    target: Target | None = None
+    thresholds: Thresholds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _linear_from_a_baseline(cls, data: Any) -> Any:
+        return _linear_when_based(data)
+
+
 class KPI(_Spec):
     """A metric elevated to measure progress toward an objective."""
 
@@ -216,15 +281,68 @@ class KPI(_Spec):
     thresholds: Thresholds | None = None
     direction: Direction | None = None
     supporting: tuple[str, ...] = ()
+    slices: dict[str, dict[str, SliceGoal]] = Field(default_factory=dict)
+    """Per dimension and member, a goal of its own: ``{region: {Europe: {target: {...}}}}``."""
 
     @model_validator(mode="before")
     @classmethod
     def _linear_from_a_baseline(cls, data: Any) -> Any:
-        """A target without ``path:`` runs linearly from the baseline when there is one (DESIGN)."""
-        target = data.get("target") if isinstance(data, dict) else None
-        if isinstance(target, dict) and "path" not in target and data.get("baseline") is not None:
-            data = {**data, "target": {**target, "path": "linear"}}
+        data = _linear_when_based(data)
+        slices = data.get("slices") if isinstance(data, dict) else None
+        base = data.get("baseline") if isinstance(data, dict) else None
+        window = base if isinstance(base, dict) and "value" not in base else None
+        if isinstance(slices, dict):  # a slice's target runs from the baseline window it will use
+            slices = {
+                d: {m: _linear_when_based(g, window) for m, g in ms.items()} if isinstance(ms, dict) else ms
+                for d, ms in slices.items()
+            }
+            data = {**data, "slices": slices}
         return data
+
+    def for_slice(self, dimension: str, member: str) -> KPI | None:
+        """This KPI with the goal of ``dimension = member`` (its target, thresholds and baseline,
+        else the KPI's baseline window); None when the plan sets no goal for that slice."""
+        goal = self.slices.get(dimension, {}).get(str(member))
+        if goal is None:
+            return None
+        window = self.baseline if self.baseline is not None and self.baseline.value is None else None
+        baseline = goal.baseline or window
+        return self.model_copy(
+            update={"baseline": baseline, "target": goal.target, "thresholds": goal.thresholds, "slices": {}}
+        )
+
+
+class Join(_Spec):
+    """A lookup joined onto a source's rows (many rows to one): ``key`` names the column on both
+    sides (``customer_id``), several (``[a, b]``) or ``{source_column: lookup_column}``; written
+    alone, ``join: {customers: customer_id}``. (Not ``on:``: YAML reads that word as true.)"""
+
+    key: str | tuple[str, ...] | dict[str, str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_alone(cls, data: Any) -> Any:
+        return {"key": data} if isinstance(data, (str, list, tuple)) else data
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(source column, lookup column) for each key."""
+        if isinstance(self.key, str):
+            return ((self.key, self.key),)
+        if isinstance(self.key, dict):
+            return tuple(self.key.items())
+        return tuple((c, c) for c in self.key)
+
+
+class Snapshot(_Spec):
+    """One file of a snapshot series: its rows are the state as of ``as_of``."""
+
+    path: str
+    as_of: PlanDate
+
+
+SNAPSHOT_TIME = "as_of"
+"""The time column a snapshot source gets: its ``as_of`` date."""
 
 
 class Source(_Spec):
@@ -245,6 +363,54 @@ class Source(_Spec):
     complete_through: PlanDate | None = None
     """The last day the data is complete for (a load that lags, a sparse table); default: the date
     of the latest row. A period ending after it is partial and not judged."""
+    row_covers: Grain | None = None
+    """The period each row's date stands for (``month`` when the time column holds the first day of
+    each month): the data then covers to the end of its latest row's period."""
+    as_of: PlanDate | None = None
+    """A snapshot without a time column (one row per employee, say): the date its rows describe.
+    Several snapshots: ``path:`` a list of ``{path, as_of}``."""
+    snapshots: tuple[Snapshot, ...] = ()
+    join: dict[str, Join] = Field(default_factory=dict)
+    """Lookups joined onto the rows before anything else: another source of the plan -> its key,
+    e.g. ``{customers: customer_id}``; their columns become usable as dimensions and in formulas."""
+    derive: dict[str, str] = Field(default_factory=dict)
+    """Computed columns, in order: name -> a row formula over the source's columns (and earlier
+    derived ones), e.g. ``{order_month: "make_date(year, month, 1)"}``; usable as ``time:``, a
+    dimension or in formulas."""
+
+    @field_validator("derive")
+    @classmethod
+    def _derived_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        from kpinb.definitions.formula import parse
+        from kpinb.errors import FormulaError
+
+        for name, text in value.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$", name):
+                raise ValueError(f"derived column {name!r}: use letters, digits and _ (not starting with a digit)")
+            try:
+                parse(str(text), kind="column")
+            except FormulaError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _snapshot_list(cls, data: Any) -> Any:
+        """``path: [{path: a.csv, as_of: 2025-03-31}, ...]``: a series of snapshots."""
+        if isinstance(data, dict) and isinstance(data.get("path"), list):
+            files = data["path"]
+            if not files or not all(isinstance(f, dict) for f in files):
+                raise ValueError("a list under `path:` is a series of snapshots: `- {path: a.csv, as_of: 2025-06-30}`")
+            data = {**data, "snapshots": files, "path": str(files[0].get("path", ""))}
+        return data
+
+    @model_validator(mode="after")
+    def _snapshot_time(self) -> Source:
+        if (self.as_of is not None or self.snapshots) and self.time is not None:
+            raise ValueError("a snapshot (`as_of:`) has no `time:` column: its rows are the state on that date")
+        if self.as_of is not None and self.snapshots:
+            raise ValueError("give `as_of:` for one file, or a `path:` list of `{path, as_of}`, not both")
+        return self
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

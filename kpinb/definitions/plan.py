@@ -243,6 +243,18 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
             )
     canon = catalog.sources()
     for name, src in plan.sources.items():
+        for other in src.join:
+            if other not in plan.sources or other == name or plan.sources[other].join:
+                why = (
+                    "a source cannot join itself" if other == name
+                    else f"{other!r} joins lookups of its own (join one level deep)" if other in plan.sources
+                    else f"the plan declares no source {other!r}"
+                )  # fmt: skip
+                yield (
+                    *at("sources", name, "join", other),
+                    f"source {name!r} joins {other!r}, but {why}. Declare the lookup under `sources:` "
+                    f"(`{other}: {{path: ...}}`) and join it by its key.",
+                )
         if name in canon:
             for c in src.columns:
                 if c not in canon[name].columns:
@@ -255,8 +267,10 @@ def check_references(plan: Plan, lines: dict | None = None) -> Iterable[tuple[st
                             "Map canonical column names (the keys) to your columns (the values).",
                         ),
                     )
-        elif src.time is None:
+        elif (src.time is None and src.as_of is None and not src.snapshots
+              and not any(name in other.join for other in plan.sources.values())):  # fmt: skip
             yield (
                 *at("sources", name),
-                (f"source {name!r} is not a catalog source, so it needs `time:` naming its date column."),
+                (f"source {name!r} is not a catalog source, so it needs `time:` naming its date column "
+                 "(or `as_of:` the date a snapshot describes)."),
             )

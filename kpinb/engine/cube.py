@@ -181,15 +181,15 @@ class Cube:
     def members(self) -> dict[str, list[str]]:
         """Dimension -> its members (sorted, without missing values), read from the sources."""
         if self._members is None:
-            from kpinb.data.sources import open_source
+            from kpinb.data.sources import open_planned
 
             found: dict[str, set[str]] = {d: set() for d in self.dimensions}
             for name, dims in self.source_dims.items():
                 if not dims:
                     continue
                 with _engine_turn():
-                    table = open_source(name, self.plan.sources[name], self.plan.base_dir,
-                                        self.plan.limits.statement_timeout_s)  # fmt: skip
+                    table = open_planned(name, self.plan.sources, self.plan.base_dir,
+                                         self.plan.limits.statement_timeout_s, self.plan.timezone)  # fmt: skip
                     have = [d for d in dims if d in table.columns]
                     for d in have:
                         values = table.expr.select(table.expr[d].cast("string").name(d)).distinct().execute()[d]

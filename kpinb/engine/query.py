@@ -15,18 +15,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kpinb.data.coverage import Coverage, coverage
-from kpinb.data.sources import QUERY_LOCK, Table, conform, open_source, query_error
+from kpinb.data.expressions import compile_node, kind_of
+from kpinb.data.sources import QUERY_LOCK, Table, conform, open_planned, query_error
 from kpinb.data.values import unmapped
 from kpinb.definitions import catalog
 from kpinb.definitions.analysis import dependencies
 from kpinb.definitions.formula import (
-    Agg,
     BinOp,
     Call,
-    Case,
-    Col,
     Formula,
-    InList,
     Lit,
     Node,
     Prev,
@@ -37,18 +34,17 @@ from kpinb.definitions.formula import (
 from kpinb.definitions.model import (
     DEFAULT_MAX_RESULT_ROWS,
     DEFAULT_STATEMENT_TIMEOUT_S,
+    Calendar,
     Grain,
     Metric,
     Plan,
     Source,
 )
-from kpinb.engine.calendar import period_ends, periods
+from kpinb.engine.calendar import STANDARD, period_ends, period_start, periods, truncate
 from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 
 
 def compute(
@@ -61,6 +57,7 @@ def compute(
     end: Any = None,
     sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
     max_result_rows: int | None = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Compute metrics per period (and dimension) into a tidy DataFrame.
 
@@ -81,6 +78,9 @@ def compute(
         runs (periods x dimension members x metrics) and checked again exactly before missing
         periods are filled in, so a daily grain by a large dimension fails at once instead of
         exhausting memory.
+    calendar: the time zone, fiscal year start and week start periods follow; None: the plan's
+        (``timezone:``, ``fiscal_year_start:``, ``week_start:``), else weeks from Monday,
+        calendar years and UTC.
 
     Returns
     -------
@@ -104,6 +104,7 @@ def compute(
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
     base_dir = plan.base_dir if plan is not None else None
+    cal = calendar or (plan.calendar if plan is not None else STANDARD)
     start_ts, end_ts = _date_arg(start, "start"), _date_arg(end, "end")
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
         raise DataError(f"start {start} is after end {end}. Swap them.")
@@ -118,16 +119,22 @@ def compute(
     with QUERY_LOCK:
         for source, ms in by_source.items():
             spec = _spec(specs, source, ms)
-            table = open_source(source, spec, base_dir, _timeout(plan))
-            covers[source] = coverage(table, spec.complete_through if isinstance(spec, Source) else None)
+            table = open_planned(source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone)
+            declared = spec if isinstance(spec, Source) else Source(path="<data>")
+            covers[source] = coverage(
+                table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
+            )
             for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
             share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
-            found, rows = _aggregate(table, ms, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan))
-            frames.update(found)
-            estimated += rows
+            for span, group in _by_window(ms).items():
+                found, rows = _aggregate(
+                    table, group, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan), cal, span
+                )
+                frames.update(found)
+                estimated += rows
 
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
@@ -138,7 +145,7 @@ def compute(
     if first is None or last is None:
         names = ", ".join(sorted(by_source))
         raise DataError(f"no rows with a date in source(s) {names}. Check that the data is not empty.")
-    spine = periods(first, last, g)
+    spine = periods(first, last, g, cal)
     # exact now: every metric gets every period for every member combination its source has
     combos = {mid: len(f[by].drop_duplicates()) if by else 1 for mid, f in frames.items()}
     cells = len(spine) * (sum(combos.values()) + max(combos.values(), default=0) * (len(order) - len(frames)))
@@ -151,8 +158,14 @@ def compute(
     out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
     out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
     spans = {mid: _span(mid, reg, covers, start_ts, end_ts) for mid in ids}
-    out["complete"] = _complete_periods(out, spans, g)
-    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans)
+    out["complete"] = _complete_periods(out, spans, g, cal)
+    for mid in ids:  # a trailing or to-date window reaching before the data is partial too
+        span_of = reg[mid].span
+        if span_of is not None and span_of != "all" and spans[mid]["first"] is not None:
+            rows = out["metric"] == mid
+            lo = _window_bounds(out.loc[rows, "period_start"], span_of, g, cal)[0]
+            out.loc[rows, "complete"] &= (lo >= spans[mid]["first"]).to_numpy()
+    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal)
     return out
 
 
@@ -178,13 +191,13 @@ def _span(mid: str, reg: Mapping[str, Metric], covers: Mapping[str, Coverage], s
     return {"first": first, "through": through, "matures_after_days": days, "settled_through": settled}
 
 
-def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str) -> pd.Series:
+def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], grain: str, cal: Calendar) -> pd.Series:
     """True where the period lies inside what every source of the row's metric covers and its
     value has had time to settle (``matures_after``)."""
     import numpy as np
     import pandas as pd
 
-    ends = period_ends(out["period_start"], grain)
+    ends = period_ends(out["period_start"], grain, cal)
     complete = np.zeros(len(out), dtype=bool)
     for mid, span in spans.items():
         if span["first"] is None or span["through"] is None:
@@ -261,6 +274,7 @@ def queries(
     grain: str | Grain = "month",
     by: Sequence[str] = (),
     sources: Mapping[str, Source | pd.DataFrame | str | Any] | None = None,
+    calendar: Calendar | None = None,
 ) -> dict[str, str]:
     """The SQL the engine sends, one query per source (arguments as for :func:`compute`).
 
@@ -273,11 +287,15 @@ def queries(
     plan, reg, ids = _resolve(target, metrics)
     specs: dict[str, Any] = dict(plan.sources) if plan is not None else {}
     specs.update(sources or {})
+    cal = calendar or (plan.calendar if plan is not None else STANDARD)
     out = {}
     with QUERY_LOCK:  # opening a file source registers a view on the shared connection
         for source, ms in _base_by_source(dependencies(ids, reg), reg).items():
-            table = open_source(source, _spec(specs, source, ms), plan.base_dir if plan else None, _timeout(plan))
-            query, _, _ = _build(table, ms, g, by, None, None)
+            table = open_planned(
+                source, {**specs, source: _spec(specs, source, ms)}, plan.base_dir if plan else None,
+                _timeout(plan), cal.timezone,
+            )  # fmt: skip
+            query, _, _ = _build(table, ms, g, by, None, None, cal)
             out[source] = ibis.to_sql(query)
     return out
 
@@ -329,7 +347,8 @@ def _plan_metric_ids(plan: Plan) -> list[str]:
 
 
 def _build(
-    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any
+    table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any, cal: Calendar = STANDARD,
+    window: Any = None,
 ) -> tuple[Any, list[tuple[Metric, Formula]], tuple[Any, Any]]:
     """The grouped ibis query computing all metrics ``ms`` of one source, its parsed formulas,
     and the filtered rows it groups with their time column (for the size estimate)."""
@@ -361,7 +380,7 @@ def _build(
     t = table.expr
     tcol = t[table.time]
     cond = tcol.notnull()
-    if start is not None:
+    if start is not None and window is None:  # a window reaches back before the first period shown
         cond &= tcol >= ibis.literal(start.to_pydatetime())
     if end is not None:
         end_excl = pd.Timestamp(end).normalize() + pd.Timedelta(days=1)
@@ -370,25 +389,33 @@ def _build(
     tcol = t[table.time]
     if not tcol.type().is_timestamp():
         tcol = tcol.cast("timestamp")
+    rows_of = (t, tcol)
+    if window is not None:  # each period joins the rows of its window: exact for every aggregate
+        t = t.mutate(**{table.time: tcol})
+        spine = _window_spine(t, t[table.time], window, grain, cal, start)
+        preds = [t[table.time] < spine["kpinb_hi"]]
+        if window != "all":
+            preds.append(t[table.time] >= spine["kpinb_lo"])
+        t = t.inner_join(spine, preds)
     aggs: dict[str, Any] = {}
     for i, (m, f, w) in enumerate(parsed):
         try:
-            wexpr = _compile(w.tree, t, None, m) if w else None
-            if wexpr is not None and _kind(wexpr) != "true/false":
-                if _kind(wexpr) != "null":
+            wexpr = compile_node(w.tree, t, None, f"metric {m.id!r}") if w else None
+            if wexpr is not None and kind_of(wexpr) != "true/false":
+                if kind_of(wexpr) != "null":
                     raise FormulaError(
-                        f"metric {m.id!r}: `where:` {_short(m.where)!r} gives {_kind(wexpr)}, not true/false. "
+                        f"metric {m.id!r}: `where:` {_short(m.where)!r} gives {kind_of(wexpr)}, not true/false. "
                         "Compare a column, e.g. revenue > 0 or status = 'completed'."
                     )
                 wexpr = wexpr.cast("boolean")
             parts = {"num": f.ratio[0], "den": f.ratio[1]} if f.ratio else {"val": f.tree}
             for suffix, node in parts.items():
-                value = _compile(node, t, wexpr, m)
-                if _kind(value) == "null":
+                value = compile_node(node, t, wexpr, f"metric {m.id!r}")
+                if kind_of(value) == "null":
                     value = value.cast("float64")
-                if _kind(value) not in ("number", "true/false"):
+                if kind_of(value) not in ("number", "true/false"):
                     raise FormulaError(
-                        f"metric {m.id!r}: formula {_short(m.expr)!r} gives {_kind(value)}, not a number. "
+                        f"metric {m.id!r}: formula {_short(m.expr)!r} gives {kind_of(value)}, not a number. "
                         "Aggregate numeric columns (sum, avg, count...)."
                     )
                 aggs[f"m{i}_{suffix}"] = value
@@ -399,9 +426,60 @@ def _build(
                 f"metric {m.id!r}: formula {_short(m.expr)!r} cannot be built ({type(e).__name__}). "
                 "Use values of one kind in each operation, and the allowed functions."
             ) from None
-    period = tcol.truncate(_IBIS_UNIT[grain]).name("period_start")
+    period = (t["kpinb_p"] if window is not None else truncate(tcol, grain, cal)).name("period_start")
     query = t.group_by([period, *by]).aggregate(**aggs)
-    return query, [(m, f) for m, f, _ in parsed], (t, tcol)
+    return query, [(m, f) for m, f, _ in parsed], rows_of
+
+
+def _by_window(ms: list[Metric]) -> dict[Any, list[Metric]]:
+    """The metrics of one source grouped by their window (None: the period itself): one query each."""
+    out: dict[Any, list[Metric]] = {}
+    for m in ms:
+        out.setdefault(m.span, []).append(m)
+    return out
+
+
+def _window_bounds(starts: Any, span: Any, grain: str, cal: Calendar) -> tuple[pd.Series, pd.Series]:
+    """(first day, day after the last) of the window ending with each period starting on ``starts``."""
+    import pandas as pd
+
+    starts = pd.Series(pd.DatetimeIndex(starts))
+    hi = pd.Series(period_ends(starts, grain, cal) + pd.Timedelta(days=1))
+    if span == "all":
+        return pd.Series(pd.NaT, index=starts.index, dtype="datetime64[ns]"), hi
+    if isinstance(span, str):  # to_date:<grain>
+        coarse = span.split(":", 1)[1]
+        return starts.map(lambda s: period_start(s, coarse, cal)), hi
+    n, unit = span
+    offset = pd.DateOffset(days=n) if unit == "day" else pd.DateOffset(weeks=n) if unit == "week" else (
+        pd.DateOffset(months=n * {"month": 1, "quarter": 3, "year": 12}[unit])
+    )  # fmt: skip
+    return hi.map(lambda h: h - offset), hi
+
+
+_STEP = {"day": {"days": 1}, "week": {"days": 7}, "month": {"months": 1}, "quarter": {"months": 3},
+         "year": {"months": 12}}  # fmt: skip
+
+
+def _window_spine(t: Any, tcol: Any, span: Any, grain: str, cal: Calendar, start: Any) -> Any:
+    """The periods of the rows (from ``start``) with each window's bounds, in SQL (a read-only
+    database session cannot hold a table sent from here): ``kpinb_p``, ``kpinb_lo``, ``kpinb_hi``."""
+    import ibis
+
+    p = truncate(tcol, grain, cal)
+    spine = t.select(kpinb_p=p).distinct()
+    if start is not None:
+        spine = spine.filter(spine["kpinb_p"] >= ibis.literal(period_start(start, grain, cal).to_pydatetime()))
+    hi = spine["kpinb_p"] + ibis.interval(**_STEP[grain])
+    if span == "all":
+        lo = spine["kpinb_p"]
+    elif isinstance(span, str):  # to_date:<grain>
+        lo = truncate(spine["kpinb_p"], span.split(":", 1)[1], cal)
+    else:
+        n, unit = span
+        lo = hi - ibis.interval(**({"days": n * (7 if unit == "week" else 1)} if unit in ("day", "week") else
+                                   {"months": n * {"month": 1, "quarter": 3, "year": 12}[unit]}))  # fmt: skip
+    return spine.mutate(kpinb_lo=lo, kpinb_hi=hi)
 
 
 def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
@@ -483,7 +561,8 @@ def _estimate(
 def _aggregate(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
     budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
-    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, cal: Calendar = STANDARD,
+    window: Any = None,
 ) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
     """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
     the rows the completed result is estimated to have.
@@ -495,7 +574,7 @@ def _aggregate(
     enforce their own ``statement_timeout``, set when the session opens)."""
     import pandas as pd
 
-    query, parsed, rows_of = _build(table, ms, grain, by, start, end)
+    query, parsed, rows_of = _build(table, ms, grain, by, start, end, cal, window)
     estimated = 0
     if by:  # without a breakdown the result is one row per period and metric: small
         n_periods, n_members = _estimate(table, rows_of, grain, by, start, end)
@@ -556,159 +635,6 @@ def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
         return parse(text, kind=kind, columns=known)
     except FormulaError as e:
         raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r} ({table.label}): {e}") from None
-
-
-def _compile(node: Node, t: Any, where: Any, m: Metric) -> Any:
-    """Translate a formula tree into an ibis expression over table ``t``.
-
-    Types are checked here, node by node, so a formula that mixes kinds (text in
-    arithmetic, a number as a condition) is a FormulaError naming the metric, not an
-    error from deep inside the query builder.
-    """
-    import ibis
-
-    def row(n: Node) -> Any:
-        return _compile(n, t, where, m)
-
-    if isinstance(node, Agg):
-        if node.func == "count" and node.arg is None:
-            return t.count(where=where)
-        arg = row(node.arg)  # type: ignore[arg-type]
-        if node.func == "count_if":
-            cond = _as_bool(arg, m, "count_if()")
-            return t.count(where=cond if where is None else cond & where)
-        if node.func in ("sum", "avg", "median"):
-            arg = _as_num(arg, m, f"{node.func}()")
-        if node.func == "count":
-            return arg.count(where=where)
-        if node.func == "count_distinct":
-            return arg.nunique(where=where)
-        if node.func == "avg":
-            return arg.mean(where=where)
-        if node.func == "sum":
-            # SQL's sum of no rows is NULL; a period with rows but none matching is 0.
-            return ibis.coalesce(arg.sum(where=where), 0)
-        if node.func == "median" and where is not None:
-            # Filter the argument (medians skip nulls), not the aggregate: Spark applies a
-            # filter to every input of percentile(x, 0.5), and 0.5 must stay a constant.
-            return ibis.cases((where, arg)).median()
-        return getattr(arg, node.func)(where=where)
-    if isinstance(node, Lit):
-        return ibis.null() if node.value is None else ibis.literal(node.value)
-    if isinstance(node, Col):
-        return t[node.name]
-    if isinstance(node, BinOp):
-        left, right = row(node.left), row(node.right)
-        op = node.op
-        if op in ("and", "or"):
-            left, right = _as_bool(left, m, f"`{op}`"), _as_bool(right, m, f"`{op}`")
-            return left & right if op == "and" else left | right
-        if op in ("+", "-", "*", "/"):
-            left, right = _as_num(left, m, f"{op!r}"), _as_num(right, m, f"{op!r}")
-            return left / right.nullif(0) if op == "/" else getattr(left, _ARITH[op])(right)
-        _comparable(m, op, left, right)
-        fn = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}[op]
-        return getattr(left, fn)(right)
-    if isinstance(node, Unary):
-        x = row(node.arg)
-        if node.op == "neg":
-            return -_as_num(x, m, "`-`")
-        if node.op == "not":
-            return ~_as_bool(x, m, "`not`")
-        return x.isnull() if node.op == "isnull" else x.notnull()
-    if isinstance(node, InList):
-        x = row(node.arg)
-        for v in node.values:
-            _comparable(m, "in", x, row(v))
-        return x.isin([v.value for v in node.values])
-    if isinstance(node, Case):
-        conds = [_as_bool(row(c), m, "`case when`") for c, _ in node.whens]
-        values = _one_kind(m, "case", [row(v) for _, v in node.whens] + ([row(node.default)] if node.default else []))
-        default = values.pop() if node.default is not None else None
-        return ibis.cases(*zip(conds, values, strict=True), else_=default)
-    if isinstance(node, Call):
-        args = _one_kind(m, f"{node.func}()", [row(a) for a in node.args])
-        if node.func == "coalesce":
-            return ibis.coalesce(*args)
-        return args[0].nullif(args[1])
-    raise FormulaError(f"metric {m.id!r}: {type(node).__name__} cannot be used here. Use the formula language.")
-
-
-_ARITH = {"+": "__add__", "-": "__sub__", "*": "__mul__"}
-
-
-def _kind(x: Any) -> str:
-    """The kind of an ibis value as a user would name it."""
-    t = x.type()
-    if t.is_null():
-        return "null"
-    if t.is_boolean():
-        return "true/false"
-    if t.is_numeric():
-        return "number"
-    if t.is_string():
-        return "text"
-    if t.is_temporal():
-        return "date"
-    return str(t)
-
-
-# kinds that compare with each other (a date column with a '2024-01-01' literal, a flag with 1)
-_COMPARABLE = ({"number", "true/false"}, {"text", "date"})
-
-
-def _comparable(m: Metric, op: str, left: Any, right: Any) -> None:
-    a, b = _kind(left), _kind(right)
-    if "null" in (a, b) or a == b or any({a, b} <= group for group in _COMPARABLE):
-        return
-    raise FormulaError(
-        f"metric {m.id!r}: cannot compare {a} with {b} using {op!r}. Compare values of the same kind, "
-        "e.g. status = 'completed' or revenue > 100."
-    )
-
-
-def _one_kind(m: Metric, what: str, values: list[Any]) -> list[Any]:
-    """``values`` of coalesce/nullif/case branches, made one kind (true/false count as 1/0 with numbers)."""
-    kinds = {_kind(v) for v in values} - {"null"}
-    if kinds == {"number", "true/false"}:
-        return [_as_num(v, m, what) for v in values]
-    if len(kinds) > 1:
-        a, b = sorted(kinds)[:2]
-        raise FormulaError(
-            f"metric {m.id!r}: {what} mixes {a} and {b}. Use values of one kind, "
-            "e.g. coalesce(revenue, 0) rather than coalesce(revenue, 'none')."
-        )
-    if not kinds:  # only nulls: give them a type the engine can carry
-        return [v.cast("float64") for v in values]
-    return values
-
-
-def _as_num(x: Any, m: Metric, what: str) -> Any:
-    kind = _kind(x)
-    if kind == "number":
-        return x
-    import ibis
-
-    if kind == "null":  # a column without any value, or a literal null
-        return x.cast("float64")
-    if kind == "true/false":
-        # CASE, not CAST: PostgreSQL has no boolean -> bigint cast; a null stays null
-        return ibis.cases((x, ibis.literal(1, "int64")), (~x, ibis.literal(0, "int64")))
-    raise FormulaError(
-        f"metric {m.id!r}: {what} needs numbers, but its argument is {kind}. "
-        "Use a numeric column, or count text with count/count_distinct/count_if."
-    )
-
-
-def _as_bool(x: Any, m: Metric, what: str = "a condition") -> Any:
-    kind = _kind(x)
-    if kind == "true/false":
-        return x
-    if kind == "null":
-        return x.cast("boolean")
-    raise FormulaError(
-        f"metric {m.id!r}: {what} needs a condition (true/false), but got {kind}. Compare it, e.g. revenue > 0."
-    )
 
 
 def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:

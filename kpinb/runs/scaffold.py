@@ -60,13 +60,15 @@ def default_source(department: str) -> str:
 
 
 def _sample_plan(department: str, folder: Path, rows: int) -> str:
-    """The shipped example plan, its sources pointed at sample data generated in ``folder/data``."""
-    from kpinb.data.sample import ensure
+    """The shipped example plan, its sources pointed at sample data generated in ``folder/data``
+    (ending last month, the plan moved with it: :mod:`kpinb.runs.demo`)."""
+    from kpinb.data.sample import ensure, last_complete_month, start_for
+    from kpinb.runs.demo import demo_plan_text, shift_years
 
     shipped = department_plans(shipped_plans_dir(), [department])[0]
-    ensure(folder / "data", rows=rows)
-    text = shipped.read_text(encoding="utf-8")
-    text = re.sub(r"(path:\s*)\S*/([\w.-]+\.parquet)", r"\1../data/\2", text)
+    end = last_complete_month()  # a current demo: data to last month, the plan's dates moved past it
+    ensure(folder / "data", rows=rows, start=start_for(end))
+    text = demo_plan_text(shipped.read_text(encoding="utf-8"), shift_years(end), "../data")
     benchmarks = (shipped.parent / "../../data/benchmarks.csv").resolve()  # a checkout has it, a wheel not
     if benchmarks.is_file():
         shutil.copyfile(benchmarks, folder / "data" / "benchmarks.csv")

@@ -12,7 +12,7 @@ from kpinb.analytics.compare import partial_label, period_end, period_label
 from kpinb.analytics.forecast import PACE_COLUMNS
 from kpinb.analytics.kpis import direction_of, select, series_of
 from kpinb.analytics.status import STATUS_COLUMNS, baseline_value, target_at
-from kpinb.definitions.model import KPI, Grain, Plan
+from kpinb.definitions.model import KPI, Calendar, Grain, Plan
 from kpinb.errors import KpinbError
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class KpiEvaluation:
     pace: Pace | None = None
     target_path: pd.Series | None = field(default=None, repr=False, compare=False)
     partial: str | None = None  # the judged period's label when it is partial or immature (include_partial)
+    calendar: Calendar | None = field(default=None, repr=False, compare=False)  # fiscal names of periods
 
     @property
     def judged(self) -> bool:
@@ -82,7 +83,7 @@ class KpiEvaluation:
         or ``no data``."""
         if self.period_start is None:
             return "no data"
-        return self.partial or period_label(self.period_start, self.grain)
+        return self.partial or period_label(self.period_start, self.grain, calendar=self.calendar)
 
     def row(self) -> dict[str, Any]:
         """The status columns (:data:`kpinb.analytics.status.STATUS_COLUMNS`) as a dict."""
@@ -136,7 +137,9 @@ class Scorecard:
         return out
 
 
-def target_path(kpi: KPI, series: pd.Series, grain: str, until: Any = None) -> pd.Series:
+def target_path(
+    kpi: KPI, series: pd.Series, grain: str, until: Any = None, calendar: Calendar | None = None
+) -> pd.Series:
     """The target in force at the end of each period of ``series`` (and of the period of
     ``until``, e.g. the deadline): the line a trend draws and the status is judged against.
     Empty when the KPI has no target or its path cannot be drawn (a linear path without data
@@ -148,8 +151,8 @@ def target_path(kpi: KPI, series: pd.Series, grain: str, until: Any = None) -> p
     if kpi.target is None or kpi.target.by is None:
         return pd.Series(dtype="float64")
     when = list(series.index)
-    if until is not None and (not when or period_start(until, grain) > max(when)):
-        when.append(period_start(until, grain))
+    if until is not None and (not when or period_start(until, grain, calendar) > max(when)):
+        when.append(period_start(until, grain, calendar))
     try:
         base = baseline_value(kpi, series)
     except KpinbError:  # a baseline window without data: flat and step paths need none
@@ -196,6 +199,14 @@ def evaluate(
     plan, regrained = _at_grain(plan, layout(frame)[0], kpis)
     grain, chosen = select(plan, frame, kpis)  # the frame itself must fit: a problem there raises
     ids = [k.metric for k in chosen]
+    shown = {d: str(v) for d, v in (filters or {}).items()}
+
+    def applied_to(mid: str) -> tuple[tuple[str, str], ...]:
+        return tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
+
+    own = {k.metric: k.for_slice(*applied_to(k.metric)[0]) for k in chosen if len(applied_to(k.metric)) == 1}
+    sliced = {mid: k for mid, k in own.items() if k is not None}  # a slice with a goal of its own
+    plan = plan.model_copy(update={"kpis": tuple(sliced.get(k.metric, k) for k in plan.kpis)}) if sliced else plan
     try:
         st = status.evaluate(plan, frame, as_of, kpis=ids, include_partial=include_partial, level=level)
     except KpinbError:
@@ -212,36 +223,42 @@ def evaluate(
                 p["deadline"], int(p["periods_left"]), as_float(p["forecast_at_deadline"]), as_float(p["lower"]),
                 as_float(p["upper"]), as_float(p["probability"]), as_float(p["required_per_period"]), str(p["method"]),
             )  # fmt: skip
-    shown = {d: str(v) for d, v in (filters or {}).items()}
     evaluations = []
     for row in st.to_dict("records"):
         mid = row["metric"]
         kpi = plan.kpi(mid)
-        applied = tuple((d, v) for d, v in shown.items() if d not in (unfiltered or {}).get(mid, ()))
+        applied = applied_to(mid)
         series = series_of(frame, mid)
         if mid in regrained and row["status"] != "no_data":
             row.update(
                 status=NOT_JUDGED, rule="grain", progress=math.nan, gap=math.nan, target_now=math.nan,
                 reason=f"Its target is per {regrained[mid]}; a {grain}'s total is not judged against it.",
             )  # fmt: skip
-        if applied and row["status"] != "no_data":
-            sliced = ", ".join(f"{d} = {v}" for d, v in applied)
+        where = ", ".join(f"{d} = {v}" for d, v in applied)
+        if mid in sliced:
+            row.update(reason=f"{where}, against its own goal: {row['reason']}")
+        elif applied and row["status"] != "no_data":
             row.update(
                 status=NOT_JUDGED, rule="slice", progress=math.nan, gap=math.nan, target_now=math.nan,
-                reason=f"Showing {sliced} only; the targets are for the whole KPI, so this slice is not judged.",
+                reason=(
+                    f"Showing {where} only; the targets are for the whole KPI, so this slice is not judged "
+                    f"(give it a goal of its own under the KPI's `slices:`)."
+                ),
             )  # fmt: skip
+        judged_whole = not applied or mid in sliced
         evaluations.append(
             KpiEvaluation(
                 **{c: _plain(row[c]) for c in STATUS_COLUMNS},
                 grain=grain,
                 filters=applied,
-                pace=None if applied or mid in regrained else paces.get(mid),
+                pace=paces.get(mid) if judged_whole and mid not in regrained else None,
                 target_path=(
-                    pd.Series(dtype="float64")
-                    if applied or mid in regrained
-                    else target_path(kpi, series, grain, _by(kpi))
+                    target_path(kpi, series, grain, _by(kpi), plan.calendar)
+                    if judged_whole and mid not in regrained
+                    else pd.Series(dtype="float64")
                 ),
                 partial=partial_label(frame, mid, _plain(row["period_start"])),
+                calendar=plan.calendar,
             )
         )
     when = pd.Timestamp(as_of).normalize() if as_of not in (None, "") else None
@@ -314,13 +331,36 @@ def _one(plan: Plan, frame: pd.DataFrame, as_of: Any, mid: str, include_partial:
     try:
         return status.evaluate(plan, frame, as_of, kpis=[mid], include_partial=include_partial, level=level)
     except KpinbError as e:
+        from kpinb.errors import PlanError
+
         k, m = plan.kpi(mid), registry(plan).get(mid)
+        # a mistake in the plan (thresholds in the wrong order...) is not missing data: rule
+        # "needs_setup" lets every surface say the KPI needs fixing in the plan
+        setup = isinstance(e, PlanError)
         row = {
             "metric": mid, "name": k.name or (m.name if m else mid), "owner": k.owner, "status": "no_data",
-            "rule": "no_data", "reason": str(e).splitlines()[0], "unit": m.unit.value if m else "count",
+            "rule": "needs_setup" if setup else "no_data",
+            "reason": (_setup_reason(k, m, plan) if setup and m else None) or str(e).splitlines()[0],
+            "unit": m.unit.value if m else "count",
             "direction": direction_of(k, plan).value if m else "higher_is_better",
         }  # fmt: skip
         return pd.DataFrame([row], columns=list(STATUS_COLUMNS))
+
+
+def _setup_reason(k: KPI, m: Any, plan: Plan) -> str | None:
+    """The plan mistake behind a KPI that cannot be judged, in words (None: no short wording)."""
+    from kpinb._numbers import format_value
+    from kpinb.definitions.analysis import inverted_thresholds
+
+    direction = direction_of(k, plan)
+    if k.thresholds is None or inverted_thresholds(k, direction) is None:
+        return None
+    higher = direction.value == "higher_is_better"
+    return (
+        f"Needs setup: the warning level {format_value(k.thresholds.warning, m.unit)} is "
+        f"{'below' if higher else 'above'} the critical level {format_value(k.thresholds.critical, m.unit)}, "
+        f"but {'higher' if higher else 'lower'} is better — swap them in the plan."
+    )
 
 
 GRAINS = ("day", "week", "month", "quarter", "year")

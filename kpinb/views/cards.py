@@ -171,6 +171,8 @@ def kpi_card(
     status = str(row.get("status") or "no_data")
     unknown = (status.replace("_", " ").capitalize(), kit.NEUTRAL, "#f1f3f4")
     label, accent, background = STATUS_STYLE.get(status, unknown)
+    if row.get("rule") == "needs_setup":  # the scorecard found a mistake in the plan, not missing data
+        label, accent, background = "Needs setup", kit.WARN, "#fff3df"
     metric = str(row.get("metric") or "")
     name = row.get("name") or metric
     value, previous = as_float(row.get("value")), as_float(row.get("previous"))

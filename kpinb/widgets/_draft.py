@@ -56,24 +56,45 @@ def parse_number(text: str | None, unit: str = "count") -> float | None:
 
 
 def number_text(value: float | None, unit: str = "count") -> str:
-    """A value as the wizard pre-fills it: 6 significant digits, percent metrics as ``12.34%``.
+    """A value as the wizard pre-fills an editable field: 6 significant digits with thousands
+    separators (what :func:`parse_number` reads back), percent metrics as ``12.34%``.
 
-    >>> number_text(1043210.567), number_text(0.026371, "percent"), number_text(None)
-    ('1043211', '2.6371%', '')
+    >>> number_text(1043210.567), number_text(0.026371, "percent"), number_text(325.714), number_text(None)
+    ('1,043,210', '2.6371%', '325.714', '')
     """
     if value is None or not math.isfinite(value):
         return ""
     if unit == "percent":
         return f"{_plain(float(f'{value * 100:.5g}'))}%"
-    return _plain(float(f"{value:.6g}"))
+    return _plain(float(f"{value:.6g}"), grouped=True)
 
 
-def _plain(x: float) -> str:
-    """No exponent, no trailing zeros: 1043210.0 -> 1043210, 0.0264 -> 0.0264."""
+def _plain(x: float, grouped: bool = False) -> str:
+    """No exponent, no trailing zeros: 1043210.0 -> 1043210 (1,043,210 grouped), 0.0264 -> 0.0264."""
+    sep = "," if grouped else ""
     if float(x).is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    text = f"{x:.12f}".rstrip("0").rstrip(".")
-    return text or "0"
+        return f"{int(x):{sep}d}"
+    whole, _, frac = f"{x:.12f}".rstrip("0").partition(".")
+    whole = f"{int(whole):{sep}d}" if whole not in ("", "-", "-0") else whole
+    return f"{whole}.{frac}" if frac else (whole or "0")
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """A date typed as ``YYYY-MM-DD`` (the one form the wizard shows, whatever the browser's locale);
+    empty gives None.
+
+    >>> parse_date("2026-12-31"), parse_date(" ")
+    (datetime.date(2026, 12, 31), None)
+    """
+    t = (text or "").strip()
+    if not t:
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+        raise ValueError(f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-12-31")
+    try:
+        return dt.date.fromisoformat(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a day of the calendar; write it as YYYY-MM-DD") from None
 
 
 def slug(statement: str, max_words: int = 5) -> str:

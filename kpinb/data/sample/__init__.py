@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,29 @@ def _roster(rng: Rng, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     pick = rng.choice(len(_FIRST) * len(_LAST), len(region), replace=False)
     names = np.array([f"{_FIRST[i // len(_LAST)]} {_LAST[i % len(_LAST)]}" for i in pick])
     return names, region, team
+
+
+PINNED_END = "2025-12"
+"""The last month of the sample the shipped plans, stored notebook outputs and tests are written for
+(``kpinb sample-data --end 2025-12``); without ``--end`` the sample ends last month (a current demo)."""
+
+
+def last_complete_month(today: date | None = None) -> str:
+    """The month before ``today``'s (``YYYY-MM``): the newest month a sample made today holds whole."""
+    today = today or date.today()
+    return f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
+
+
+def start_for(end: str, years: int = 3) -> str:
+    """The first day of a ``years``-long sample whose last month is ``end`` (``YYYY-MM``)."""
+    try:
+        year, month = (int(x) for x in end.split("-"))
+        if not (1900 <= year <= 2199 and 1 <= month <= 12) or len(end) != 7:
+            raise ValueError
+    except ValueError:
+        raise DataError(f"end {end!r} is not a month. Write it as YYYY-MM, e.g. {PINNED_END}.") from None
+    first = year * 12 + month - 1 - (12 * years - 1)
+    return f"{first // 12}-{first % 12 + 1:02d}-01"
 
 
 def generate(

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +35,7 @@ class CanonicalSource:
     dimensions: tuple[str, ...]
     columns: dict[str, str]  # column -> type
     row_covers: str | None = None  # a snapshot's date stands for this period (month): it covers to its end
+    derive: dict[str, str] = field(default_factory=dict)  # columns computed from others when the data lacks them
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,11 @@ def sources() -> dict[str, CanonicalSource]:
         covers = spec.get("row_covers")
         if covers not in (None, "day", "week", "month", "quarter", "year"):
             raise PlanError(f"{where(path, name)}row_covers {covers!r} is not a grain")
+        derive = dict(spec.get("derive") or {})
+        if set(derive) - set(cols):
+            raise PlanError(f"{where(path, name)}derive: {sorted(set(derive) - set(cols))} are not its columns")
         out[name] = CanonicalSource(
-            name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols, covers
+            name, spec.get("description", ""), spec["time"], tuple(spec["dimensions"]), cols, covers, derive
         )
     return out
 

@@ -185,7 +185,7 @@ def _label(r: Report, when: Any) -> str:
         return "–"
     from kpinb.analytics.compare import period_label
 
-    return period_label(when, r.grain, long=True)
+    return period_label(when, r.grain, long=True, calendar=r.plan.calendar)
 
 
 def external_figure(ext: pd.DataFrame) -> list[Any]:

@@ -53,7 +53,9 @@ def supporting_table(r: Report, sup: pd.DataFrame) -> Any:
     from kpinb.analytics.compare import period_label
 
     def when(x: Any) -> str:
-        return "–" if x is None or pd.isna(x) else period_label(x, r.grain, long=True)
+        if x is None or pd.isna(x):
+            return "–"
+        return period_label(x, r.grain, long=True, calendar=r.plan.calendar)
 
     rows = [
         [r.metric_name(str(s["kpi"])), s["name"], s["indicator"], when(s["period_start"]),
@@ -166,7 +168,11 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             whole.update(() if by_member else (mid,))  # a ratio's own split: once, not per dimension
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
             direction = direction_of(k, r.plan).value if k is not None else None
-            span = f"{period_label(previous, r.grain, long=True)} → {period_label(judged, r.grain, long=True)}"
+            cal = r.plan.calendar
+            span = (
+                f"{period_label(previous, r.grain, long=True, calendar=cal)} → "
+                f"{period_label(judged, r.grain, long=True, calendar=cal)}"
+            )
             by_text = f" by {human_name(dim, capital=False)}" if by_member else ""
             title = f"What moved {r.chart_name(mid)}{by_text}: {span}"
             figs.append(drivers_chart(contrib, direction=direction, unit=r.unit(mid), title=title))

@@ -104,7 +104,9 @@ class Report:
         """The judged period as a label (``2025-06``, ``2025-Q2``), or ``no data``."""
         from kpinb.analytics.compare import period_label
 
-        return "no data" if self.judged is None else period_label(self.judged, self.grain, long=True)
+        if self.judged is None:
+            return "no data"
+        return period_label(self.judged, self.grain, long=True, calendar=self.plan.calendar)
 
     @property
     def kpi_ids(self) -> list[str]:
