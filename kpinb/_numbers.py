@@ -99,8 +99,14 @@ _DURATION_WORDS = {
 }
 
 
+_ISO_CODE = re.compile(r"[A-Z]{3}")
+
+
 def unit_key(unit: Any) -> str:
-    return str(getattr(unit, "value", unit) or "count").strip().lower()
+    """A unit's name for comparing (``percent``, ``currency``, ``s``); a currency's ISO code stays
+    upper case (``EUR``), the display unit of amounts in a plan that names its currency."""
+    raw = str(getattr(unit, "value", unit) or "count").strip()
+    return raw if _ISO_CODE.fullmatch(raw) else raw.lower()
 
 
 def _compact(v: float, decimals: int = 2) -> str | None:
@@ -112,34 +118,64 @@ def _compact(v: float, decimals: int = 2) -> str | None:
     return None
 
 
-def format_value(value: Any, unit: Any = "count") -> str:
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹", "KRW": "₩", "ILS": "₪",
+    "NGN": "₦", "PHP": "₱", "UAH": "₴", "VND": "₫", "TRY": "₺", "RUB": "₽",
+}  # fmt: skip
+"""ISO 4217 codes written as a symbol before the amount; every other code is written before it
+with a space (``CHF 1,250``, ``SEK 2.22M``), which no reader can take for another currency."""
+
+def is_currency(unit: Any) -> bool:
+    """True for the ``currency`` unit and for a currency's ISO code (``EUR``), the display unit of a
+    money metric in a plan that names its ``currency:`` (see :func:`display_unit`)."""
+    raw = str(getattr(unit, "value", unit) or "")
+    return raw.strip().lower() == "currency" or _ISO_CODE.fullmatch(raw.strip()) is not None
+
+
+def currency_prefix(unit: Any) -> str:
+    """What goes before an amount in ``unit``: ``€``, ``CHF `` or nothing (no currency named)."""
+    raw = str(getattr(unit, "value", unit) or "").strip()
+    if not _ISO_CODE.fullmatch(raw):
+        return ""
+    return CURRENCY_SYMBOLS.get(raw, f"{raw} ")
+
+
+def format_value(value: Any, unit: Any = "count", *, compact: bool = True) -> str:
     """A value for display in its unit.
 
     Parameters
     ----------
     value : the number (NaN, None or text give ``"–"``).
-    unit : ``percent`` (stored as a fraction 0..1), ``currency``, ``count``, ``ratio``, ``score``,
-        ``duration``, or a time unit for durations (``s``/``seconds``, ``min``/``minutes``,
-        ``h``/``hours``, ``days``), which is kept after the number.
+    unit : ``percent`` (stored as a fraction 0..1), ``currency``, a currency's ISO code
+        (``EUR``: an amount in that currency), ``count``, ``ratio``, ``score``, ``duration``, or a
+        time unit for durations (``s``/``seconds``, ``min``/``minutes``, ``h``/``hours``,
+        ``days``), which is kept after the number.
+    compact : millions and more as ``2.22M`` (cards, axes, tables: where space is short);
+        False writes every digit with thousands separators (``2,221,673``).
+
+    Amounts: a currency with a common symbol gets it before the number (``€2.22M``, ``$320.31``,
+    ``-£1,200``); other codes are written before it with a space (``CHF 2.22M``); plain
+    ``currency`` (the plan names none) shows no symbol. Whole amounts from 1,000 up, cents below.
 
     Examples
     --------
     >>> format_value(0.1234, "percent"), format_value(1234567, "currency"), format_value(12345.4, "currency")
     ('12.3%', '1.23M', '12,345')
+    >>> format_value(2221673, "EUR"), format_value(2221673, "EUR", compact=False), format_value(-320.314, "CHF")
+    ('€2.22M', '€2,221,673', '-CHF 320.31')
     >>> format_value(210.04, "seconds"), format_value(float("nan"), "count")
     ('210 s', '–')
     """
     v = as_float(value)
     if not math.isfinite(v):
         return DASH
+    if is_currency(unit):
+        big = _compact(abs(v)) if compact else None
+        text = big or (f"{abs(v):,.0f}" if abs(v) >= 1000 else f"{abs(v):,.2f}")
+        return f"{'-' if v < 0 else ''}{currency_prefix(unit)}{text}"
     u = unit_key(unit)
     if u == "percent":
         return f"{v * 100:.1f}%"
-    if u == "currency":
-        big = _compact(v)
-        if big:
-            return big
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
     if u == "ratio":
         return f"{v:,.2f}"
     if u == "score":
@@ -148,7 +184,7 @@ def format_value(value: Any, unit: Any = "count") -> str:
         text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
         label = _DURATION_WORDS.get(u)
         return f"{text} {label}" if label else text
-    big = _compact(v)
+    big = _compact(v) if compact else None
     if big:
         return big
     if float(v).is_integer() or abs(v) >= 1000:
@@ -171,10 +207,15 @@ def duration_unit(metric: Metric) -> str | None:
     return None
 
 
-def display_unit(metric: Metric | None, unit: Any) -> str:
+def display_unit(metric: Metric | None, unit: Any, currency: str | None = None) -> str:
+    """The unit :func:`format_value` shows a metric's values in: a duration's time unit, the plan's
+    ``currency`` code (``EUR``) for a money metric, else the metric's (or ``unit``'s) own unit."""
     if metric is not None and unit_key(metric.unit) == "duration":
         return duration_unit(metric) or "duration"
-    return unit_key(unit if unit is not None else (metric.unit if metric is not None else "count"))
+    key = unit_key(unit if unit is not None else (metric.unit if metric is not None else "count"))
+    if key == "currency" and currency:
+        return str(currency)
+    return key
 
 
 # --- small pieces -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ by the KPI's direction, and show every user text only escaped.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import xml.etree.ElementTree as ET
 
@@ -147,9 +148,55 @@ def test_card_relative_change_for_non_percent_units_and_missing_parts():
 
 
 def test_card_progress_texts_at_the_edges():
-    assert "Target 3.5% by 2025-12-31 reached" in kpi_card(row(progress=1.3))
-    assert "Worse than the baseline 2.5%; target 3.5%" in kpi_card(row(progress=-0.4))
+    """Beyond the target or below the baseline the bar is full or empty and the text says so in
+    words: a -331 % or 297 % bar means nothing to a reader."""
+
+    def bar_width(card: str) -> str:
+        return card.split('role="progressbar" aria-valuenow="')[1].split('"')[0]
+
+    past, behind = kpi_card(row(progress=2.97)), kpi_card(row(progress=-3.31))
+    assert "Past the target 3.5% by 2025-12-31" in past and bar_width(past) == "100"
+    assert "Target 3.5% by 2025-12-31 reached" in kpi_card(row(progress=1.0))
+    assert "Behind the baseline 2.5%; target 3.5%" in behind and bar_width(behind) == "0"
+    assert "297" not in past and "331" not in behind
     assert "Target 3.5% by 2025-12-31" in kpi_card(row(progress=float("nan")))
+
+
+def test_progress_text_is_words_outside_the_path():
+    from kpinb.views.kit import progress_text
+
+    assert [progress_text(p) for p in (0.474, 1.0, 2.97, -3.31, float("nan"), None)] == [
+        "47%", "target reached", "past target", "behind baseline", "", "",
+    ]  # fmt: skip
+
+
+def test_cards_sit_in_even_rows():
+    """6 cards make two rows of 3 (no lone card on a second row of 4 + 2), 7 make 4 + 3, 3 one row."""
+    from kpinb.views.cards import grid_style
+
+    def columns(n: int) -> str:
+        return grid_style(n).split("/ ")[1].split(")")[0]
+
+    assert [columns(n) for n in (1, 3, 4, 5, 6, 7, 8, 9)] == ["1", "3", "4", "3", "3", "4", "4", "3"]
+    html_ = kpi_cards(
+        pd.DataFrame([row(metric=f"m{i}") for i in range(6)]), None, {}
+    )
+    assert "(100% - 24px) / 3" in html_ and "auto-fit" in html_
+
+
+def test_amounts_carry_the_plans_currency():
+    from kpinb.views.kit import format_value
+
+    assert format_value(2221673, "EUR") == "€2.22M"
+    assert format_value(2221673, "EUR", compact=False) == "€2,221,673"
+    assert format_value(320.314, "USD") == "$320.31" and format_value(-1200, "GBP") == "-£1,200"
+    assert format_value(2221673, "CHF") == "CHF 2.22M" and format_value(2221673, "currency") == "2.22M"
+    card = kpi_cards(
+        pd.DataFrame([row(metric="monthly_sales_revenue", unit="currency", value=2221673.0, target=1.5e6,
+                          baseline=1.2e6, progress=1.5)]),
+        None, None, currency="EUR",
+    )  # fmt: skip
+    assert value_of(card) == "€2.22M" and "Past the target €1.50M" in card
 
 
 def test_card_unit_and_direction_default_to_the_row():
@@ -258,7 +305,7 @@ def test_kpi_cards_grid_from_evaluate():
     assert out.startswith('<div class="kpinb-cards"') and out.count('class="kpinb-card ') == 2
     cards = dict(re.findall(r'data-metric="([^"]+)".*?class="kpinb-card-value"[^>]*>([^<]*)<', out))
     assert cards == {"bounce_rate": "41.5%", "average_session_duration": "204 s"}
-    assert "2025-06 · owner: Web" in out
+    assert "Jun 2025 · owner: Web" in out  # the period as people read it
     # 2025-06 against 2024-06: bounce 0.415 vs 0.475 is better (lower is better): green, down
     assert re.search(r'color:#1b7f3b">▼ 6.0 pp vs last year', out)
     assert KpiCards(status, df, registry(PLAN))._repr_html_() == out
@@ -329,3 +376,47 @@ def test_a_bare_plan_or_alert_displays_as_html_in_a_real_kernel(tmp_path):
     assert plan_out["text/html"] == plan_html(kpinb.load_plan(plan_file))
     alert = Alert("x", f"X {EVIL}", None, None, None, "missing", "warning", "no value")
     assert alert_out["text/html"] == alerts_html([alert]) and ESCAPED in alert_out["text/html"]
+
+
+@pytest.mark.parametrize("period_end", ["2025-03-31", "2025-06-30", "2025-09-30", None])
+def test_a_card_never_contradicts_its_status(sample_data, period_end):
+    """Issue 15 item 5: "On track" beside "Worse than the baseline" and an empty bar. Each card's
+    sentence is the scorecard's reason, and an on-track card is never behind its baseline."""
+    import html as html_
+    from pathlib import Path
+
+    from kpinb import report
+
+    plan = Path(__file__).resolve().parents[1] / "templates" / "plans" / "sales.yml"
+    r = report.load(plan, data_dir=sample_data, period_end=period_end)
+    cards = report.cards(r).data
+    for e in r.scorecard:
+        card = cards.split(f'data-metric="{e.metric}"')[1].split('<div class="kpinb-card ')[0]
+        assert f'data-status="{e.status}"' in card
+        reason = re.search(r'class="kpinb-card-reason"[^>]*>(.*?)</div>', card, re.S)
+        assert reason and html_.unescape(reason.group(1)) == e.reason
+        if e.status == "on_track":
+            assert "Behind the baseline" not in card and "Worse than" not in card, (period_end, e.metric)
+
+
+def test_plan_status_and_alert_tables_show_the_plans_currency(sample_data):
+    """Every table that shows amounts of a plan with ``currency: USD`` writes them as $1.50M, and
+    alert levels in the KPI's unit (not 0.02955 for a rate)."""
+    from pathlib import Path
+
+    from kpinb import report
+    from kpinb.definitions.plan import load_plan
+    from kpinb.views.display import plan_html
+
+    plan = Path(__file__).resolve().parents[1] / "templates" / "plans" / "sales.yml"
+    assert load_plan(plan).currency == "USD"
+    assert "$1.50M by 2025-12-31" in plan_html(load_plan(plan))
+    r = report.load(plan, data_dir=sample_data)
+    table = report.status_table(r).data
+    assert re.search(r">\$2\.\d\dM<", table) and ">Dec 2025<" in table
+    found = report.alerts(r)
+    alerts = report.alerts_table(found, r).data
+    for a in found:
+        assert html.escape(a.message) in alerts
+        if a.kpi == "sales_conversion_rate" and a.value is not None:
+            assert f">{a.value * 100:.1f}%<" in alerts

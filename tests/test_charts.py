@@ -103,9 +103,11 @@ def test_breakdown_latest_period_sorted():
     (bar,) = fig.data
     assert bar.type == "bar" and bar.orientation == "h"
     assert list(bar.y) == ["east", "west", "north"] and list(bar.x) == [3.0, 6.0, 9.0]  # largest on top
-    assert fig.layout.title.text == "Orders by region, 2024-03"
+    assert fig.layout.title.text == "Orders by region, Mar 2024"  # the period as people read it
     first = charts.breakdown(df, "orders_count", "region", period="2024-01-15")
-    assert list(first.data[0].x) == [1.0, 2.0, 3.0] and first.layout.title.text.endswith("2024-01")
+    assert list(first.data[0].x) == [1.0, 2.0, 3.0] and first.layout.title.text.endswith("Jan 2024")
+    named = tidy({"orders_count": [1.0, 2.0, 3.0]}, by={"product_category": ["a", "b", "c"]})
+    assert "by product category" in charts.breakdown(named, "orders_count", "product_category").layout.title.text
 
 
 def test_breakdown_without_the_dimension():
@@ -151,13 +153,28 @@ def test_drivers_bars_add_up_to_the_change_and_colour_by_direction():
     frame = drivers.dimension_contributions(ratio_by_region(), "conversion_rate", "2024-01", "2024-02")
     fig = charts.drivers(frame)
     (bar,) = fig.data
-    assert bar.type == "bar" and sum(bar.x) == pytest.approx(frame.attrs["change"], rel=1e-4)
+    # a rate's effects are drawn in percentage points, like their labels and the axis
+    assert bar.type == "bar" and sum(bar.x) == pytest.approx(frame.attrs["change"] * 100, rel=1e-4)
+    assert fig.layout.xaxis.ticksuffix == " pp" and "%" not in (fig.layout.xaxis.tickformat or "")
+    assert all(t.endswith(" pp") for t in bar.text)
     assert all(" · " in label for label in bar.y)  # rate and mix per member
     colours = dict(zip(bar.x, bar.marker.color, strict=True))
     assert all((c == "#1b7f3b") == (x >= 0) for x, c in colours.items())
     lower = charts.drivers(frame, direction="lower_is_better")
     assert all((c == "#1b7f3b") == (x < 0) for x, c in zip(lower.data[0].x, lower.data[0].marker.color, strict=True))
     assert "2024-01-01 → 2024-02-01" in fig.layout.title.text and "pp" in fig.layout.title.text
+
+
+def test_money_and_count_axes_never_show_milli_units():
+    """d3's "~s" writes 0.5 as "500m": small amounts and counts get plain ticks, big ones 20k / 2M,
+    amounts the plan's currency symbol, and every value axis a title naming its unit."""
+    small = charts.trend(tidy({"orders_count": [0.2, 0.5, 1.4]}), "orders_count", unit="count")
+    assert small.layout.yaxis.tickformat != "~s" and small.layout.yaxis.title.text == "count"
+    big = charts.trend(tidy({"monthly_sales_revenue": [1.9e6, 2.1e6, 2.2e6]}), "monthly_sales_revenue", unit="EUR")
+    assert big.layout.yaxis.tickformat == "~s" and big.layout.yaxis.tickprefix == "€"
+    assert big.layout.yaxis.title.text == "EUR"
+    rate = charts.trend(tidy({"bounce_rate": [0.4, 0.5, 0.45]}), "bounce_rate", unit="percent")
+    assert "%" in rate.layout.yaxis.tickformat and rate.layout.yaxis.title.text == "%"
 
 
 def test_drivers_with_nothing_to_split_shows_the_note():
@@ -202,3 +219,20 @@ def test_text_from_data_is_escaped_in_html_output():
     df = tidy({"orders_count": [1.0]}, by={"region": [evil]})
     html = charts.figure_html(charts.breakdown(df, "orders_count", "region", title=evil))
     assert evil not in html
+
+
+def test_trend_draws_periods_not_final_yet_apart():
+    """A rate that settles late (leads not yet converted) reads as a collapse on a plain line: the
+    periods after the last complete one are a grey dotted "not final yet" line, and the forecast
+    goes on from the last final value."""
+    df = tidy({"conversion_rate": [0.11, 0.12, 0.115, 0.06, 0.03]})
+    df["complete"] = [True, True, True, False, False]
+    fc = pd.DataFrame({"period_start": MONTHS[5:7], "mean": [0.12, 0.12], "lower": [0.1, 0.1], "upper": [0.14, 0.14]})
+    fig = charts.trend(df, "conversion_rate", unit="percent", forecast=fc)
+    line, unsettled = fig.data[0], next(t for t in fig.data if t.name == "not final yet")
+    assert list(line.y) == [0.11, 0.12, 0.115]
+    assert list(unsettled.y) == [0.115, 0.06, 0.03] and unsettled.line.dash == "dot"
+    forecast = next(t for t in fig.data if t.name == "forecast")
+    assert forecast.y[0] == 0.115  # from the last final value, not from the unsettled 3%
+    plain = tidy({"conversion_rate": [0.11, 0.12]})
+    assert [t.name for t in charts.trend(plain, "conversion_rate").data] == ["Conversion rate"]

@@ -23,6 +23,7 @@ from kpinb.runs.export import _bundle_needed, export_html
 from kpinb.views.report import REPORT_RENDERER, TRACES_ATTRIBUTE
 
 MAX_BYTES = 5 * 2**20
+ROOT = Path(__file__).resolve().parents[1]
 PLOTLY_BANNER = re.compile(r"\* plotly\.js(?: \(basic - minified\))? v\d")
 
 pytestmark = pytest.mark.timeout(600)
@@ -298,3 +299,128 @@ def test_report_values_are_steady_to_twelve_significant_digits():
     assert out["numerator"].dtype == "Float64" and out["numerator"][1] is pd.NA
     assert out["numerator"][0] == 0.333333333333 and out["numerator"][3] == -7e-9
     assert frame["value"][1] == b, "the input frame is left as it was"
+
+
+# --- what a reader sees: no notes to the analyst, the data's age on top, contents, print -------
+
+
+@pytest.mark.slow
+def test_report_page_is_written_for_its_reader(reports):
+    """The dashboard report drops the template's notes to the analyst ("Run it for every department
+    with kpinb run ..."), says how old its data is above the first section, lists its sections,
+    folds the tables that repeat a chart, labels periods for people and paginates on paper."""
+    page = reports[0].read_text(encoding="utf-8")
+    text = " ".join(_parse(reports[0]).text)
+    assert "kpinb run --template" not in page and "run all cells" not in text
+    assert "Run it for every department" not in text
+    toc = re.search(r'<nav class="kpinb-toc"[^>]*>(.*?)</nav>', page, re.S)
+    assert toc, "no table of contents"
+    assert re.findall(r'href="#([^"]+)"', toc.group(1))[:3] == ["KPIs", "Pace-to-target", "Alerts"]
+    first_section = page.index('<h2 id="KPIs"')
+    assert page.index('class="kpinb-age') < page.index('<nav class="kpinb-toc"') < first_section
+    assert page.index("<h1>") < page.index('class="kpinb-age')  # the title, then the data's age
+    # one visual per idea: the status table behind the cards, the pace table behind the trends
+    folded = re.findall(r'<details class="kpinb-details"><summary>([^<]*)</summary>', page)
+    assert len(folded) >= 3 and any("statuses" in f for f in folded), folded
+    assert re.search(r"KPIs judged on (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}", text)
+    assert "@media print" in page and "break-inside: avoid" in page
+    assert page.count('class="kpinb-cards"') == 1 and "auto-fit" in page
+
+
+def test_data_age_warns_when_the_newest_data_is_two_periods_old():
+    """The newest day the KPIs' sources cover, from the engine's coverage; a warning past two
+    periods of the report's grain (months here), none within them, none for a report that
+    deliberately looks back at a past period_end."""
+    import datetime as dt
+
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    newest = report.age_of(r).newest
+    assert newest is not None and newest == max(c["through"] for c in r.frame.attrs["coverage"].values())
+    late = newest.date() + dt.timedelta(days=305)
+    old = report.data_age(r, today=late).data
+    assert "kpinb-age-stale" in old and "The newest data is 10 months old" in old
+    assert f"{newest.day} {newest:%b %Y}" in old
+    fresh = report.data_age(r, today=newest.date() + dt.timedelta(days=20)).data
+    assert "kpinb-age-stale" not in fresh and "(2 weeks old)" in fresh
+    back = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, period_end="2025-06-30")
+    assert "kpinb-age-stale" not in report.data_age(back, today=late).data
+
+
+def test_index_counts_reports_in_words(tmp_path):
+    from kpinb.runs.index import index_page
+    from kpinb.runs.specs import RunResult, RunSpec
+
+    def run(dep: str) -> RunResult:
+        spec = RunSpec("kpi_dashboard", dep, tmp_path / f"{dep}.yml")
+        return RunResult(spec, "ok", None, tmp_path / dep / "kpi_dashboard.html", {}, 1.0)
+
+    assert "<p>1 report, 0 failed;" in index_page([run("sales")], tmp_path, {"grain": "month"})
+    assert "<p>2 reports, 0 failed;" in index_page([run("sales"), run("web")], tmp_path, {"grain": "month"})
+
+
+def test_report_trend_draws_the_forecast_path_not_a_straight_wedge():
+    """The report's trend shows the forecast period by period (as the dashboard does), ending at the
+    pace table's forecast for the deadline; a quarter's total is titled for the quarter."""
+    import pandas as pd
+
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, period_end="2025-06-30")
+    pace = report.pace(r)
+    figs = {f.layout.title.text: f for f in report.trend_figures(r, pace)}
+    fig = figs["Monthly sales revenue"]
+    (line,) = [t for t in fig.data if t.name == "forecast"]
+    months = pd.to_datetime(list(line.x))
+    assert len(months) == 7  # Jun (the latest value) then one point per month to December
+    at_deadline = pace.set_index("metric").loc["monthly_sales_revenue", "forecast_at_deadline"]
+    assert line.y[-1] == pytest.approx(at_deadline, rel=1e-3)
+    k = r.plan.kpi("monthly_sales_revenue")
+    zones = {z.name: z.y0 for z in fig.layout.shapes}
+    assert zones == {"warning zone": k.thresholds.warning, "critical zone": k.thresholds.critical}
+    by_quarter = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE, grain="quarter")
+    quarterly = {f.layout.title.text: f for f in report.trend_figures(by_quarter)}
+    assert "Quarterly sales revenue" in quarterly and "Monthly recurring revenue (MRR)" in quarterly
+    assert not quarterly["Quarterly sales revenue"].layout.shapes  # a total is not judged by quarter
+    assert quarterly["Average order value"].layout.shapes  # an average is
+
+
+def test_every_section_shows_a_late_settling_kpi_on_its_judged_period():
+    """The sales conversion rate matures 60 days after a month ends, so the scorecard judges it on
+    an earlier month than the others. Its external benchmark, peers, history, breakdown and drivers
+    read that month too, not the immature latest one (which showed 3.0% beside a judged 10.9%)."""
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    rate = r.scorecard.get("sales_conversion_rate")
+    assert rate.period_start < r.judged  # the premise: judged on an earlier, complete month
+    label = f"{rate.period_start:%b %Y}"
+    ext = report.external(r).set_index("metric")
+    assert ext.loc["sales_conversion_rate", "value"] == pytest.approx(rate.value)
+    hist = report.history(r).set_index("metric")
+    assert hist.loc["sales_conversion_rate", "value"] == pytest.approx(rate.value)
+    frames = report.breakdowns(r)
+    titles = [f.layout.title.text for f in report.breakdown_figures(r, frames)]
+    assert f"Sales conversion rate by region, {label}" in titles
+    drivers = [f.layout.title.text.replace("<br>", " ") for f in report.driver_figures(r, frames)]
+    assert any(t.startswith("What moved Sales conversion rate") and t.endswith(label) for t in drivers), drivers
+    peers = report.peers(r, frames)
+    assert peers[peers["metric"] == "sales_conversion_rate"]["value"].notna().all()
+
+
+def test_mrr_is_explained_member_by_member_and_aov_by_rate_and_mix():
+    """Issue 15 item 5: MRR (mrr summed per snapshot day: its regions add up to the whole) was split
+    into rate and mix effects as if each region's snapshot day were a separate denominator, and the
+    bars added up to a quarter of nothing. It is explained by each region's change, which adds up to
+    MRR's change; the average order value, whose regions do not add up, keeps rate and mix."""
+    from kpinb import report
+
+    r = report.load(ROOT / "templates" / "plans" / "sales.yml", data_dir=SAMPLE)
+    figs = {f.layout.title.text.split(" by ")[0]: f for f in report.driver_figures(r, report.breakdowns(r))}
+    (mrr,) = figs["What moved Monthly recurring revenue (MRR)"].data
+    assert not any(" · " in str(y) for y in mrr.y)  # members, not "Europe · rate"
+    e = r.scorecard.get("monthly_recurring_revenue")
+    assert sum(mrr.x) == pytest.approx(e.value - e.previous, rel=1e-6)
+    (aov,) = figs["What moved Average order value"].data
+    assert any(str(y).endswith(" · rate") for y in aov.y) and any(str(y).endswith(" · mix") for y in aov.y)

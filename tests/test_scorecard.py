@@ -131,7 +131,7 @@ def test_a_monthly_plan_viewed_by_quarter_judges_rates_from_their_parts_and_not_
     from kpinb.views import report
 
     r = report.load(ROOT / "templates" / "plans" / "sales.yml", grain="quarter", period_end="2025-06-30")
-    assert r.judged_label == "2025-Q2" and not r.skipped
+    assert r.judged_label == "Q2 2025" and not r.skipped  # the label people read
     revenue, aov = r.scorecard.get("monthly_sales_revenue"), r.scorecard.get("average_order_value")
     assert (revenue.status, revenue.rule) == ("not_judged", "grain") and revenue.target_path.empty
     assert aov.status in ("on_track", "at_risk", "off_track") and aov.rule != "grain"

@@ -209,15 +209,25 @@ def period_end(start: Any, grain: str | Grain) -> pd.Timestamp:
 
 
 def period_label(
-    start: Any, grain: str | Grain, *, first: Any = None, through: Any = None, calendar: Calendar | None = None
+    start: Any,
+    grain: str | Grain,
+    *,
+    first: Any = None,
+    through: Any = None,
+    calendar: Calendar | None = None,
+    long: bool = False,
 ) -> str:
     """A short, unambiguous label: ``2025-06-02``, ``week of 2025-06-02``, ``2025-06``, ``2025-Q2``, ``2025``;
     in a fiscal ``calendar``: ``Q1 FY2026``, ``FY2026``.
 
     ``first`` / ``through``: the days the data covers; a period they cut short is labelled partial.
+    ``long``: the label people read in reports and dashboards: ``2 Jun 2025``, ``Week of 2 Jun 2025``,
+    ``Jun 2025``, ``Q2 2025``, ``2025`` (the short one is for sentences, tables and machine outputs).
 
     >>> period_label("2025-04-01", "quarter")
     '2025-Q2'
+    >>> period_label("2025-04-01", "quarter", long=True), period_label("2025-04-07", "week", long=True)
+    ('Q2 2025', 'Week of 7 Apr 2025')
     >>> period_label("2025-12-01", "month", through="2025-12-09")
     '2025-12 (partial: Dec 1–9)'
     >>> period_label("2025-10-01", "quarter", through="2025-12-09")
@@ -227,14 +237,22 @@ def period_label(
     """
     g = Grain(grain).value
     ts = pd.Timestamp(start)
-    if g == "day":
+    fiscal = fiscal_label(ts, g, calendar) if g in ("quarter", "year") else None
+    if fiscal:  # "Q1 FY2026" reads the same in both forms
+        label = str(fiscal)
+    elif long:
+        label = {
+            "day": f"{ts.day} {ts:%b %Y}",
+            "week": f"Week of {ts.day} {ts:%b %Y}",
+            "month": f"{ts:%b %Y}",
+            "quarter": f"Q{ts.quarter} {ts.year}",
+        }.get(g, f"{ts.year}")
+    elif g == "day":
         label = f"{ts:%Y-%m-%d}"
     elif g == "week":
         label = f"week of {ts:%Y-%m-%d}"
     elif g == "month":
         label = f"{ts:%Y-%m}"
-    elif fiscal_label(ts, g, calendar):
-        label = str(fiscal_label(ts, g, calendar))
     elif g == "quarter":
         label = f"{ts.year}-Q{ts.quarter}"
     else:

@@ -218,6 +218,7 @@ def dimension_contributions(
     period_b: Any,
     *,
     plan: Plan | None = None,
+    members_add_up: bool = False,
 ) -> pd.DataFrame:
     """Split a metric's change between the members of a dimension.
 
@@ -242,6 +243,8 @@ def dimension_contributions(
     period_a, period_b : the periods to compare.
     plan : used only to look up the formula of a plan metric; averages, minimums, maximums,
         medians and other non-additive formulas are refused (their members do not add up).
+    members_add_up : the caller checked that the members' values add up to the whole (a sum per
+        shared unit such as MRR per snapshot day, a ratio in form): split it member by member.
 
     Returns
     -------
@@ -273,9 +276,9 @@ def dimension_contributions(
     def get(p: pd.Timestamp, col: str) -> pd.Series:
         return side[p][col].reindex(members).astype("float64")
 
-    is_ratio = rows["numerator"].notna().any()
+    is_ratio = rows["numerator"].notna().any() and not members_add_up
     if not is_ratio:
-        note = _additive_note(metric, plan)
+        note = "" if members_add_up else _additive_note(metric, plan)
         va, vb = get(pa, "value"), get(pb, "value")
         out = pd.DataFrame(
             {

@@ -408,7 +408,7 @@ def evaluate(
         judged = latest_complete_period(df, as_of, include_partial=include_partial, metric=kpi.metric)
         metric = metric_of(kpi, plan)
         direction = direction_of(kpi, plan)
-        unit = display_unit(metric, None)
+        unit = display_unit(metric, None, plan.currency)  # amounts in the sentences carry the plan's currency
         series = series_of(ch, kpi.metric)
         at = ch[(ch["metric"] == kpi.metric) & (ch["period_start"] == judged)]
         value, previous, change_pct = (

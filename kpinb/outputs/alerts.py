@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from kpinb._numbers import format_value
+from kpinb._numbers import display_unit, format_value
 from kpinb.analytics.kpis import direction_of
 from kpinb.analytics.status import checked_thresholds, threshold_level
 from kpinb.definitions.model import Direction, Plan
@@ -143,6 +143,7 @@ def from_scorecard(card: Scorecard) -> list[Alert]:
         day = e.period_start.date() if e.period_start is not None else None
         label = e.period_label if e.period_start is not None else "any period"
         value, name = e.value, e.name
+        unit = display_unit(None, e.unit, card.plan.currency)  # amounts in the plan's currency
         if math.isnan(value):
             out.append(Alert(
                 kpi.metric, name, day, None, None, "missing", "warning",
@@ -158,16 +159,16 @@ def from_scorecard(card: Scorecard) -> list[Alert]:
             better = "higher is better" if higher else "lower is better"
             out.append(Alert(
                 kpi.metric, name, day, value, limit, kind, level,
-                f"{name} is {format_value(value, e.unit)} for {label}, {side} the {level} level "
-                f"{format_value(limit, e.unit)} ({better}).",
+                f"{name} is {format_value(value, unit)} for {label}, {side} the {level} level "
+                f"{format_value(limit, unit)} ({better}).",
             ))  # fmt: skip
         limit_pct = kpi.thresholds.change_pct if kpi.thresholds is not None else None
         change = e.change_pct
         if limit_pct is not None and not math.isnan(change) and abs(change) > limit_pct:
             out.append(Alert(
                 kpi.metric, name, day, value, float(limit_pct), "change", "warning",
-                f"{name} changed {change:+.1f}% for {label} (from {format_value(e.previous, e.unit)} to "
-                f"{format_value(value, e.unit)}), more than the {limit_pct:g}% limit.",
+                f"{name} changed {change:+.1f}% for {label} (from {format_value(e.previous, unit)} to "
+                f"{format_value(value, unit)}), more than the {limit_pct:g}% limit.",
             ))  # fmt: skip
     return out
 

@@ -19,8 +19,36 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_css -%}
 <style type="text/css">
 body.jp-Notebook { max-width: 1200px; margin: 0 auto; }
-.kpinb-sub { color: #555; margin-top: -0.5em; }
+.jp-RenderedHTMLCommon { line-height: 1.45; }
+.jp-RenderedHTMLCommon h1 { margin-bottom: .2em; }
+.kpinb-sub { color: #555; margin-top: 0; }
 .jp-RenderedHTMLCommon table { font-size: 12px; }
+.kpinb-age { margin: .4em 0 .8em; color: #3c4043; }
+/* contents: one line of links under the title */
+.kpinb-toc { margin: .6em 0 1.2em; padding: .5em .8em; background: #f8f9fa; border-radius: 6px; font-size: 13px; }
+.kpinb-toc ol { display: inline; margin: 0; padding: 0; list-style: none; }
+.kpinb-toc li { display: inline; }
+.kpinb-toc li + li::before { content: "·"; margin: 0 .6em; color: #9aa0a6; }
+.kpinb-toc b { margin-right: .8em; }
+/* a cell's charts side by side: one visual per idea, not one 420 px column each */
+.jp-OutputArea:has(> .jp-OutputArea-child + .jp-OutputArea-child .kpinb-plotly) {
+  display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 0 16px;
+}
+.jp-OutputArea-child:has(.kpinb-plotly) { min-width: 0; }
+/* at most the printable width of A4 (charts keep the width they were drawn at when printed) */
+.kpinb-plotly { max-width: 680px; overflow: hidden; }
+/* the table behind a chart, for whoever wants the numbers */
+details.kpinb-details { margin: .2em 0 1em; }
+details.kpinb-details > summary { cursor: pointer; color: #1a73e8; font-size: 13px; }
+@media print {
+  @page { size: A4; margin: 14mm 12mm; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  body.jp-Notebook { max-width: none; padding: 0; }
+  .kpinb-toc, details.kpinb-details, .anchor-link { display: none !important; }
+  h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
+  .kpinb-card, .kpinb-plotly, tr, .kpinb-age { break-inside: avoid; page-break-inside: avoid; }
+  .jp-OutputArea:has(> .jp-OutputArea-child + .jp-OutputArea-child .kpinb-plotly) { display: block; }
+}
 </style>
 {%- if resources.kpinb_plotly_js %}
 <script type="text/javascript">{{ resources.kpinb_plotly_js }}</script>
@@ -29,6 +57,24 @@ body.jp-Notebook { max-width: 1200px; margin: 0 auto; }
 """
 
 _TRACES_RE = re.compile(r'data-kpinb-traces="([^"]*)"')
+# a markdown section heading as nbconvert writes it: id, text, then its anchor link
+_SECTION_RE = re.compile(r'<h2 id="([^"<>]+)">(.*?)<a class="anchor-link"', re.S)
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def with_contents(body: str) -> str:
+    """``body`` with a table of contents (its markdown sections, ``##`` headings) before the first
+    section; unchanged with fewer than two sections. The headings' text and ids are nbconvert's,
+    already escaped."""
+    found = list(_SECTION_RE.finditer(body))
+    if len(found) < 2:
+        return body
+    items = "".join(f'<li><a href="#{m.group(1)}">{_TAG_RE.sub("", m.group(2)).strip()}</a></li>' for m in found)
+    nav = f'<nav class="kpinb-toc" aria-label="Contents"><b>Contents</b><ol>{items}</ol></nav>'
+    at = found[0].start()
+    return body[:at] + nav + body[at:]
+
+
 def _plotly_js(bundle: Literal["basic", "full"]) -> str:
     """plotly.js for a report's head (MathJax kept local: a report opens with no network)."""
     from kpinb.views.charts import plotly_js_source
@@ -58,7 +104,9 @@ def _bundle_needed(nb: Any) -> Literal["none", "basic", "full"]:
 def export_html(nb: Any, show_code: bool = False) -> str:
     """Export an executed notebook to one self-contained HTML page.
 
-    Code cells are hidden unless ``show_code``; prompts are hidden; plotly.js is inlined once
+    Code cells are hidden unless ``show_code``; prompts are hidden; cells tagged ``report-remove``
+    (words to the analyst running the notebook) are left out; a table of contents lists the
+    sections; a print stylesheet paginates it on paper; plotly.js is inlined once
     (the small basic bundle when every figure uses scatter, bar or pie traces, else plotly's
     full bundle) and no script, style or font is loaded from the network.
     """
@@ -86,4 +134,4 @@ def export_html(nb: Any, show_code: bool = False) -> str:
     bundle = _bundle_needed(nb)
     resources = {"kpinb_plotly_js": _plotly_js(bundle) if bundle != "none" else ""}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    return body
+    return with_contents(body)

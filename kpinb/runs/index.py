@@ -61,6 +61,11 @@ def manifest_text(
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 report``, ``3 reports``, ``0 reports``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
     """Each KPI as the kit's status pill and its name; the status reason shows on hover."""
     out = []
@@ -115,7 +120,7 @@ table.kpinb-index {{ width: 100%; }}
 .failed {{ color: #c62828; font-weight: bold; }} .err {{ font-size: 85%; color: #555; }}
 </style></head>
 <body><h1>KPI reports</h1>
-<p>{len(runs)} reports, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
+<p>{_count(len(runs), "report")}, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
 generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
 {table(["department", "reports", "KPI status", "time"], rows, "kpinb-index")}
 </body></html>

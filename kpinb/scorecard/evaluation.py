@@ -457,8 +457,14 @@ def drivers(
     from kpinb.analytics import drivers as drivers_
 
     if by is not None:
+        # e.g. MRR, the mrr summed over a month's snapshots per snapshot day: a ratio in form, but every
+        # member shares the denominator, so members add up (checked on the data) and each one's change
+        # explains it, not rates and mix (whose shares would split one shared denominator four ways)
+        add_up = _members_add_up(total, by, metric, (period_a, period_b), plan)
         try:
-            return drivers_.dimension_contributions(by, metric, period_a, period_b, plan=plan)
+            return drivers_.dimension_contributions(
+                by, metric, period_a, period_b, plan=plan, members_add_up=add_up
+            )
         except KpinbError:
             pass
     rows = total[total["metric"] == metric]
@@ -468,6 +474,33 @@ def drivers(
         except KpinbError:
             return None
     return None
+
+
+def _members_add_up(
+    total: pd.DataFrame, by: pd.DataFrame, metric: str, periods: Sequence[Any], plan: Plan | None
+) -> bool:
+    """True when ``metric`` is not a ratio whose parts add up (:func:`~kpinb.definitions.analysis.additivity`)
+    yet its members' values add up to the whole in each of ``periods``: a sum per shared unit
+    (MRR per snapshot day), to be explained member by member rather than as rates and mix."""
+    import pandas as pd
+
+    from kpinb.definitions.analysis import additivity
+    from kpinb.definitions.plan import registry
+
+    if "numerator" not in by.columns or plan is None:
+        return False
+    reg = registry(plan)
+    if metric not in reg or additivity(reg[metric], reg) == "ratio":
+        return False
+    for when in periods:
+        t = pd.Timestamp(when)
+        whole = total.loc[(total["metric"] == metric) & (total["period_start"] == t), "value"]
+        parts = by.loc[(by["metric"] == metric) & (by["period_start"] == t), "value"]
+        if whole.empty or pd.isna(whole.iloc[0]) or parts.notna().sum() == 0:
+            return False
+        if not math.isclose(float(parts.sum()), float(whole.iloc[0]), rel_tol=1e-6, abs_tol=1e-9):
+            return False
+    return True
 
 
 def _one(plan: Plan, frame: pd.DataFrame, as_of: Any, mid: str, include_partial: bool, level: float) -> pd.DataFrame:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from kpinb.definitions.model import Metric
 
-__all__ = ["KpiCards", "gauge", "kpi_card", "kpi_cards"]
+__all__ = ["KpiCards", "gauge", "grid_style", "kpi_card", "kpi_cards"]
 
 def _finite(x: Any) -> bool:
     return math.isfinite(as_float(x))
@@ -189,7 +189,7 @@ def kpi_card(
     meta = [p for p in (_period_text(row), f"owner: {row['owner']}" if row.get("owner") else "") if p]
     changes = (
         _change_html(value, previous, change_pct, u, d, "vs previous")
-        + '<span style="margin:0 6px;color:#9aa0a6">·</span>'
+        + f'<span style="margin:0 6px;color:{kit.TEXT_MUTED}">·</span>'
         + _change_html(value, last_year, yoy_pct, u, d, "vs last year")
     )
     spark = ""
@@ -200,14 +200,17 @@ def kpi_card(
     deadline = _date_text(row.get("deadline"))
     by = f" by {esc(deadline)}" if deadline else ""
     progress_html = ""
-    if math.isfinite(target):
+    # a total viewed at a coarser grain (a quarter of a monthly KPI) is not judged: its per-period
+    # target beside the quarter's total would read as exceeded three times over; the reason says why
+    regrained = status == "not_judged" and str(row.get("rule") or "") == "grain"
+    if math.isfinite(target) and not regrained:
         if math.isfinite(prog):
             width = max(0.0, min(1.0, prog)) * 100
             goal = f"{esc(format_value(target, u))}{by}"
             if prog >= 1:
-                text = f"Target {goal} reached"
+                text = f"Past the target {goal}" if prog > 1 else f"Target {goal} reached"
             elif prog < 0:
-                text = f"Worse than the baseline {esc(format_value(baseline, u))}; target {goal}"
+                text = f"Behind the baseline {esc(format_value(baseline, u))}; target {goal}"
             else:
                 text = f"{prog:.0%} of the way from {esc(format_value(baseline, u))} to {goal}"
             bar = (
@@ -218,18 +221,20 @@ def kpi_card(
             )
         else:
             text, bar = f"Target {esc(format_value(target, u))}{by}", ""
-        progress_html = f'{bar}<div style="font-size:12px;color:{kit.NEUTRAL};margin-top:3px">{text}</div>'
+        progress_html = f'{bar}<div style="font-size:12px;color:{kit.TEXT_MUTED};margin-top:3px">{text}</div>'
 
     reason = row.get("reason")
     reason_html = (
-        f'<div class="kpinb-card-reason" style="font-size:12px;color:#3c4043;margin-top:6px">{esc(reason)}</div>'
+        f'<div class="kpinb-card-reason" style="font-size:12px;color:{kit.TEXT_SOFT};margin-top:6px">'
+        f"{esc(reason)}</div>"
         if reason
         else ""
     )
     return (
         f'<div class="kpinb-card kpinb-status-{esc(status)}" data-metric="{esc(metric)}" '
-        f'data-status="{esc(status)}" style="{kit.FONT};box-sizing:border-box;background:#fff;color:#202124;'
-        f"border:1px solid {kit.MUTED};border-top:4px solid {accent};border-radius:8px;padding:10px 12px;"
+        f'data-status="{esc(status)}" style="{kit.FONT};box-sizing:border-box;background:{kit.SURFACE};'
+        f"color:{kit.TEXT};line-height:1.4;border:1px solid {kit.RULE};border-top:4px solid {accent};"
+        "border-radius:8px;padding:10px 12px;"
         f'min-width:0">'
         f'<div style="display:flex;justify-content:space-between;align-items:flex-start;gap:8px">'
         f'<div class="kpinb-card-name" style="font-weight:600;font-size:14px;line-height:1.3">{esc(name)}</div>'
@@ -237,7 +242,7 @@ def kpi_card(
         f'background:{background};border-radius:10px;padding:1px 8px">● {esc(label)}</div></div>'
         f'<div class="kpinb-card-value" style="font-size:28px;font-weight:700;margin-top:4px;'
         f'font-variant-numeric:tabular-nums">{esc(format_value(value, u))}</div>'
-        f'<div class="kpinb-card-meta" style="font-size:12px;color:{kit.NEUTRAL}">{esc(" · ".join(meta))}</div>'
+        f'<div class="kpinb-card-meta" style="font-size:12px;color:{kit.TEXT_MUTED}">{esc(" · ".join(meta))}</div>'
         f'<div class="kpinb-card-changes" style="font-size:12px;margin-top:4px">{changes}</div>'
         f"{spark}{progress_html}{reason_html}</div>"
     )
@@ -249,6 +254,7 @@ def kpi_cards(
     registry: Mapping[str, Metric] | None = None,
     *,
     periods: int = 24,
+    currency: str | None = None,
 ) -> str:
     """A responsive grid of KPI cards, one per row of ``status_df``.
 
@@ -261,6 +267,7 @@ def kpi_cards(
     registry : metric id -> :class:`~kpinb.model.Metric` (``kpinb.plan.registry(plan)``), for
         units (durations get their time unit) and directions; default the catalog.
     periods : how many periods the sparkline shows.
+    currency : the plan's ``currency:`` code: amounts show its symbol (``€2.22M``).
 
     Returns
     -------
@@ -291,7 +298,7 @@ def kpi_cards(
     for rec in status_df.to_dict("records"):
         mid = str(rec.get("metric"))
         metric = registry.get(mid)
-        unit = display_unit(metric, rec.get("unit"))
+        unit = display_unit(metric, rec.get("unit"), currency)
         direction = rec.get("direction") or (metric.direction if metric is not None else None)
         when = rec.get("period_start")
         hist = history.get(mid)
@@ -300,7 +307,7 @@ def kpi_cards(
             if grain:
                 from kpinb.analytics.compare import period_label
 
-                rec["period_label"] = period_label(when, grain)
+                rec["period_label"] = period_label(when, grain, long=True)
             ly = yoy.get((mid, pd.Timestamp(when)))
             if ly is not None and "last_year" not in rec:
                 rec["last_year"], rec["yoy_pct"] = ly
@@ -309,10 +316,22 @@ def kpi_cards(
         cards.append(kpi_card(rec, hist, unit=unit, direction=direction))
     if not cards:
         return f'<div class="kpinb-cards" style="{kit.FONT};color:{kit.NEUTRAL}">No KPI to show.</div>'
-    return (
-        f'<div class="kpinb-cards" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));'
-        f'gap:12px;align-items:stretch">{"".join(cards)}</div>'
-    )
+    return f'<div class="kpinb-cards" style="{grid_style(len(cards))}">{"".join(cards)}</div>'
+
+
+def grid_style(n: int, widest: int = 4, min_px: int = 230, gap_px: int = 12) -> str:
+    """Inline CSS of a grid of ``n`` cards whose rows are as even as the width allows.
+
+    At most ``columns = ceil(n / rows)`` columns, where ``rows = ceil(n / widest)``: 6 cards sit
+    3 + 3 (not 4 + a lone 2), 5 sit 3 + 2, 7 sit 4 + 3. A narrower page wraps to fewer columns
+    (each at least ``min_px`` wide), never to more.
+
+    >>> "repeat(auto-fit," in grid_style(6) and "(100% - 24px) / 3" in grid_style(6)
+    True
+    """
+    columns = max(1, math.ceil(n / math.ceil(max(n, 1) / widest)))
+    track = f"minmax(max({min_px}px, calc((100% - {(columns - 1) * gap_px}px) / {columns})), 1fr)"
+    return f"display:grid;grid-template-columns:repeat(auto-fit,{track});gap:{gap_px}px;align-items:stretch"
 
 
 def gauge(

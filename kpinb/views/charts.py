@@ -110,14 +110,36 @@ def _meta(metric: str, name: str | None, unit: str | None) -> tuple[str, str]:
     )
 
 
-def _axis(unit: str) -> dict[str, Any]:
-    """Tick and hover formats for a value axis in ``unit``."""
+def _axis(unit: str, values: Any = None) -> dict[str, Any]:
+    """Tick and hover formats, prefix and title for a value axis in ``unit`` showing ``values``.
+
+    Money and counts get thousands separators, and SI suffixes (20k, 2M) only from 10,000 up:
+    d3's ``~s`` would write 0.5 as "500m", which reads as millions. A currency code puts its
+    symbol before the ticks (``€``, ``CHF ``); the axis title names the unit.
+    """
+    import numpy as np
+
+    from kpinb._numbers import currency_prefix, is_currency
+
     u = str(getattr(unit, "value", unit))
     if u == "percent":
-        return {"tickformat": ".2~%", "hoverformat": ".2%"}
-    if u in ("currency", "count"):
-        return {"tickformat": "~s", "hoverformat": ",.2~f"}
-    return {"hoverformat": ",.2~f"}
+        return {"tickformat": ".2~%", "hoverformat": ".2%", "title_text": "%"}
+    if is_currency(u) or u == "count":
+        v = np.asarray([] if values is None else values, dtype="float64").ravel()
+        v = v[np.isfinite(v)]
+        big = bool(v.size) and float(np.abs(v).max()) >= 10_000
+        prefix = currency_prefix(u)
+        out = {"tickformat": "~s" if big else ",~r", "hoverformat": ",.2~f", "tickprefix": prefix}
+        out["title_text"] = "count" if u == "count" else u if prefix else "amount"  # a currency's code: "EUR"
+        return out
+    return {"hoverformat": ",.2~f", "title_text": _unit_title(u)}
+
+
+def _unit_title(unit: str) -> str:
+    """A short axis title for a unit: ``ratio``, ``score``, a duration's time unit."""
+    from kpinb._numbers import unit_key
+
+    return {"duration": "duration", "min": "minutes", "h": "hours", "s": "seconds"}.get(unit_key(unit), unit_key(unit))
 
 
 @functools.cache
@@ -127,11 +149,13 @@ def _template() -> Any:
 
 def _figure(title: str, height: int = 320, **kw: Any) -> go.Figure:
     """An empty figure with the common layout (built in one go: plotly validates on every update)."""
+    title = wrap_title(title)
+    lines = title.count("<br>")
     layout = {
         "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
         "template": _template(),
         "height": height,
-        "margin": {"l": 56, "r": 16, "t": 44, "b": 36},
+        "margin": {"l": 56, "r": 16, "t": 44 + 18 * lines, "b": 36},
         "legend": {"orientation": "h", "y": -0.18, "x": 0},
         "font": {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12},
         "annotations": [],
@@ -139,6 +163,28 @@ def _figure(title: str, height: int = 320, **kw: Any) -> go.Figure:
         **kw,
     }
     return _go().Figure(layout=layout)
+
+
+TITLE_CHARACTERS = 58
+"""A title line's length: the width of a dashboard chart (480 px) at the title's font size."""
+
+
+def wrap_title(text: str, width: int = TITLE_CHARACTERS) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (plotly's ``<br>``),
+    so a long title is never cut off at the chart's edge.
+
+    >>> wrap_title("What moved Monthly recurring revenue (MRR) by region: Nov 2025 → Dec 2025", 40)
+    'What moved Monthly recurring revenue<br>(MRR) by region: Nov 2025 → Dec 2025'
+    >>> wrap_title("What moved Sales conversion rate by region: Sep 2025 → Oct 2025", 58)
+    'What moved Sales conversion rate by region: Sep 2025 →<br>Oct 2025'
+    """
+    import re
+    import textwrap
+
+    # a period ("Oct 2025", "Q4 2025") stays on one line
+    glued = re.sub(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Q[1-4]) (\d{4})\b", "\\1\x00\\2", str(text))
+    lines = textwrap.wrap(glued, width, break_long_words=False, break_on_hyphens=False)
+    return "<br>".join(lines).replace("\x00", " ") or str(text)
 
 
 def _empty(fig: go.Figure, message: str) -> go.Figure:
@@ -170,7 +216,7 @@ def _period_text(when: Any, grain: str | None) -> str:
     if grain:
         from kpinb.analytics.compare import period_label
 
-        return period_label(when, grain)
+        return period_label(when, grain, long=True)
     return f"{pd.Timestamp(when):%Y-%m-%d}"
 
 
@@ -184,6 +230,7 @@ def trend(
     title: str | None = None,
     name: str | None = None,
     unit: str | None = None,
+    thresholds: Mapping[str, Any] | None = None,
 ) -> go.Figure:
     """The metric's value per period: one line (one per dimension member when broken down).
 
@@ -194,8 +241,13 @@ def trend(
     target : a number (a flat dashed line) or a Series indexed by date (a step path).
     forecast : a :class:`kpinb.forecast.Forecast` or a frame ``period_start, mean, lower, upper``:
         drawn as a dashed line with its interval as a band.
+
+    Periods after the last complete one (the engine's ``complete`` column: data still arriving,
+    a rate that settles late) are drawn as a grey dotted "not final yet" line.
     title : the figure title; default the metric's name.
     name, unit : display name and unit; default from the catalog.
+    thresholds : ``{"warning": w, "critical": c, "direction": "higher_is_better"}``: the values
+        past the warning level shaded amber and past the critical level red (the KPI's alert zones).
 
     Examples
     --------
@@ -211,18 +263,34 @@ def trend(
         return _empty(fig, "No data for this selection")
     dims = _dims(df)
     groups = list(rows.groupby(dims, sort=True, dropna=False)) if dims else [((label,), rows)]
+    unsettled_shown = False
     for i, (key, g) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
+        final, unsettled = _settled_split(g)
         fig.add_trace(
             go.Scatter(
-                x=g["period_start"],
-                y=g["value"],
+                x=final["period_start"],
+                y=final["value"],
                 mode="lines+markers",
                 name=" · ".join(str(k) for k in key),
                 line={"color": PALETTE[i % len(PALETTE)], "width": 2},
                 marker={"size": 4},
             )
         )
+        if len(unsettled):
+            fig.add_trace(
+                go.Scatter(
+                    x=unsettled["period_start"],
+                    y=unsettled["value"],
+                    mode="lines+markers",
+                    name="not final yet",
+                    legendgroup="unsettled",
+                    showlegend=not unsettled_shown,
+                    line={"color": _NEUTRAL, "width": 1.5, "dash": "dot"},
+                    marker={"size": 5, "symbol": "circle-open"},
+                )
+            )
+            unsettled_shown = True
     x_first, x_last = rows["period_start"].min(), rows["period_start"].max()
     points = getattr(forecast, "points", forecast)
     if points is not None and len(points):
@@ -232,7 +300,8 @@ def trend(
         ahead = pts["period_start"] > x_last  # a cone may start at the latest observed value
         for col in ("mean", "lower", "upper"):  # a fit's 4th digit differs between CPUs
             pts.loc[ahead, col] = round_significant(pts.loc[ahead, col], FORECAST_DIGITS)
-        last = rows.dropna(subset=["value"]).iloc[-1] if not dims else None
+        settled = _settled_split(rows.dropna(subset=["value"]))[0]  # the forecast goes on from a final value
+        last = settled.iloc[-1] if not dims and len(settled) else None
         xs, ms = list(pts["period_start"]), list(pts["mean"])
         if last is not None and pd.Timestamp(last["period_start"]) < pd.Timestamp(xs[0]):
             xs, ms = [last["period_start"], *xs], [last["value"], *ms]
@@ -281,8 +350,57 @@ def trend(
                     line={"color": _GOOD, "dash": "dash", "width": 1.5, "shape": shape},
                 )
             )
-    fig.update_yaxes(**_axis(u), rangemode="tozero" if u in ("count", "currency") else "normal")
+    if thresholds:
+        _threshold_bands(fig, thresholds)
+    from kpinb._numbers import is_currency
+
+    ys = [t.y for t in fig.data if t.y is not None]
+    flat = [y for ys_ in ys for y in ys_]
+    fig.update_yaxes(**_axis(u, flat), rangemode="tozero" if u == "count" or is_currency(u) else "normal")
     return fig
+
+
+def _settled_split(g: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows up to the last complete period, and the periods after it that are not complete
+    yet (data still arriving, or a rate that settles late) joined to it: drawn apart, so a month
+    whose leads have not had time to convert does not read as a collapse."""
+    if "complete" not in g.columns or g["complete"].isna().all():
+        return g, g.iloc[0:0]
+    done = g["complete"].fillna(False).astype(bool).to_numpy()
+    if done.all() or not done.any():
+        return g, g.iloc[0:0]
+    last = int(done.nonzero()[0].max())
+    if last == len(g) - 1:
+        return g, g.iloc[0:0]
+    return g.iloc[: last + 1], g.iloc[last:]
+
+
+def _threshold_bands(fig: go.Figure, thresholds: Mapping[str, Any]) -> None:
+    """Shade the alert zones behind the lines: amber between the warning and critical levels, red
+    beyond the critical one (below them for higher-is-better, above for lower-is-better)."""
+    from kpinb._numbers import as_float
+
+    warning, critical = as_float(thresholds.get("warning")), as_float(thresholds.get("critical"))
+    lower = str(thresholds.get("direction") or "").startswith("lower")
+    values = [as_float(v) for t in fig.data for v in (t.y if t.y is not None else ())]
+    values = [v for v in values if math.isfinite(v)] + [x for x in (warning, critical) if math.isfinite(x)]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    edge = hi + pad if lower else (max(lo - pad, 0.0) if lo >= 0 else lo - pad)  # just past the data
+    bands = []
+    if math.isfinite(warning):
+        bands.append((warning, critical if math.isfinite(critical) else edge, "rgba(232,163,23,0.12)", "warning"))
+    if math.isfinite(critical):
+        bands.append((critical, edge, "rgba(179,38,30,0.10)", "critical"))
+    for y0, y1, colour, label in bands:
+        if not (math.isfinite(y0) and math.isfinite(y1)):
+            continue
+        fig.add_shape(
+            type="rect", xref="paper", x0=0, x1=1, yref="y", y0=y0, y1=y1, fillcolor=colour, line={"width": 0},
+            layer="below", name=f"{label} zone",
+        )  # fmt: skip
 
 
 @_steady
@@ -312,9 +430,12 @@ def breakdown(
     label, u = _meta(metric, name, unit)
     rows = df[df["metric"] == metric]
     grain = df.attrs.get("grain")
+    from kpinb.views.kit import human_name
+
+    dim_text = human_name(dimension, capital=False)
     if dimension not in df.columns:
-        fig = _figure(title or f"{label} by {dimension}")
-        return _empty(fig, f"Not broken down by {dimension}")
+        fig = _figure(title or f"{label} by {dim_text}")
+        return _empty(fig, f"Not broken down by {dim_text}")
     if period is None:
         have = rows.loc[rows["value"].notna(), "period_start"]
         when = have.max() if len(have) else None
@@ -322,7 +443,7 @@ def breakdown(
         from kpinb.engine.calendar import period_start
 
         when = period_start(period, grain) if grain else pd.Timestamp(period)
-    heading = title or f"{label} by {dimension}" + (f", {_period_text(when, grain)}" if when is not None else "")
+    heading = title or f"{label} by {dim_text}" + (f", {_period_text(when, grain)}" if when is not None else "")
     fig = _figure(heading)
     if when is None:
         return _empty(fig, "No data for this selection")
@@ -344,7 +465,7 @@ def breakdown(
             showlegend=False,
         )
     )
-    fig.update_xaxes(**_axis(u))
+    fig.update_xaxes(**_axis(u, here.to_numpy()))
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 60 + 28 * len(here)))
     return fig
@@ -486,8 +607,11 @@ def _peers(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure:
         )
     title = fig.layout.title.text
     if title == "Benchmark position":
-        fig.update_layout(title_text=f"{_meta(str(rows['metric'].iloc[0]), None, None)[0]}: {dim} vs peers")
-    fig.update_xaxes(**_axis(u))
+        from kpinb.views.kit import human_name
+
+        name = _meta(str(rows["metric"].iloc[0]), None, None)[0]
+        fig.update_layout(title_text=f"{name}: {human_name(dim, capital=False)} vs peers")
+    fig.update_xaxes(**_axis(u, rows["value"].to_numpy()))
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 70 + 28 * len(rows)))
     return fig
@@ -509,8 +633,10 @@ def _history(fig: go.Figure, frame: pd.DataFrame, unit: str | None) -> go.Figure
                 marker={"color": (_NEUTRAL, "#bdc1c6", PALETTE[0])[i]},
             )
         )
-    fig.update_xaxes(**_axis(u))
-    fig.update_yaxes(type="category", automargin=True)
+    # the ticks carry the unit; an axis title would sit under the legend
+    fig.update_xaxes(**{**_axis(u, frame[["best_value", "last_year_value", "value"]].to_numpy()), "title_text": None})
+    # one metric: the title names it, a tick label would only repeat it
+    fig.update_yaxes(type="category", automargin=True, showticklabels=len(frame) > 1)
     fig.update_layout(barmode="group", height=max(220, 100 + 60 * len(frame)))
     return fig
 
@@ -522,6 +648,7 @@ def drivers(
     direction: str | None = None,
     title: str | None = None,
     unit: str | None = None,
+    name: str | None = None,
 ) -> go.Figure:
     """Bars of the effects that add up to a metric's change (a frame of :mod:`kpinb.drivers`).
 
@@ -530,11 +657,10 @@ def drivers(
     way for ``direction`` (default the catalog's, else higher is better), red otherwise. The
     title names the periods and the total change from the frame's ``attrs``.
     """
-    import pandas as pd
 
     go = _go()
     metric = frame.attrs.get("metric") or (str(frame["metric"].iloc[0]) if "metric" in frame and len(frame) else "")
-    label, u = _meta(metric, None, unit) if metric else ("metric", unit or "count")
+    label, u = _meta(metric, name, unit) if metric else (name or "metric", unit or "count")
     if direction is None and metric:
         from kpinb.definitions import catalog
 
@@ -546,7 +672,8 @@ def drivers(
     if title is None:
         title = f"What moved {label}"
         if pa is not None and pb is not None:
-            title += f": {pd.Timestamp(pa):%Y-%m-%d} → {pd.Timestamp(pb):%Y-%m-%d}"
+            grain = frame.attrs.get("grain")
+            title += f": {_period_text(pa, grain)} → {_period_text(pb, grain)}"
         if change is not None and math.isfinite(float(change)):
             title += f" ({_signed(float(change), u)})"
     fig = _figure(title)
@@ -566,9 +693,11 @@ def drivers(
     rows["_label"] = labels
     rows = rows.sort_values("effect")
     good = [(e >= 0) == higher for e in rows["effect"]]
+    # a rate's effects are changes of the rate: percentage points on the axis, as on the labels
+    points = str(u) == "percent"
     fig.add_trace(
         go.Bar(
-            x=rows["effect"],
+            x=rows["effect"] * 100 if points else rows["effect"],
             y=rows["_label"],
             orientation="h",
             marker={"color": [_GOOD if g else _BAD for g in good]},
@@ -580,7 +709,12 @@ def drivers(
         )
     )
     fig.add_shape(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper", line={"color": "#3c4043", "width": 1})
-    fig.update_xaxes(**({"tickformat": ".2%", "hoverformat": ".3%"} if u == "percent" else _axis(u)), zeroline=False)
+    axis = (
+        {"tickformat": ",.2~f", "ticksuffix": " pp", "hoverformat": ",.2f", "title_text": "percentage points"}
+        if points
+        else {**_axis(u, rows["effect"].to_numpy()), "title_text": f"effect on the change ({_axis(u)['title_text']})"}
+    )
+    fig.update_xaxes(**axis, zeroline=False)
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 70 + 26 * len(rows)))
     return fig

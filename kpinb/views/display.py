@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpinb.views import kit
-from kpinb.views.kit import SEVERITY_STYLE, STATUS_STYLE, display_unit, esc, format_value, pill, table
+from kpinb.views.kit import (
+    SEVERITY_STYLE,
+    STATUS_STYLE,
+    display_unit,
+    esc,
+    format_value,
+    pill,
+    progress_text,
+    table,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +36,21 @@ if TYPE_CHECKING:
 __all__ = ["AlertTable", "PlanView", "StatusTable", "alerts_html", "plan_html", "status_html"]
 
 _FONT = f"{kit.FONT};font-size:13px;color:#202124"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _period(x: Any, grain: Any) -> str:
+    """A period's start as its label for people (``Dec 2025``) when the grain is known, else the date."""
+    import pandas as pd
+
+    if grain is None or x is None or pd.isna(x):
+        return _date(x)
+    from kpinb.analytics.compare import period_label
+
+    return esc(period_label(x, str(grain), long=True))
 
 
 def _date(x: Any) -> str:
@@ -67,7 +91,7 @@ def plan_html(plan: Plan) -> str:
     rows = []
     for k in plan.kpis:
         m: Metric | None = reg.get(k.metric)
-        unit = display_unit(m, None)
+        unit = display_unit(m, None, plan.currency)
         name = k.name or (m.name if m is not None else k.metric)
         if k.baseline is None:
             baseline = ""
@@ -145,23 +169,30 @@ def plan_html(plan: Plan) -> str:
 # --- statuses -----------------------------------------------------------------------------------
 
 
-def status_html(status: pd.DataFrame, registry: Mapping[str, Metric] | None = None) -> str:
-    """The frame of :func:`kpinb.status.evaluate` as a table with a coloured status per KPI."""
+def status_html(
+    status: pd.DataFrame,
+    registry: Mapping[str, Metric] | None = None,
+    currency: str | None = None,
+    grain: str | None = None,
+) -> str:
+    """The frame of :func:`kpinb.status.evaluate` as a table with a coloured status per KPI
+    (amounts in the plan's ``currency``, periods labelled for people at ``grain``, default the
+    frame's)."""
+    grain = grain or status.attrs.get("grain")
     rows = []
     for r in status.to_dict("records"):
         m = registry.get(str(r.get("metric"))) if registry else None
-        unit = display_unit(m, r.get("unit"))
+        unit = display_unit(m, r.get("unit"), currency)
         st = str(r.get("status") or "no_data")
         label, color, background = STATUS_STYLE.get(st, (st.replace("_", " "), "#5f6368", "#f1f3f4"))
-        prog = r.get("progress")
-        prog_text = f"{prog:.0%}" if isinstance(prog, (int, float)) and math.isfinite(prog) else ""
+        prog_text = progress_text(r.get("progress"))
         change = r.get("change_pct")
         change_text = f"{change:+.1f}%" if isinstance(change, (int, float)) and math.isfinite(change) else ""
         rows.append(
             [
                 f"<b>{esc(r.get('name') or r.get('metric'))}</b>",
                 esc(r.get("owner")),
-                _date(r.get("period_start")),
+                _period(r.get("period_start"), grain),
                 esc(format_value(r.get("value"), unit)),
                 esc(change_text),
                 esc(format_value(r.get("target_now"), unit)),
@@ -177,8 +208,14 @@ def status_html(status: pd.DataFrame, registry: Mapping[str, Metric] | None = No
 # --- alerts -------------------------------------------------------------------------------------
 
 
-def alerts_html(alerts: Sequence[Alert] | pd.DataFrame) -> str:
-    """Alerts (a list of :class:`kpinb.alerts.Alert` or their frame) as a table, critical first."""
+def alerts_html(
+    alerts: Sequence[Alert] | pd.DataFrame,
+    registry: Mapping[str, Metric] | None = None,
+    currency: str | None = None,
+    grain: str | None = None,
+) -> str:
+    """Alerts (a list of :class:`kpinb.alerts.Alert` or their frame) as a table, critical first;
+    values and levels in the KPI's unit when ``registry`` knows it (amounts in ``currency``)."""
     records = (
         alerts.to_dict("records")
         if hasattr(alerts, "to_dict") and hasattr(alerts, "columns")
@@ -203,16 +240,20 @@ def alerts_html(alerts: Sequence[Alert] | pd.DataFrame) -> str:
     for r in records:
         sev = str(r.get("severity") or "warning")
         color, background = SEVERITY_STYLE.get(sev, ("#5f6368", "#f1f3f4"))
-        value = r.get("value")
-        threshold = r.get("threshold")
+        m = registry.get(str(r.get("kpi"))) if registry else None
+        unit = display_unit(m, None, currency) if m is not None else "count"
+        value, threshold = r.get("value"), r.get("threshold")
+        limit = (  # a change alert's level is a percent change, the others are values of the KPI
+            f"{threshold:g}%" if r.get("kind") == "change" and _finite(threshold) else format_value(threshold, unit)
+        )
         rows.append(
             [
                 pill(sev, color, background),
                 f"<b>{esc(r.get('name') or r.get('kpi'))}</b>",
-                _date(r.get("period_start")),
+                _period(r.get("period_start"), grain or getattr(alerts, "attrs", {}).get("grain")),
                 esc(r.get("kind")),
-                esc(f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else ""),
-                esc(f"{threshold:.4g}" if isinstance(threshold, (int, float)) and math.isfinite(threshold) else ""),
+                esc(format_value(value, unit) if _finite(value) else ""),
+                esc(limit if _finite(threshold) else ""),
                 esc(r.get("message")),
             ]
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,8 @@ from kpinb.engine.cube import Cube, filter_label
 from kpinb.errors import KpinbError
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
-from kpinb.views.kit import display_unit, esc
+from kpinb.views.kit import display_unit, esc, human_name, name_at_grain
+from kpinb.widgets._clicks import ClickBridge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,10 +48,33 @@ def _classed(widget: Any, *classes: str) -> Any:
     return widget
 
 
+_THEMELESS = {
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"color": "#7b8794"},
+}
+"""Layout over a figure in JupyterLab: no white block in the dark theme, and a grey that reads on
+both (the static copy and the reports keep the white template)."""
+_THEMELESS_GRID = {"gridcolor": "rgba(128,128,128,0.22)", "linecolor": "rgba(128,128,128,0.3)",
+                   "zerolinecolor": "rgba(128,128,128,0.35)"}  # fmt: skip
+
+STYLE = """<style>
+.kpinb-dashboard .widget-html-content { line-height: 1.4; }
+.kpinb-dashboard .kpinb-card { cursor: pointer; }
+.kpinb-dashboard .kpinb-filters .widget-label { color: var(--jp-ui-font-color1, #3c4043); }
+</style>"""
+"""Tighter lines than JupyterLab's widget default (28 px per line) and clickable cards."""
+
+
 def _bundle(fig: go.Figure, name: str, width: int) -> dict[str, Any]:
     """A display_data output holding ``fig`` as plotly's mimetype at ``width`` pixels (JSON-clean)."""
     spec = json.loads(fig.to_json())  # plotly's encoder: numpy, dates and NaN (as null) made JSON
-    spec["layout"] = {**spec.get("layout", {}), "width": width}
+    layout = spec.get("layout", {})
+    font = {**layout.get("font", {}), **_THEMELESS["font"]}
+    names = {k for k in layout if k.startswith(("xaxis", "yaxis"))} | {"xaxis", "yaxis"}
+    axes = {k: {**layout.get(k, {}), **_THEMELESS_GRID} for k in names}
+    layout.pop("template", None)  # its white backgrounds and dark text are what the overrides replace
+    spec["layout"] = {**layout, **_THEMELESS, **axes, "font": font, "width": width}
     spec["config"] = {"responsive": False, "displaylogo": False}
     data = {MIMETYPE: spec, "text/plain": f"<kpinb {name} chart: {fig.layout.title.text or name}>"}
     return {"output_type": "display_data", "data": data, "metadata": {}}
@@ -61,8 +86,9 @@ class Dashboard(widgets.VBox):
     Parameters
     ----------
     plan : a :class:`~kpinb.model.Plan` or the path of a plan file.
-    grain : the charts' grain (``week``, ``month``, ``quarter``, ``year``); the cards always show
-        each KPI at its own grain, where its target and thresholds apply.
+    grain : the grain (``week``, ``month``, ``quarter``, ``year``) of the charts, and of each card
+        when it is as coarse as the KPI's own (a monthly KPI by quarter: a rate judged on the
+        quarter, a total shown but not judged); a finer one leaves the card at the KPI's grain.
     focus : the metric the charts show first (default the first KPI).
     figure_width : pixel width of each chart in the notebook (they wrap to the cell's width);
         the static :meth:`to_html` copy sizes them to the page instead.
@@ -82,8 +108,10 @@ class Dashboard(widgets.VBox):
     last_update_seconds : how long the last filter change took, from the value change to cards
         and figures updated.
 
-    Filters: a month range, the charts' grain, one dropdown per dimension of the plan's sources
-    (``All`` + members), and the metric and dimension the charts focus on. A filter on a
+    Filters: a month range, the grain (of the charts, and of the cards when it is coarser than a
+    KPI's own: the scorecard re-grains it), one dropdown per dimension that at least one KPI's data
+    has (``All`` + members), and the metric and dimension the charts focus on. Clicks: a card
+    focuses the charts on its KPI; a bar of the breakdown filters the dashboard to that member. A filter on a
     dimension a metric's source lacks leaves that metric unfiltered (the note under the cards
     says so). A filtered total (revenue of one region) is not judged against the whole KPI's
     target: its card shows ``Not judged``; rates and averages keep their status.
@@ -118,7 +146,7 @@ class Dashboard(widgets.VBox):
         months = sorted(totals.loc[totals["value"].notna(), "period_start"].unique())
         if not months:
             months = sorted(totals["period_start"].unique())
-        options = [(f"{m:%Y-%m}", m) for m in (_ts(x) for x in months)]
+        options = [(f"{m:%b %Y}", m) for m in (_ts(x) for x in months)]  # "Jan 2023", as people write it
         self.range = _classed(
             widgets.SelectionRangeSlider(
                 options=options,
@@ -142,13 +170,14 @@ class Dashboard(widgets.VBox):
         )
         members = self.cube.members()
         self.dimension_filters: dict[str, widgets.Dropdown] = {}
-        for d in self.cube.dimensions:
+        for d in self.applicable_dimensions:
             self.dimension_filters[d] = _classed(
                 widgets.Dropdown(
                     options=[("All", ""), *((m, m) for m in members.get(d, []))],
                     value="",
-                    description=d.replace("_", " "),
-                    layout=widgets.Layout(width="240px"),
+                    description=human_name(d),
+                    style={"description_width": "initial"},  # the whole label, never "product c…"
+                    layout=widgets.Layout(width="auto", min_width="200px", max_width="320px"),
                 ),
                 f"kpinb-filter-{d}",
             )
@@ -167,6 +196,9 @@ class Dashboard(widgets.VBox):
         )
         self._set_breakdown_options()
 
+        self.clicks = ClickBridge()
+        self.clicks.on_msg(self._clicked)
+        self._focus_style = widgets.HTML(self._focus_css())
         self.header = widgets.HTML(
             f'<div style="font-size:18px;font-weight:700">{esc(self.plan.name)}</div>'
             f'<div style="color:#5f6368">department: {esc(self.plan.department)}</div>'
@@ -192,6 +224,9 @@ class Dashboard(widgets.VBox):
             layout=widgets.Layout(flex_flow="row wrap", width="100%"),
         )
         self.children = [
+            widgets.HTML(STYLE),
+            self._focus_style,
+            self.clicks,
             self.header,
             _classed(filters, "kpinb-filters"),
             self.cards,
@@ -230,12 +265,31 @@ class Dashboard(widgets.VBox):
 
     # --- state ----------------------------------------------------------------------------------
 
-    def _name(self, mid: str) -> str:
+    def _name(self, mid: str, grain: str | None = None) -> str:
+        """The metric's name; at ``grain``, a total's period word follows it ("Quarterly sales
+        revenue" by quarter), while an average such as MRR keeps its own ("Monthly recurring ...")."""
+        from kpinb.definitions.analysis import additivity
+
         k = next((k for k in self.plan.kpis if k.metric == mid), None)
-        if k is not None and k.name:
-            return k.name
         m = self.registry.get(mid)
-        return m.name if m is not None else mid
+        name = k.name if k is not None and k.name else (m.name if m is not None else mid)
+        if grain is None or m is None:
+            return name
+        return name_at_grain(name, grain, additivity(m, self.registry) in ("sum", "distinct"))
+
+    @property
+    def applicable_dimensions(self) -> list[str]:
+        """The dimensions at least one KPI's data has (plan order): the filters worth offering.
+        A dimension no KPI has would filter nothing on the cards and only add notes."""
+        kpi_dims = {d for k in self.plan.kpis for d in self.cube.dims_of.get(k.metric, ())}
+        return [d for d in self.cube.dimensions if d in kpi_dims]
+
+    def card_grain(self, kpi: Any) -> str:
+        """The grain a KPI's card is judged at: the grain control's when it is as coarse as the
+        KPI's own (a monthly KPI viewed by quarter: the scorecard re-grains it), else the KPI's."""
+        own, chosen = kpi.grain.value, self.grain.value
+        order = ("day", *GRAINS)
+        return chosen if order.index(chosen) >= order.index(own) else own
 
     @property
     def filters(self) -> dict[str, str]:
@@ -272,7 +326,33 @@ class Dashboard(widgets.VBox):
             self._precompute()  # what a first filter needs now (those done or started are skipped)
         self.refresh()
 
+    def _clicked(self, _widget: Any, content: Mapping[str, Any], _buffers: Any = None) -> None:
+        """A click in the page: a card focuses the charts on its KPI; a bar of the breakdown
+        filters the dashboard to that member (DESIGN.md, "Clicks")."""
+        if not isinstance(content, Mapping):
+            return
+        if content.get("kind") == "card":
+            metric = str(content.get("metric") or "")
+            if metric in [v for _, v in self.focus.options] and metric != self.focus.value:
+                self.focus.value = metric
+        elif content.get("kind") == "bar":
+            dim, member = self.breakdown.value, str(content.get("member") or "")
+            box = self.dimension_filters.get(dim) if dim else None
+            if box is not None and member in [v for _, v in box.options]:
+                box.value = member
+
+    def _focus_css(self) -> str:
+        """The focused KPI's card outlined, so the page says which card the charts are about."""
+        mid = str(self.focus.value or "")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", mid):
+            return ""
+        return (
+            f'<style>.kpinb-dashboard .kpinb-card[data-metric="{mid}"] '
+            "{ box-shadow: 0 0 0 2px #1a73e8; }</style>"
+        )
+
     def _focus_changed(self, _: Any = None) -> None:
+        self._focus_style.value = self._focus_css()
         self._set_breakdown_options()
         self._precompute()
         self.refresh()
@@ -314,10 +394,10 @@ class Dashboard(widgets.VBox):
         from kpinb import scorecard
         from kpinb.analytics.status import STATUS_COLUMNS
 
-        label = filter_label(filters)
+        label = filter_label({human_name(d): v for d, v in filters.items()})
         grains: dict[str, list[str]] = {}
         for k in self.plan.kpis:
-            grains.setdefault(k.grain.value, []).append(k.metric)
+            grains.setdefault(self.card_grain(k), []).append(k.metric)
         statuses, blocks = [], []
         for g, ids in grains.items():
             frame = self.cube.frame(g, filters, metrics=ids)
@@ -327,13 +407,14 @@ class Dashboard(widgets.VBox):
             for mid in ids:
                 if unfiltered.get(mid):
                     notes.append(
-                        f"{self._name(mid)} is not filtered by {', '.join(unfiltered[mid])}: "
+                        f"{self._name(mid)} is not filtered by "
+                        f"{', '.join(human_name(d, capital=False) for d in unfiltered[mid])}: "
                         "its data has no such column."
                     )
             card = scorecard.evaluate(self.plan, frame, kpis=ids, filters=filters, unfiltered=unfiltered, pace=False)
             status = card.status_frame()
             statuses.append(status)
-            block = kpi_cards(status, frame, self.registry)
+            block = kpi_cards(status, frame, self.registry, currency=self.plan.currency)
             if len(grains) > 1:
                 block = f'<div style="font-weight:600;margin:6px 0 2px">per {esc(g)}</div>{block}'
             blocks.append(block)
@@ -351,7 +432,7 @@ class Dashboard(widgets.VBox):
         mid = self.focus.value
         dim = self.breakdown.value
         m = self.registry[mid]
-        name, unit = self._name(mid), display_unit(m, None)
+        name, unit = self._name(mid, g), display_unit(m, None, self.plan.currency)
         first = period_start(start, g)
 
         def cut(df: pd.DataFrame) -> pd.DataFrame:
@@ -361,8 +442,12 @@ class Dashboard(widgets.VBox):
 
         total = cut(self.cube.frame(g, filters, metrics=[mid]))
         total.attrs.update(by=())
-        target, forecast = self._target_and_forecast(mid, total, g, filters)
-        figs = {"trend": charts.trend(total, mid, target=target, forecast=forecast, name=name, unit=unit)}
+        target, forecast, thresholds = self._target_and_forecast(mid, total, g, filters)
+        figs = {
+            "trend": charts.trend(
+                total, mid, target=target, forecast=forecast, name=name, unit=unit, thresholds=thresholds
+            )
+        }
         if dim:
             by = cut(self.cube.frame(g, filters, by=[dim], metrics=[mid]))
             by.attrs.update(by=(dim,))
@@ -378,19 +463,34 @@ class Dashboard(widgets.VBox):
 
     def _target_and_forecast(
         self, mid: str, total: pd.DataFrame, grain: str, filters: Mapping[str, str]
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, Any, Any]:
+        """The target path, forecast and thresholds the trend draws: only where the scorecard
+        judges the KPI at the chart's grain (its own, or a coarser one for a rate or an average);
+        a slice or a re-grained total is not judged against the whole KPI's target, so neither."""
         import pandas as pd
 
-        from kpinb.analytics.kpis import series_of
-        from kpinb.scorecard import target_path
+        from kpinb import scorecard
+        from kpinb.analytics.kpis import direction_of, series_of
+        from kpinb.scorecard.evaluation import NOT_JUDGED
 
         kpi = next((k for k in self.plan.kpis if k.metric == mid), None)
-        if kpi is None or kpi.target is None or kpi.grain.value != grain:
-            return None, None
+        if kpi is None or kpi.target is None or self.card_grain(kpi) != grain:
+            return None, None, None
         if set(filters) & set(self.cube.dims_of[mid]):
-            return None, None  # a slice is not judged against the whole KPI's target (the scorecard's rule)
-        values = series_of(total, mid)
-        target = target_path(kpi, values, grain, kpi.target.by)
+            return None, None, None  # a slice is not judged against the whole KPI's target (the scorecard's rule)
+        try:
+            judged = scorecard.evaluate(self.plan, total, kpis=[mid], pace=False).get(mid)
+        except (KpinbError, KeyError):
+            return None, None, None
+        if judged.status == NOT_JUDGED:
+            return None, None, None
+        th = kpi.thresholds
+        thresholds = None
+        if th is not None and (th.warning is not None or th.critical is not None):
+            direction = direction_of(kpi, self.plan).value
+            thresholds = {"warning": th.warning, "critical": th.critical, "direction": direction}
+        settled = total[total["complete"].fillna(False).astype(bool)] if "complete" in total.columns else total
+        values = series_of(settled, mid)  # forecast from final values, not a month still settling
         fc = None
         history = values.dropna()
         if len(history) and kpi.target.by is not None and pd.Timestamp(kpi.target.by) > history.index.max():
@@ -400,7 +500,7 @@ class Dashboard(widgets.VBox):
                 fc = forecast(history, grain, until=kpi.target.by)
             except (KpinbError, ValueError, ArithmeticError):
                 fc = None
-        return target, fc
+        return judged.target_path, fc, thresholds
 
     def _benchmark_figure(
         self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, dim: str | None, unit: str
@@ -416,13 +516,17 @@ class Dashboard(widgets.VBox):
                     return charts.benchmark_position(ext, title=f"{self._name(mid)} against the benchmark", unit=unit)
             except KpinbError:
                 pass
-        if by is not None and dim is not None and by["value"].notna().any():
-            try:
-                frame = benchmark.peers(by, dim, overall=total, directions=self.plan)
-                return charts.benchmark_position(frame, title=f"{self._name(mid)}: {dim} against each other", unit=unit)
-            except KpinbError:
-                pass
-        return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or peers for this selection")
+        # without an external table: the KPI against its own past (its members against each other
+        # would only repeat the breakdown chart beside it)
+        try:
+            hist = benchmark.history(total, directions=self.plan)
+            hist = hist[hist["metric"] == mid] if "metric" in hist.columns else hist
+            if len(hist) and hist[["last_year_value", "best_value"]].notna().any().any():
+                title = f"{self._name(mid, self.grain.value)}: against its past"
+                return charts.benchmark_position(hist, title=title, unit=unit)
+        except (KpinbError, KeyError):
+            pass
+        return charts.empty_figure(f"{self._name(mid)}: benchmark", "No benchmark or history for this selection")
 
     def _drivers_figure(self, mid: str, total: pd.DataFrame, by: pd.DataFrame | None, unit: str) -> go.Figure:
         from kpinb import scorecard
@@ -440,7 +544,8 @@ class Dashboard(widgets.VBox):
             return charts.empty_figure(
                 title, "Its change cannot be split: an average or distinct count does not add up"
             )
-        return charts.drivers(frame, direction=direction, unit=unit)
+        frame.attrs.setdefault("grain", self.grain.value)  # periods in the title as people read them
+        return charts.drivers(frame, direction=direction, unit=unit, name=self._name(mid, self.grain.value))
 
     # --- static export --------------------------------------------------------------------------
 
@@ -453,7 +558,7 @@ class Dashboard(widgets.VBox):
         """
         start, end = self.months
         heading = title or self.plan.name
-        label = filter_label(self.filters) or "none"
+        label = filter_label({human_name(d): v for d, v in self.filters.items()}) or "none"
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
@@ -466,8 +571,8 @@ class Dashboard(widgets.VBox):
             f"<script>{charts.plotly_js(self.figures.values())}</script>",
             "</head><body>",
             f"<h1 style='font-size:20px;margin:0'>{esc(heading)}</h1>",
-            f"<div style='color:#5f6368'>department {esc(self.plan.department)} · months {start:%Y-%m} to "
-            f"{end:%Y-%m} · charts per {esc(self.grain.value)} · filters: {esc(label)} · generated "
+            f"<div style='color:#5f6368'>department {esc(self.plan.department)} · {start:%b %Y} to "
+            f"{end:%b %Y} · per {esc(self.grain.value)} · filters: {esc(label)} · generated "
             f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
             self.cards.value,
             self.notes.value,

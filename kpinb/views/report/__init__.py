@@ -4,7 +4,8 @@ and publish a machine-readable summary that ``kpinb run`` collects into its mani
 
 Templates stay narrative plus calls to this module and the public API; anything that is
 logic lives here, where it is typed and tested: one small module per section of the templates
-(``_load``: the :class:`Report`; ``_status``: cards and statuses; ``_pace``: pace and trends;
+(``_load``: the :class:`Report`; ``_age``: how old its data is; ``_status``: cards and statuses;
+``_pace``: pace and trends;
 ``_alerts``; ``_breakdowns``: supporting metrics, breakdowns and drivers; ``_benchmark``;
 ``_review``; ``_proposal``; ``_page``: set-up, headings, notes, tables, figures; ``_summary``:
 what :func:`publish` hands to ``kpinb run``). Import from this package, not from those modules.
@@ -17,6 +18,7 @@ what :func:`publish` hands to ``kpinb run``). Import from this package, not from
 
 from __future__ import annotations
 
+from kpinb.views.report._age import DataAge, age_of, data_age
 from kpinb.views.report._alerts import alerts, alerts_table
 from kpinb.views.report._benchmark import (
     benchmark_file,
@@ -72,7 +74,9 @@ __all__ = [
     "STORED_RENDERER",
     "SUMMARY_MIMETYPE",
     "TRACES_ATTRIBUTE",
+    "DataAge",
     "Report",
+    "age_of",
     "alerts",
     "alerts_table",
     "balance_table",
@@ -84,6 +88,7 @@ __all__ = [
     "candidates_table",
     "cards",
     "code_block",
+    "data_age",
     "dimensions",
     "driver_figures",
     "external",

@@ -21,8 +21,11 @@ def alerts(r: Report) -> list[Alert]:
     return evaluate(r.plan, r.frame, as_of=r.period_end, kpis=r.kpi_ids)
 
 
-def alerts_table(found: Sequence[Alert]) -> Any:
-    """The alerts as displayable HTML, critical first."""
+def alerts_table(found: Sequence[Alert], r: Report | None = None) -> Any:
+    """The alerts as displayable HTML, critical first; with the report ``r``, values in the KPIs'
+    units and the plan's currency, periods labelled at its grain."""
     from kpinb.views.display import alerts_html
 
-    return _html(alerts_html(list(found)))
+    if r is None:
+        return _html(alerts_html(list(found)))
+    return _html(alerts_html(list(found), r.registry, r.plan.currency, r.grain))

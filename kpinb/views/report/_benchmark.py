@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kpinb.views.kit import human_name
 from kpinb.views.report._page import _day, _fmt, _html, _num, _pct, table_html
+from kpinb.views.report._page import folded as folded_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +36,20 @@ def external(r: Report) -> pd.DataFrame:
     path = benchmark_file(r)
     if path is None:
         return pd.DataFrame(columns=["metric", "value", "p25", "p50", "p75", "percentile", "illustrative"])
-    return external_(r.frame, path, directions=r.plan, period=r.judged)
+    # each metric on the period it is judged on (a late-settling rate on its last complete one)
+    by_period: dict[Any, list[str]] = {}
+    for mid in dict.fromkeys(r.frame["metric"]):
+        by_period.setdefault(r.judged_on(str(mid)), []).append(str(mid))
+    parts = [
+        external_(r.frame[r.frame["metric"].isin(ids)], path, directions=r.plan, period=when)
+        for when, ids in by_period.items()
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return external_(r.frame, path, directions=r.plan, period=r.judged)
+    order = {m: i for i, m in enumerate(dict.fromkeys(r.frame["metric"]))}
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values("metric", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
 def _members_add_up(r: Report, metric: str, part: pd.DataFrame) -> bool:
@@ -43,8 +58,9 @@ def _members_add_up(r: Report, metric: str, part: pd.DataFrame) -> bool:
     :func:`kpinb.definitions.analysis.additivity` cannot promise from the formula alone)."""
     import pandas as pd
 
-    whole = r.frame[(r.frame["metric"] == metric) & (r.frame["period_start"] == r.judged)]["value"]
-    members = part[part["period_start"] == r.judged]["value"]
+    when = r.judged_on(metric)
+    whole = r.frame[(r.frame["metric"] == metric) & (r.frame["period_start"] == when)]["value"]
+    members = part[part["period_start"] == when]["value"]
     if whole.empty or pd.isna(whole.iloc[0]) or members.notna().sum() == 0:
         return False
     total, value = float(members.sum()), float(whole.iloc[0])
@@ -64,7 +80,7 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         for mid, part in frame.groupby("metric", sort=False):
             # a member of a sum is not comparable with the whole: compare it with the median member
             whole = None if _members_add_up(r, str(mid), part) else r.frame
-            p = peers_(part, dim, period=r.judged, overall=whole, directions=r.plan)
+            p = peers_(part, dim, period=r.judged_on(str(mid)), overall=whole, directions=r.plan)
             parts.append(p.rename(columns={dim: "member"}).assign(dimension=dim))
     if not parts:
         return pd.DataFrame(columns=["metric", "dimension", "member", "value", "rank", "gap_to_overall"])
@@ -73,9 +89,17 @@ def peers(r: Report, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def history(r: Report) -> pd.DataFrame:
     """The KPIs against their own history (:func:`kpinb.benchmark.history`)."""
+    import pandas as pd
+
     from kpinb.analytics.benchmark import history as history_
 
-    return history_(r.frame[r.frame["metric"].isin(r.kpi_ids)], period=r.judged, directions=r.plan)
+    parts = [
+        history_(r.frame[r.frame["metric"] == m], period=r.judged_on(m), directions=r.plan) for m in r.kpi_ids
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return history_(r.frame[r.frame["metric"].isin(r.kpi_ids)], period=r.judged, directions=r.plan)
+    return pd.concat(parts, ignore_index=True)
 
 
 def benchmark_summary(r: Report, ext: pd.DataFrame, peer: pd.DataFrame, hist: pd.DataFrame) -> Any:
@@ -125,29 +149,43 @@ def external_table(r: Report, ext: pd.DataFrame) -> Any:
     return _html(table_html(headers, rows) if rows else "<p>The plan names no benchmark table.</p>")
 
 
-def peers_table(r: Report, peer: pd.DataFrame) -> Any:
-    """The peer comparison formatted: rank and gap to the whole per member."""
+def peers_table(r: Report, peer: pd.DataFrame, folded: bool = False) -> Any:
+    """The peer comparison formatted: rank and gap to the whole per member; ``folded``: inside a
+    closed ``<details>`` (the numbers behind the peer charts)."""
     rows = [
-        [r.metric_name(x["metric"]), x["dimension"], x["member"], _fmt(r, x["metric"], x["value"]),
+        [r.metric_name(x["metric"]), human_name(x["dimension"]), x["member"], _fmt(r, x["metric"], x["value"]),
          "–" if _num(x["rank"]) is None else str(int(x["rank"])), _fmt(r, x["metric"], x["overall"]),
          "whole" if x["overall_kind"] == "given" else "median member", _fmt(r, x["metric"], x["gap_to_overall"])]
         for x in peer.to_dict("records")
     ]  # fmt: skip
     headers = ["KPI", "dimension", "member", "value", "rank", "reference", "reference is", "gap to reference"]
-    return _html(table_html(headers, rows) if rows else "<p>No KPI can be broken down by a dimension.</p>")
+    if not rows:
+        return _html("<p>No KPI can be broken down by a dimension.</p>")
+    body = table_html(headers, rows)
+    return _html(folded_html("The peers as a table: rank and gap to the reference", body) if folded else body)
 
 
-def history_table(r: Report, hist: pd.DataFrame) -> Any:
-    """The comparison with the KPI's own past formatted."""
+def history_table(r: Report, hist: pd.DataFrame, folded: bool = False) -> Any:
+    """The comparison with the KPI's own past formatted; ``folded``: inside a closed ``<details>``."""
     rows = [
-        [r.metric_name(x["metric"]), _day(x["period_start"]), _fmt(r, x["metric"], x["value"]),
-         _fmt(r, x["metric"], x["last_year_value"]), _pct(x["gap_to_last_year_pct"]), _day(x["best_period"]) or "–",
+        [r.metric_name(x["metric"]), _label(r, x["period_start"]), _fmt(r, x["metric"], x["value"]),
+         _fmt(r, x["metric"], x["last_year_value"]), _pct(x["gap_to_last_year_pct"]), _label(r, x["best_period"]),
          _fmt(r, x["metric"], x["best_value"]), _fmt(r, x["metric"], x["gap_to_best"])]
         for x in hist.to_dict("records")
     ]  # fmt: skip
     headers = ["KPI", "period", "value", "last year", "vs last year", "best period before", "best value",
                "gap to best"]  # fmt: skip
-    return _html(table_html(headers, rows))
+    body = table_html(headers, rows)
+    return _html(folded_html("Against its past, as a table", body) if folded else body)
+
+
+def _label(r: Report, when: Any) -> str:
+    """A period's label for people at the report's grain (``Dec 2025``), ``–`` when there is none."""
+    if _day(when) is None:
+        return "–"
+    from kpinb.analytics.compare import period_label
+
+    return period_label(when, r.grain, long=True, calendar=r.plan.calendar)
 
 
 def external_figure(ext: pd.DataFrame) -> list[Any]:
@@ -164,7 +202,7 @@ def peer_figures(r: Report, peer: pd.DataFrame) -> list[Any]:
     figs = []
     for (m, dim), part in peer.groupby(["metric", "dimension"], sort=False):
         frame = part.drop(columns=["dimension"]).rename(columns={"member": dim})
-        title = f"{r.metric_name(str(m))}: {dim} against each other"
+        title = f"{r.metric_name(str(m))}: {human_name(str(dim), capital=False)} against each other"
         figs.append(benchmark_position(frame, title=title, unit=r.unit(str(m))))
     return figs
 

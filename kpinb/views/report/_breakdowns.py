@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def supporting(r: Report) -> pd.DataFrame:
-    """The supporting metrics of each KPI in the judged period: value, change, year-over-year.
+    """The supporting metrics of each KPI in the period the KPI is judged on: value, change,
+    year-over-year.
 
     Columns: ``kpi, metric, name, indicator, period_start, value, previous, change_pct, last_year, yoy_pct``.
     """
@@ -26,9 +27,9 @@ def supporting(r: Report) -> pd.DataFrame:
     from kpinb.analytics.compare import changes
 
     ch = changes(r.frame)
-    judged = r.judged
     rows = []
     for k in r.kpis:
+        judged = r.judged_on(k.metric)  # the period that explains the KPI's judged value
         for s in k.supporting:
             at = ch[(ch["metric"] == s) & (ch["period_start"] == judged)]
             m = r.registry.get(s)
@@ -46,14 +47,25 @@ def supporting(r: Report) -> pd.DataFrame:
 
 
 def supporting_table(r: Report, sup: pd.DataFrame) -> Any:
-    """The supporting metrics formatted, grouped under the KPI they explain."""
+    """The supporting metrics formatted, grouped under the KPI they explain, on its judged period."""
+    import pandas as pd
+
+    from kpinb.analytics.compare import period_label
+
+    def when(x: Any) -> str:
+        if x is None or pd.isna(x):
+            return "–"
+        return period_label(x, r.grain, long=True, calendar=r.plan.calendar)
+
     rows = [
-        [r.metric_name(str(s["kpi"])), s["name"], s["indicator"], _fmt(r, s["metric"], s["value"]),
+        [r.metric_name(str(s["kpi"])), s["name"], s["indicator"], when(s["period_start"]),
+         _fmt(r, s["metric"], s["value"]),
          _fmt(r, s["metric"], s["previous"]), _pct(s["change_pct"]), _fmt(r, s["metric"], s["last_year"]),
          _pct(s["yoy_pct"])]
         for s in sup.to_dict("records")
     ]  # fmt: skip
-    headers = ["supports KPI", "metric", "indicator", "value", "previous period", "change", "last year", "vs last year"]
+    headers = ["supports KPI", "metric", "indicator", "period", "value", "previous period", "change", "last year",
+               "vs last year"]  # fmt: skip
     return _html(table_html(headers, rows) if rows else "<p>The plan lists no supporting metrics.</p>")
 
 
@@ -93,21 +105,28 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
             for d, ids in groups.items()}  # fmt: skip
 
 
-def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame]) -> Any:
-    """Each KPI per member of its dimension in the judged period, with the change vs the previous period."""
+def breakdown_table(r: Report, frames: Mapping[str, pd.DataFrame], folded: bool = False) -> Any:
+    """Each KPI per member of its dimension in the judged period, with the change vs the previous
+    period; ``folded``: inside a closed ``<details>`` (the numbers behind the breakdown charts)."""
     from kpinb.analytics.compare import changes
+    from kpinb.views.kit import human_name
+    from kpinb.views.report._page import folded as fold
 
-    judged = r.judged
     rows = []
     for dim, frame in frames.items():
         ch = changes(frame)
-        here = ch[ch["period_start"] == judged]
-        for mid in dict.fromkeys(here["metric"]):
-            part = here[here["metric"] == mid].sort_values("value", ascending=False, na_position="last")
+        for mid in dict.fromkeys(ch["metric"]):
+            here = ch[(ch["metric"] == mid) & (ch["period_start"] == r.judged_on(str(mid)))]
+            part = here.sort_values("value", ascending=False, na_position="last")
             for rec in part.to_dict("records"):
-                rows.append([r.metric_name(mid), dim, rec[dim], _fmt(r, mid, rec["value"]), _pct(rec["change_pct"])])
+                rows.append(
+                    [r.metric_name(mid), human_name(dim), rec[dim], _fmt(r, mid, rec["value"]), _pct(rec["change_pct"])]
+                )
     headers = ["KPI", "dimension", "member", "value", "change vs previous period"]
-    return _html(table_html(headers, rows) if rows else "<p>No KPI can be broken down by a dimension.</p>")
+    if not rows:
+        return _html("<p>No KPI can be broken down by a dimension.</p>")
+    body = table_html(headers, rows)
+    return _html(fold("The breakdowns as a table, with each member's change", body) if folded else body)
 
 
 def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
@@ -115,7 +134,7 @@ def breakdown_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any
     from kpinb.views.charts import breakdown
 
     return [
-        breakdown(frame, mid, dim, period=r.judged, name=r.metric_name(mid), unit=r.unit(mid))
+        breakdown(frame, mid, dim, period=r.judged_on(str(mid)), name=r.chart_name(mid), unit=r.unit(mid))
         for dim, frame in frames.items()
         for mid in dict.fromkeys(frame["metric"])
     ]
@@ -132,15 +151,16 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
     from kpinb.analytics.kpis import direction_of
     from kpinb.engine.calendar import period_start
     from kpinb.views.charts import drivers as drivers_chart
+    from kpinb.views.kit import human_name
 
-    judged = r.judged
-    if judged is None:
-        return []
-    previous = period_start(judged - pd.Timedelta(days=1), r.grain)
     figs: list[Any] = []
     whole: set[str] = set()
     for dim, frame in frames.items():
         for mid in dict.fromkeys(frame["metric"]):
+            judged = r.judged_on(str(mid))
+            if judged is None:
+                continue
+            previous = period_start(judged - pd.Timedelta(days=1), r.grain)
             contrib = scorecard.drivers(r.frame, frame, mid, previous, judged, plan=r.plan)
             by_member = contrib is not None and dim in contrib.columns
             if contrib is None or (not by_member and mid in whole):
@@ -148,7 +168,12 @@ def driver_figures(r: Report, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
             whole.update(() if by_member else (mid,))  # a ratio's own split: once, not per dimension
             k = next((k for k in r.plan.kpis if k.metric == mid), None)
             direction = direction_of(k, r.plan).value if k is not None else None
-            span = f"{period_label(previous, r.grain)} → {period_label(judged, r.grain)}"
-            title = f"What moved {r.metric_name(mid)}{f' by {dim}' if by_member else ''}: {span}"
+            cal = r.plan.calendar
+            span = (
+                f"{period_label(previous, r.grain, long=True, calendar=cal)} → "
+                f"{period_label(judged, r.grain, long=True, calendar=cal)}"
+            )
+            by_text = f" by {human_name(dim, capital=False)}" if by_member else ""
+            title = f"What moved {r.chart_name(mid)}{by_text}: {span}"
             figs.append(drivers_chart(contrib, direction=direction, unit=r.unit(mid), title=title))
     return figs

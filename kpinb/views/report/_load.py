@@ -84,12 +84,29 @@ class Report:
         have = self.status["period_start"].dropna() if "period_start" in self.status else []
         return pd.Timestamp(have.iloc[0]) if len(have) else None
 
+    def judged_on(self, metric_id: str) -> pd.Timestamp | None:
+        """The period the scorecard judged ``metric_id`` on: a metric that settles late (a
+        conversion rate) is judged on an earlier, complete period than the others, and every
+        section shows it on that period; other metrics the report's :attr:`judged` period."""
+        import pandas as pd
+
+        if self.scorecard is not None:
+            try:
+                when = self.scorecard.get(metric_id).period_start
+            except KeyError:
+                when = None
+            if when is not None and not pd.isna(when):
+                return pd.Timestamp(when)
+        return self.judged
+
     @property
     def judged_label(self) -> str:
         """The judged period as a label (``2025-06``, ``2025-Q2``), or ``no data``."""
         from kpinb.analytics.compare import period_label
 
-        return "no data" if self.judged is None else period_label(self.judged, self.grain)
+        if self.judged is None:
+            return "no data"
+        return period_label(self.judged, self.grain, long=True, calendar=self.plan.calendar)
 
     @property
     def kpi_ids(self) -> list[str]:
@@ -97,15 +114,25 @@ class Report:
         return [k.metric for k in self.kpis]
 
     def unit(self, metric_id: str) -> str:
-        """The display unit of a metric (durations in their time unit) for :func:`kpinb.cards.format_value`."""
-        from kpinb.views.kit import duration_unit
+        """The display unit of a metric for :func:`kpinb.views.kit.format_value`: durations in their
+        time unit, amounts in the plan's ``currency:`` code when it names one."""
+        from kpinb.views.kit import display_unit
 
         m = self.registry.get(metric_id)
         if m is None:
             return "count"
-        if m.unit.value == "duration":
-            return duration_unit(m) or "duration"
-        return m.unit.value
+        return display_unit(m, None, self.plan.currency)
+
+    def chart_name(self, metric_id: str) -> str:
+        """The name a chart of the report's grain gives the metric: a total (it sums over time)
+        named for one period follows the grain ("Quarterly sales revenue" by quarter); averages
+        and rates keep their name ("Monthly recurring revenue" is a monthly amount at any grain)."""
+        from kpinb.definitions.analysis import additivity
+        from kpinb.views.kit import name_at_grain
+
+        m = self.registry.get(metric_id)
+        total = m is not None and additivity(m, self.registry) in ("sum", "distinct")
+        return name_at_grain(self.metric_name(metric_id), self.grain, total)
 
     def metric_name(self, metric_id: str) -> str:
         """The display name of a KPI or metric (the KPI's own ``name:`` first)."""

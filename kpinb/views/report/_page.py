@@ -109,6 +109,12 @@ def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: s
     return cap + table(headers, [[esc(c) for c in row] for row in rows], "kpinb-table")
 
 
+def folded(summary: str, body: str) -> str:
+    """``body`` (HTML) inside a closed ``<details>`` whose ``summary`` (text, escaped) opens it:
+    the table behind a chart, there for whoever wants the numbers, not a second visual."""
+    return f'<details class="kpinb-details"><summary>{esc(summary)}</summary>{body}</details>'
+
+
 def _html(body: str) -> Any:
     from IPython.display import HTML
 

@@ -14,11 +14,14 @@ def cards(r: Report) -> Any:
     """The KPI cards (value, change, progress to target, status, sparkline) as displayable HTML."""
     from kpinb.views.cards import kpi_cards
 
-    return _html(kpi_cards(r.status, r.frame, r.registry))
+    return _html(kpi_cards(r.status, r.frame, r.registry, currency=r.plan.currency))
 
 
-def status_table(r: Report) -> Any:
-    """The KPI statuses with the rule and the reason, as displayable HTML."""
+def status_table(r: Report, folded: bool = False) -> Any:
+    """The KPI statuses with the rule and the reason, as displayable HTML; ``folded``: inside a
+    closed ``<details>`` (when the cards above already show them, the table is the detail)."""
     from kpinb.views.display import status_html
+    from kpinb.views.report._page import folded as fold
 
-    return _html(status_html(r.status, r.registry))
+    body = status_html(r.status, r.registry, r.plan.currency, r.grain)
+    return _html(fold("The statuses as a table, with the rule that decided each", body) if folded else body)

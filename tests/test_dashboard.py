@@ -1,0 +1,127 @@
+"""The dashboard as an analyst reads it (issue 15): only the filters that apply to a KPI, named in
+full for people; the grain control judges the cards too; titles follow the grain; the trend keeps
+the target line where the scorecard judges the KPI and shades its alert zones; amounts carry the
+plan's currency. Real plan, real sample data, real DuckDB; the browser-level clicks are in
+``tests/test_browser_dashboard.py``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SALES = ROOT / "templates" / "plans" / "sales.yml"
+
+
+def card_periods(html: str) -> dict[str, str]:
+    """Each card's metric and the period its meta line names."""
+    return dict(re.findall(r'data-metric="([^"]+)".*?class="kpinb-card-meta"[^>]*>([^<·]*?) ·', html))
+
+
+def card_statuses(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-metric="([^"]+)" data-status="([^"]+)"', html))
+
+
+@pytest.fixture(scope="module")
+def dash(sample_data: Path):
+    from kpinb.widgets import Dashboard
+
+    return Dashboard(SALES, grain="month")
+
+
+def test_only_filters_that_apply_to_a_kpi_with_their_whole_names(dash):
+    from kpinb.views.kit import human_name
+
+    offered = list(dash.dimension_filters)
+    assert offered and offered == dash.applicable_dimensions
+    for d in offered:
+        assert any(d in dash.cube.dims_of[k.metric] for k in dash.plan.kpis), d
+        widget = dash.dimension_filters[d]
+        assert widget.description == human_name(d) and "_" not in widget.description
+        assert widget.style.description_width == "initial"  # never cut to "product c…"
+    # dimensions only supporting metrics have are not offered: they would filter no card
+    supporting_only = set(dash.cube.dimensions) - set(offered)
+    for d in supporting_only:
+        assert not any(d in dash.cube.dims_of[k.metric] for k in dash.plan.kpis)
+
+
+def test_grain_control_judges_the_cards_and_names_the_charts(dash):
+    """By month the cards judge Dec 2025; by quarter Q4 2025, through the scorecard's re-graining:
+    a rate keeps its status, a quarter's total is not judged against a monthly target. The trend
+    of a total is titled for the quarter; the target line stays where the KPI is judged."""
+    dash.focus.value = "monthly_sales_revenue"
+    assert set(card_periods(dash.cards.value).values()) >= {"Dec 2025"}
+    assert dash.figures["trend"].layout.title.text == "Monthly sales revenue"
+    assert "target" in [t.name for t in dash.figures["trend"].data]
+    dash.grain.value = "quarter"
+    try:
+        periods, statuses = card_periods(dash.cards.value), card_statuses(dash.cards.value)
+        assert periods["monthly_sales_revenue"] == "Q4 2025" and periods["average_order_value"] == "Q4 2025"
+        assert statuses["monthly_sales_revenue"] == "not_judged"
+        revenue_card = dash.cards.value.split('data-metric="monthly_sales_revenue"')[1].split('class="kpinb-card ')[0]
+        assert "Target $1.50M" not in revenue_card and "not judged against it" in revenue_card
+        assert statuses["average_order_value"] in ("on_track", "at_risk", "off_track")
+        assert dash.status.set_index("metric").loc["average_order_value", "period_start"].quarter == 4
+        trend = dash.figures["trend"]
+        assert trend.layout.title.text == "Quarterly sales revenue"
+        assert "target" not in [t.name for t in trend.data]  # a total is not judged by quarter
+        dash.focus.value = "average_order_value"
+        trend = dash.figures["trend"]
+        assert trend.layout.title.text == "Average order value"
+        assert "target" in [t.name for t in trend.data]  # an average keeps its target by quarter
+        dash.focus.value = "monthly_recurring_revenue"  # an average over months stays "Monthly ..."
+        assert dash.figures["trend"].layout.title.text.startswith("Monthly recurring revenue")
+    finally:
+        dash.grain.value = "month"
+
+
+def test_trend_shades_the_kpis_alert_zones_and_uses_the_currency(dash):
+    dash.focus.value = "monthly_sales_revenue"
+    trend = dash.figures["trend"]
+    zones = {s.name: (s.y0, s.y1) for s in trend.layout.shapes if s.name}
+    k = dash.plan.kpi("monthly_sales_revenue")
+    assert zones["warning zone"][0] == k.thresholds.warning and zones["critical zone"][0] == k.thresholds.critical
+    assert zones["critical zone"][1] < zones["critical zone"][0]  # higher is better: the zone is below
+    assert trend.layout.yaxis.tickprefix == "$" and trend.layout.yaxis.title.text == "USD"
+    values = dict(re.findall(r'data-metric="([^"]+)".*?class="kpinb-card-value"[^>]*>([^<]*)<', dash.cards.value))
+    assert values["monthly_sales_revenue"].startswith("$") and values["average_order_value"].startswith("$")
+    assert not values["new_customers"].startswith("$") if "new_customers" in values else True
+
+
+def test_long_titles_wrap_instead_of_being_cut(dash):
+    dash.focus.value = "monthly_recurring_revenue"
+    for name in ("trend", "breakdown", "benchmark", "drivers"):
+        title = dash.figures[name].layout.title.text or ""
+        assert all(len(line) <= 58 for line in title.split("<br>")), (name, title)
+    assert "product_category" not in " ".join(str(f.layout.title.text) for f in dash.figures.values())
+
+
+def test_benchmark_chart_does_not_repeat_the_breakdown(dash):
+    """Without an external table the third chart is the KPI against its own past, not the members
+    against each other again (with an "overall" line no bar could reach)."""
+    dash.focus.value = "monthly_sales_revenue"
+    bench = dash.figures["benchmark"]
+    assert "against its past" in bench.layout.title.text or "benchmark" in bench.layout.title.text
+    assert not any((a.text or "") == "overall" for a in bench.layout.annotations)
+
+
+def test_click_messages_focus_a_card_and_filter_to_a_bar(dash):
+    """What the click bridge sends from the page (``tests/test_browser_dashboard.py`` clicks for
+    real): a card focuses the charts, a breakdown bar filters to its member, anything else is
+    ignored."""
+    dash.focus.value = "monthly_sales_revenue"
+    dash.clicks._handle_custom_msg({"kind": "card", "metric": "average_order_value"}, [])
+    assert dash.focus.value == "average_order_value"
+    assert 'data-metric="average_order_value"' in dash._focus_style.value
+    dim = dash.breakdown.value
+    member = next(v for _, v in dash.dimension_filters[dim].options if v)
+    dash.clicks._handle_custom_msg({"kind": "bar", "member": member}, [])
+    try:
+        assert dash.filters == {dim: member}
+        dash.clicks._handle_custom_msg({"kind": "bar", "member": "<not a member>"}, [])
+        dash.clicks._handle_custom_msg({"kind": "card", "metric": "no_such_metric"}, [])
+        assert dash.filters == {dim: member} and dash.focus.value == "average_order_value"
+    finally:
+        dash.dimension_filters[dim].value = ""
