@@ -98,7 +98,7 @@ def test_pace_gives_the_chance_of_meeting_the_target_in_whole_percent(tmp_path):
     pace = [i for i in insights.for_kpi(card, "revenue", limit=20) if i.kind == "pace"]
     assert len(pace) == 1 and re.fullmatch(r"\d{1,3}%", pace[0].shown)
     assert pace[0].text.startswith("At the current pace Revenue reaches about ")
-    assert pace[0].text.endswith(f"by 2025-12-31: a {pace[0].shown} chance of meeting the target 1,000.")
+    assert pace[0].text.endswith(f"by 2025-12-31; the chance of meeting the target 1,000 is {pace[0].shown}.")
     (tmp_path / "plan.yml").write_text(PLAN.replace("1000, by: 2025-12-31}", "1000, by: 2025-08-31}"))
     plan = kpinb.load_plan(tmp_path / "plan.yml")  # the deadline's own period is judged: no pace to speak of
     card = scorecard.evaluate(plan, kpinb.compute(plan, grain="month"))

@@ -178,7 +178,7 @@ def _pace(e: KpiEvaluation) -> list[Insight]:
     shown = f"{p.probability:.0%}"
     text = (
         f"At the current pace {e.name} reaches about {format_value(p.forecast, e.unit)} by "
-        f"{p.deadline:%Y-%m-%d}: a {shown} chance of meeting the target {format_value(e.target, e.unit)}."
+        f"{p.deadline:%Y-%m-%d}; the chance of meeting the target {format_value(e.target, e.unit)} is {shown}."
     )
     score = 1.4 + (0.5 - p.probability) if p.probability < 0.5 else 0.7
     return [_new("pace", e, text, p.probability, shown, score)]

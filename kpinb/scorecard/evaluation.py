@@ -275,12 +275,13 @@ class Scorecard:
         return tuple(nodes)
 
     def display_unit(self, metric: str) -> str:
-        """The unit a person reads ``metric``'s numbers in: its unit, or for a duration the time unit
-        its formula measures (``days``, ``h``...), for :func:`kpinb._numbers.format_value`."""
+        """The unit a person reads ``metric``'s numbers in: its unit (money in the plan's currency),
+        or for a duration the time unit its formula measures (``days``, ``h``...), for
+        :func:`kpinb._numbers.format_value`."""
         from kpinb._numbers import display_unit
         from kpinb.definitions.plan import registry
 
-        return display_unit(registry(self.plan).get(metric), None)
+        return display_unit(registry(self.plan).get(metric), None, self.plan.currency)
 
     def _kpi(self, metric: str) -> KPI | None:
         try:

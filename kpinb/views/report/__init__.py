@@ -42,6 +42,7 @@ from kpinb.views.report._breakdowns import (
     supporting,
     supporting_table,
 )
+from kpinb.views.report._decisions import insights, metric_tree, notes_table, objectives, target_changes_table
 from kpinb.views.report._load import STEADY_DIGITS, Report, load, load_for_report, with_data_dir
 from kpinb.views.report._pace import pace, pace_table, trend_figures
 from kpinb.views.report._page import (
@@ -98,11 +99,15 @@ __all__ = [
     "history",
     "history_figures",
     "history_table",
+    "insights",
     "issues_table",
     "load",
     "load_for_report",
+    "metric_tree",
     "misses_table",
     "note",
+    "notes_table",
+    "objectives",
     "pace",
     "pace_table",
     "peer_figures",
@@ -118,6 +123,7 @@ __all__ = [
     "supporting",
     "supporting_table",
     "table_html",
+    "target_changes_table",
     "targets_table",
     "trend_figures",
     "vanity_table",
