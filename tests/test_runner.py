@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import shutil
 import urllib.parse
@@ -273,3 +274,13 @@ def test_run_needs_departments_all_or_a_runs_file():
         cli.parser().parse_args(["run", "--template", "kpi_dashboard"])
     args = cli.parser().parse_args(["run", "--all", "--jobs", "3", "--show-code"])
     assert args.all and args.jobs == 3 and args.show_code and args.template is None
+
+
+def test_the_index_rolls_every_departments_objectives_into_one_company_view(batch):
+    run = batch.run("email", "kpi_dashboard")
+    assert run["objectives"] and {"id", "statement", "status", "progress", "reason"} <= set(run["objectives"][0])
+    index = (batch.out / "index.html").read_text(encoding="utf-8")
+    assert "Objectives across departments" in index
+    statement = run["objectives"][0]["statement"]
+    assert html.escape(statement, quote=True) in index
+    assert "<script>alert(1)</script>" not in index

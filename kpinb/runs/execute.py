@@ -152,7 +152,7 @@ def _reusable(
         spec=spec, status="ok", notebook=notebook, report=report, parameters=dict(params),
         duration_s=float(rec.get("duration_s") or 0.0), inputs=tuple(inputs), kpis=tuple(rec.get("kpis") or ()),
         alerts=None if rec.get("alerts") is None else tuple(rec["alerts"]), report_bytes=rec.get("report_bytes"),
-        reused=True,
+        objectives=tuple(rec.get("objectives") or ()), reused=True,
     )  # fmt: skip
 
 
@@ -230,6 +230,7 @@ def _execute_one(
         parameters=params, duration_s=round(time.perf_counter() - started, 2), inputs=tuple(inputs),
         kpis=tuple((summary or {}).get("kpis", [])),
         alerts=tuple(summary["alerts"]) if summary and "alerts" in summary else None,
+        objectives=tuple((summary or {}).get("objectives", [])),
         error=error, report_bytes=size,
     )  # fmt: skip
 

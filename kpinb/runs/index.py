@@ -53,6 +53,7 @@ def manifest_text(
                 "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue,
                                                        "cell_index": r.error.cell_index},
                 "kpis": list(r.kpis), "alerts": None if r.alerts is None else list(r.alerts),
+                "objectives": list(r.objectives),
                 "inputs": list(r.inputs), "versions": dict(vers),
             }
             for r in runs
@@ -77,6 +78,29 @@ def _chips(kpis: Sequence[Mapping[str, Any]]) -> str:
             f"{esc(str(k.get('name', k.get('metric', ''))))}</span>"
         )
     return "".join(out) or "–"
+
+
+def _company(departments: Mapping[str, Sequence[RunResult]]) -> str:
+    """The company view: every department's objectives with their roll-up (from the first report
+    of each department that judged them), or nothing when no plan states objectives."""
+    from kpinb._numbers import format_value
+    from kpinb.views.kit import STATUS_STYLE, pill
+
+    rows = []
+    for dep, group in departments.items():
+        first = next((r for r in group if r.objectives), None)
+        for o in first.objectives if first is not None else ():
+            status = str(o.get("status"))
+            label, color, background = STATUS_STYLE.get(status, (status, "#5f6368", "#f1f3f4"))
+            progress = o.get("progress")
+            shown = "–" if progress is None else format_value(min(max(float(progress), 0.0), 1.0), "percent")
+            badge = pill(label, color, background)
+            rows.append([esc(dep), esc(o.get("statement")), esc(shown), badge, esc(o.get("reason"))])
+    if not rows:
+        return ""
+    return "<h2>Objectives across departments</h2>" + table(
+        ["department", "objective", "progress", "status", "why"], rows, "kpinb-objectives"
+    )
 
 
 def index_page(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) -> str:
@@ -108,6 +132,7 @@ def index_page(runs: Sequence[RunResult], out: Path, base: Mapping[str, Any]) ->
             status = "".join(f"<div><i>{e(r.spec.name)}:</i> {_chips(r.kpis)}</div>" for r in judged)
         seconds = sum(r.duration_s for r in group)
         rows.append([e(dep), "<br>".join(links), status, f"{seconds:.1f}s"])
+    company = _company(departments)
     n_fail = sum(r.status != "ok" for r in runs)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     period = base.get("period_end") or "latest complete period"
@@ -122,6 +147,7 @@ table.kpinb-index {{ width: 100%; }}
 <body><h1>KPI reports</h1>
 <p>{_count(len(runs), "report")}, {n_fail} failed; KPIs judged on: {e(str(period))}; grain: {e(str(base.get("grain")))};
 generated {e(when)}. Details in <a href="manifest.json">manifest.json</a>.</p>
+{company}
 {table(["department", "reports", "KPI status", "time"], rows, "kpinb-index")}
 </body></html>
 """

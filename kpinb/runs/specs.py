@@ -63,6 +63,7 @@ class RunResult:
     inputs: tuple[Mapping[str, Any], ...] = ()
     kpis: tuple[Mapping[str, Any], ...] = ()
     alerts: tuple[Mapping[str, Any], ...] | None = None
+    objectives: tuple[Mapping[str, Any], ...] = ()
     error: RunFailure | None = None
     report_bytes: int | None = None
     reused: bool = False

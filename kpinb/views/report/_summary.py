@@ -40,9 +40,13 @@ def summary(r: Report, alerts: Sequence[Alert] | None = None) -> dict[str, Any]:
         }
         for _, row in r.status.iterrows()
     ]
+    objectives = [
+        {"id": o.id, "statement": o.statement, "status": o.status, "progress": _sig(o.progress), "reason": o.reason}
+        for o in r.scorecard.objectives()
+    ]
     out: dict[str, Any] = {
         "plan": r.plan.name, "department": r.department, "grain": r.grain, "period_end": r.as_of,
-        "kpis": kpis,
+        "kpis": kpis, "objectives": objectives,
     }  # fmt: skip
     if alerts is not None:
         out["alerts"] = [{**a.to_dict(), "value": _sig(a.value), "threshold": _sig(a.threshold)} for a in alerts]
