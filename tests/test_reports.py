@@ -315,8 +315,8 @@ def test_report_page_is_written_for_its_reader(reports):
     assert "Run it for every department" not in text
     toc = re.search(r'<nav class="kpinb-toc"[^>]*>(.*?)</nav>', page, re.S)
     assert toc, "no table of contents"
-    assert re.findall(r'href="#([^"]+)"', toc.group(1))[:3] == ["KPIs", "Pace-to-target", "Alerts"]
-    first_section = page.index('<h2 id="KPIs"')
+    assert re.findall(r'href="#([^"]+)"', toc.group(1))[:4] == ["Objectives", "KPIs", "Pace-to-target", "Alerts"]
+    first_section = page.index('<h2 id="Objectives"')
     assert page.index('class="kpinb-age') < page.index('<nav class="kpinb-toc"') < first_section
     assert page.index("<h1>") < page.index('class="kpinb-age')  # the title, then the data's age
     # one visual per idea: the status table behind the cards, the pace table behind the trends
