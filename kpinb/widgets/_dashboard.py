@@ -262,6 +262,7 @@ class Dashboard(widgets.VBox):
         ]
         if self.note_form is not None:
             self.note_form.add_class("kpinb-note-form")
+            self.note_form.kpi.layout.width = "420px"  # the whole KPI name, never "Monthly recurring revenue ("
             self.note_form.kpi.value = self.focus.value if self.focus.value in self.note_form.names else None
             self.note_form.on_add(lambda _note: self.refresh())
             self.children = [
@@ -446,7 +447,9 @@ class Dashboard(widgets.VBox):
             self.objectives.value = self.insights.value = ""
             self.tree = None
             return
-        self.objectives.value = objectives_html(card)
+        rollup = objectives_html(card)
+        heading = '<div style="font-weight:600;margin-top:8px">Objectives</div>'
+        self.objectives.value = heading + rollup if rollup else ""
         self.insights.value = insights_html(for_department(card, limit=INSIGHTS))
         self.tree = tree_figure(card)
 
