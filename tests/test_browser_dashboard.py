@@ -146,6 +146,21 @@ def test_dashboard_clicks_dark_theme_and_a_report(lab: dict, sample_data: Path, 
             # the tree stays whole (a metric's node focuses, it does not zoom): another KPI is still there
             page.wait_for_timeout(800)
             assert page.locator(f"{dash} .kpinb-fig-tree text.slicetext", has_text="Sales conversion rate").count()
+
+            # a note added through the form: written beside the plan, a marker on the focused KPI's
+            # trend with its text (escaped: shown as typed) on hover
+            form = f"{dash} .kpinb-note-form"
+            page.locator(f"{form} .widget-text input").nth(0).fill("2025-06-14")
+            page.locator(f"{form} .widget-text input").nth(1).fill("Ann")
+            page.locator(f"{form} textarea").fill("Price change <b>x</b>")
+            page.locator(f"{form} button", has_text="Add note").click()
+            page.wait_for_selector(f"{form} :text('Note added to sales.notes.csv')")
+            page.wait_for_selector(f"{dash} .kpinb-fig-trend .legendtext:text-is('note')")
+            assert "Price change <b>x</b>" in (plan.parent / "sales.notes.csv").read_text()
+            marker = page.locator(f"{dash} .kpinb-fig-trend .scatterlayer .trace").last.locator("path.point").first
+            box = marker.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_selector(f"{dash} .kpinb-fig-trend .hoverlayer :text('Ann: Price change <b>x</b>')")
             _full_shot(page, "dashboard-tree", dash)
             page.locator(f'{dash} .kpinb-card[data-metric="average_order_value"]').click()
             page.wait_for_function(
