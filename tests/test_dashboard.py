@@ -227,3 +227,10 @@ def test_a_plan_without_a_file_has_no_notes_form(hostile):
     dash = Dashboard(bare)
     assert dash.note_form is None and not any(isinstance(c, type(hostile.note_form)) for c in dash.children)
     assert dash.objectives.value and dash.views["tree"].outputs
+
+
+def test_the_static_copy_has_the_objectives_and_insights_escaped(hostile, tmp_path: Path):
+    page = hostile.to_html(tmp_path / "sales.html").read_text()
+    assert 'class="kpinb-objectives"' in page and 'class="kpinb-insights"' in page
+    assert EVIL not in page and "Grow &lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.index('class="kpinb-objectives"') < page.index('class="kpinb-card ')

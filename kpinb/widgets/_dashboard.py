@@ -638,7 +638,8 @@ class Dashboard(widgets.VBox):
 
         plotly.js is inlined once (the basic bundle shipped in ``kpinb/static`` when the charts
         only use its trace types, else the installed plotly package's), never loaded from a CDN,
-        so the file opens offline; cards and notes are plain HTML with every text escaped.
+        so the file opens offline; objectives, insights, cards and notes are plain HTML with every
+        text escaped. The metric tree stays in the notebook (it would need the full plotly.js).
         """
         start, end = self.months
         heading = title or self.plan.name
@@ -658,6 +659,8 @@ class Dashboard(widgets.VBox):
             f"<div style='color:#5f6368'>department {esc(self.plan.department)} · {start:%b %Y} to "
             f"{end:%b %Y} · per {esc(self.grain.value)} · filters: {esc(label)} · generated "
             f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
+            self.objectives.value,
+            self.insights.value,
             self.cards.value,
             self.notes.value,
             f"<h2 style='font-size:15px'>Supporting metrics: {esc(self._name(self.focus.value))}</h2>",
