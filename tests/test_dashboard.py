@@ -234,3 +234,28 @@ def test_the_static_copy_has_the_objectives_and_insights_escaped(hostile, tmp_pa
     assert 'class="kpinb-objectives"' in page and 'class="kpinb-insights"' in page
     assert EVIL not in page and "Grow &lt;img src=x onerror=alert(1)&gt;" in page
     assert page.index('class="kpinb-objectives"') < page.index('class="kpinb-card ')
+
+
+def test_kpis_of_two_grains_roll_up_together_each_branch_at_its_own_grain(sample_data: Path, tmp_path: Path):
+    """A quarterly KPI beside monthly ones: one roll-up over all five, and the quarterly KPI's
+    supporting metrics in the tree (and its insights) at the quarter, not at a month."""
+    import pandas as pd
+
+    from kpinb.widgets import Dashboard
+
+    text = SALES.read_text().replace("../../data/sample/", f"{sample_data}/")
+    head, tail = text.split("  - metric: sales_conversion_rate\n")
+    quarterly_kpi = tail.replace("grain: month", "grain: quarter", 1)
+    (tmp_path / "sales.yml").write_text(f"{head}  - metric: sales_conversion_rate\n{quarterly_kpi}")
+    dash = Dashboard(tmp_path / "sales.yml", grain="month")
+    assert dash.card_grain(dash.plan.kpi("sales_conversion_rate")) == "quarter"
+    assert set(dash.scorecard.status_frame()["metric"]) == {k.metric for k in dash.plan.kpis}
+    assert [o.kpis for o in dash.scorecard.objectives()][2] == ("sales_conversion_rate", "qualified_leads")
+    kpi = dash.scorecard.get("sales_conversion_rate")
+    nodes = {n.id: n for n in dash.scorecard.tree()}
+    quarterly = dash.cube.frame("quarter", metrics=["leads_generated"]).set_index("period_start")["value"]
+    assert nodes["kpi:sales_conversion_rate/leads_generated"].value == quarterly[pd.Timestamp(kpi.period_start)]
+    monthly = nodes["kpi:qualified_leads/leads_generated"].value
+    assert monthly < nodes["kpi:sales_conversion_rate/leads_generated"].value  # a month's, under the monthly KPI
+    about = [li for li in dash.insights.value.split("<li")[1:] if li.startswith(' style="margin:3px 0">Sales conv')]
+    assert all("per month" not in li for li in about)  # its trend is read per quarter

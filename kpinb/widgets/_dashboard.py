@@ -10,6 +10,7 @@ set of filtered dimensions and cached (see that module).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -25,6 +26,7 @@ from kpinb._io import write_atomic
 from kpinb.definitions.model import Grain, Plan
 from kpinb.engine.cube import Cube, filter_label
 from kpinb.errors import KpinbError
+from kpinb.scorecard.evaluation import Anomaly, Scorecard, TreeNode
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
 from kpinb.views.decisions import insights_html, objectives_html, tree_figure
@@ -35,8 +37,6 @@ from kpinb.widgets.notes import NoteForm
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
-
-    from kpinb.scorecard.evaluation import Scorecard
 
 __all__ = ["Dashboard"]
 
@@ -450,7 +450,9 @@ class Dashboard(widgets.VBox):
         rollup = objectives_html(card)
         heading = '<div style="font-weight:600;margin-top:8px">Objectives</div>'
         self.objectives.value = heading + rollup if rollup else ""
-        self.insights.value = insights_html(for_department(card, limit=INSIGHTS))
+        parts = card.parts if isinstance(card, _Cards) else (card,)  # each KPI's trends at its own grain
+        found = sorted((i for p in parts for i in for_department(p, limit=INSIGHTS)), key=lambda i: -i.score)
+        self.insights.value = insights_html(found[:INSIGHTS])
         self.tree = tree_figure(card)
 
     def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
@@ -672,20 +674,39 @@ class Dashboard(widgets.VBox):
         return write_atomic(path, "\n".join(parts))
 
 
-def _one_card(cards: list[Scorecard]) -> Scorecard | None:
-    """The scorecards of the cards' grains as one (every KPI judged once, at its card's grain),
-    for what reads them all: the objectives' roll-up, the insights and the tree."""
-    import dataclasses
+@dataclasses.dataclass(frozen=True)
+class _Cards(Scorecard):
+    """The scorecards of the cards' grains as one, for what reads every KPI: the objectives'
+    roll-up (from the evaluations), the anomalies and the tree (each KPI's branch from the
+    scorecard of its grain, so a supporting metric's value is at that grain)."""
 
+    parts: tuple[Scorecard, ...] = ()
+
+    def anomalies(self) -> tuple[Anomaly, ...]:
+        return tuple(a for p in self.parts for a in p.anomalies())
+
+    def tree(self) -> tuple[TreeNode, ...]:
+        head = [n for n in super().tree() if n.kind in ("plan", "objective")]
+        order = {k.metric: i for i, k in enumerate(self.plan.kpis)}
+        branches = [n for p in self.parts for n in p.tree() if n.kind in ("kpi", "supporting")]
+        branches.sort(key=lambda n: order.get(n.id.split("/")[0].removeprefix("kpi:"), len(order)))  # plan order
+        return (*head, *branches)
+
+
+def _one_card(cards: list[Scorecard]) -> Scorecard | None:
+    """The cards' scorecards as one: the only one, or a :class:`_Cards` of several grains."""
     import pandas as pd
 
     if len(cards) < 2:
         return cards[0] if cards else None
-    evaluations = tuple(e for c in cards for e in c.evaluations)
     frame = pd.concat([c.frame for c in cards], ignore_index=True)
     frame = frame.drop_duplicates(subset=["metric", "period_start"], keep="first").reset_index(drop=True)
     frame.attrs.update(cards[0].frame.attrs)
-    return dataclasses.replace(cards[0], evaluations=evaluations, frame=frame)
+    order = {k.metric: i for i, k in enumerate(cards[0].plan.kpis)}
+    every = (e for c in cards for e in c.evaluations)
+    evaluations = tuple(sorted(every, key=lambda e: order.get(e.metric, len(order))))
+    return _Cards(**{**{f.name: getattr(cards[0], f.name) for f in dataclasses.fields(Scorecard)},
+                     "evaluations": evaluations, "frame": frame, "parts": tuple(cards)})  # fmt: skip
 
 
 def _ts(x: Any) -> pd.Timestamp:
