@@ -155,6 +155,7 @@ class Dashboard(widgets.VBox):
         self._benchmarks: pd.DataFrame | None = None
         self._muted = False
         self.scorecard: Scorecard | None = None
+        self._decided: tuple[Any, ...] | None = None
         self.tree: go.Figure | None = None
         self.note_form = NoteForm(self.plan) if self.plan.file is not None else None
 
@@ -416,7 +417,10 @@ class Dashboard(widgets.VBox):
         notes: list[str] = []
         self.status, cards_html = self._cards(filters, end, notes)
         self.cards.value = cards_html
-        self._decisions()
+        view = (tuple(sorted(filters.items())), self.grain.value, end)
+        if view != self._decided:  # a focus change or a new note leaves the scorecard as it was
+            self._decisions()
+            self._decided = view
         self.figures = self._figures(filters, start, end, notes)
         return "".join(f'<div style="color:#5f6368;font-size:12px">{esc(n)}</div>' for n in notes)
 
