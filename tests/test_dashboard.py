@@ -259,3 +259,14 @@ def test_kpis_of_two_grains_roll_up_together_each_branch_at_its_own_grain(sample
     assert monthly < nodes["kpi:sales_conversion_rate/leads_generated"].value  # a month's, under the monthly KPI
     about = [li for li in dash.insights.value.split("<li")[1:] if li.startswith(' style="margin:3px 0">Sales conv')]
     assert all("per month" not in li for li in about)  # its trend is read per quarter
+
+
+def test_a_notes_file_with_mistakes_is_named_under_the_cards_and_marks_nothing(sample_data: Path, tmp_path: Path):
+    from kpinb.widgets import Dashboard
+
+    (tmp_path / "sales.yml").write_text(SALES.read_text().replace("../../data/sample/", f"{sample_data}/"))
+    (tmp_path / "sales.notes.csv").write_text(f"kpi,period,author,text\nno_such_kpi,2025-06-01,,x {EVIL}\n")
+    dash = Dashboard(tmp_path / "sales.yml", grain="month")
+    assert "sales.notes.csv" in dash.notes.value and "no_such_kpi" in dash.notes.value
+    assert EVIL not in dash.notes.value
+    assert "note" not in [t.name for t in dash.figures["trend"].data]
