@@ -1,9 +1,9 @@
-"""The dashboard and a report as an analyst sees them in a real JupyterLab and Chromium (issue 15).
+"""The dashboard and a report as an analyst sees them in a real JupyterLab and Chromium (issues 15, 17).
 
 Uses the JupyterLab server of ``tests/test_browser.py`` (same fixture, same isolation). Clicks a
-card (the charts focus on its KPI) and a bar of the breakdown (the dashboard filters to that
-member), switches JupyterLab to its dark theme (cards and tables stay readable, no white blocks),
-and opens an exported report (screen and print). Full-page screenshots go to
+card and a node of the metric tree (the charts focus on its KPI) and a bar of the breakdown (the
+dashboard filters to that member), switches JupyterLab to its dark theme (cards and tables stay
+readable, no white blocks), and opens an exported report (screen and print). Full-page screenshots go to
 ``reports/screenshots/`` (git-ignored; their paths are printed) for a person to look at.
 """
 
@@ -129,6 +129,44 @@ def test_dashboard_clicks_dark_theme_and_a_report(lab: dict, sample_data: Path, 
                 arg=f"{dash} .kpinb-fig-trend .gtitle",
             )
             assert page.locator(f"{dash} .kpinb-focus select").input_value() == "Average order value"
+
+            # the objectives' roll-up and the insights on top; a click on a KPI node of the metric tree
+            # focuses the charts on it, as a card click does (issue 17)
+            assert page.locator(f"{dash} .kpinb-dashboard-objectives .kpinb-objective").count() == 3
+            assert page.locator(f"{dash} .kpinb-dashboard-insights li").count() >= 1
+            node = page.locator(f"{dash} .kpinb-fig-tree g.slice").filter(
+                has=page.locator("text.slicetext", has_text="Monthly recurring revenue")
+            )
+            node.first.locator("path.surface").click()
+            page.wait_for_function(
+                "sel => [...document.querySelectorAll(sel)].some(t => t.textContent.startsWith('Monthly recurring'))",
+                arg=f"{dash} .kpinb-fig-trend .gtitle",
+            )
+            assert page.locator(f"{dash} .kpinb-focus select").input_value().startswith("Monthly recurring revenue")
+            # the tree stays whole (a metric's node focuses, it does not zoom): another KPI is still there
+            page.wait_for_timeout(800)
+            assert page.locator(f"{dash} .kpinb-fig-tree text.slicetext", has_text="Sales conversion rate").count()
+
+            # a note added through the form: written beside the plan, a marker on the focused KPI's
+            # trend with its text (escaped: shown as typed) on hover
+            form = f"{dash} .kpinb-note-form"
+            page.locator(f"{form} .widget-text input").nth(0).fill("2025-06-14")
+            page.locator(f"{form} .widget-text input").nth(1).fill("Ann")
+            page.locator(f"{form} textarea").fill("Price change <b>x</b>")
+            page.locator(f"{form} button", has_text="Add note").click()
+            page.wait_for_selector(f"{form} :text('Note added to sales.notes.csv')")
+            page.wait_for_selector(f"{dash} .kpinb-fig-trend .legendtext:text-is('note')")
+            assert "Price change <b>x</b>" in (plan.parent / "sales.notes.csv").read_text()
+            marker = page.locator(f"{dash} .kpinb-fig-trend .scatterlayer .trace").last.locator("path.point").first
+            box = marker.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_selector(f"{dash} .kpinb-fig-trend .hoverlayer :text('Ann: Price change <b>x</b>')")
+            _full_shot(page, "dashboard-tree", dash)
+            page.locator(f'{dash} .kpinb-card[data-metric="average_order_value"]').click()
+            page.wait_for_function(
+                "sel => [...document.querySelectorAll(sel)].some(t => t.textContent.startsWith('Average order value'))",
+                arg=f"{dash} .kpinb-fig-trend .gtitle",
+            )
 
             # a click on a bar of the breakdown filters the dashboard to that member
             bar = page.locator(f"{dash} .kpinb-fig-breakdown .bars .point path").first

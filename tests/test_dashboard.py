@@ -125,3 +125,148 @@ def test_click_messages_focus_a_card_and_filter_to_a_bar(dash):
         assert dash.filters == {dim: member} and dash.focus.value == "average_order_value"
     finally:
         dash.dimension_filters[dim].value = ""
+
+
+# --- issue 17: objectives, insights, the metric tree and notes in the dashboard -------------------
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def hostile(sample_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The sales plan in a folder of its own (its notes file lands there), with a hostile objective
+    statement and KPI name."""
+    from kpinb.widgets import Dashboard
+
+    folder = tmp_path_factory.mktemp("plans")
+    text = SALES.read_text().replace("../../data/sample/", f"{sample_data}/")
+    text = text.replace("../../data/benchmarks.csv", str(ROOT / "data" / "benchmarks.csv"))
+    text = text.replace("statement: Grow monthly sales revenue to 1.5M by the end of 2025", f'statement: "Grow {EVIL}"')
+    revenue = "  - metric: monthly_sales_revenue\n"
+    text = text.replace(revenue, f'{revenue}    name: "Revenue {EVIL}"\n')
+    (folder / "sales.yml").write_text(text)
+    return Dashboard(folder / "sales.yml", grain="month")
+
+
+def test_objectives_and_insights_are_on_top_escaped_and_follow_the_filters(hostile):
+    from kpinb.outputs.insights import for_department
+    from kpinb.views.decisions import objectives_html
+
+    dash = hostile
+    order = list(dash.children)
+    assert order.index(dash.objectives) < order.index(dash.insights) < order.index(dash.cards)
+    objectives = dash.objectives.value
+    assert 'class="kpinb-objectives"' in objectives and objectives.count('class="kpinb-objective"') == 3
+    assert "<img" not in objectives and "Grow &lt;img src=x onerror=alert(1)&gt;" in objectives
+    assert "Revenue &lt;img src=x onerror=alert(1)&gt;" in objectives  # the KPIs it rolls up, escaped
+    insights = dash.insights.value
+    assert 'class="kpinb-insights"' in insights and 0 < insights.count("<li") <= 5
+    assert "<img" not in insights
+    assert [i.text for i in for_department(dash.scorecard, limit=5)]  # the same scorecard as the cards
+    assert set(dash.scorecard.status_frame()["metric"]) == set(dash.status["metric"])
+    dim = "region"
+    member = next(v for _, v in dash.dimension_filters[dim].options if v)
+    dash.dimension_filters[dim].value = member
+    try:
+        assert dict(dash.scorecard.filters) == {dim: member}
+        assert objectives_html(dash.scorecard) in dash.objectives.value != objectives
+        assert "not_judged" in set(dash.scorecard.status_frame()["status"])  # a region's total is not judged
+    finally:
+        dash.dimension_filters[dim].value = ""
+    assert dash.objectives.value == objectives
+
+
+def test_the_metric_tree_is_shown_and_a_node_click_focuses_its_metric(hostile):
+    dash = hostile
+    (out,) = dash.views["tree"].outputs
+    (trace,) = out["data"]["application/vnd.plotly.v1+json"]["data"]
+    assert trace["type"] == "icicle" and "kpi:average_order_value" in trace["ids"]
+    assert {"monthly_sales_revenue", "orders_count"} <= set(trace["customdata"])
+    assert not any("<img" in t for t in trace["labels"] + trace["hovertext"])
+    children = list(dash.children)
+    grid = next(c for c in children if dash.views["trend"] in getattr(c, "children", ()))
+    assert children.index(grid) < children.index(dash.views["tree"])  # under the charts it focuses
+    dash.focus.value = "monthly_sales_revenue"
+    dash.clicks._handle_custom_msg({"kind": "node", "metric": "orders_count"}, [])  # a supporting metric
+    assert dash.focus.value == "orders_count" and dash.figures["trend"].layout.title.text == "Orders"
+    dash.clicks._handle_custom_msg({"kind": "node", "metric": "average_order_value"}, [])  # a KPI
+    assert dash.focus.value == "average_order_value" and dash.note_form.kpi.value == "average_order_value"
+    dash.clicks._handle_custom_msg({"kind": "node", "metric": ""}, [])  # the plan or an objective: no metric
+    assert dash.focus.value == "average_order_value"
+    assert dash.views["tree"].outputs == (out,)  # a focus change leaves the tree (and its opened branch) alone
+
+
+def test_a_note_added_through_the_form_is_written_and_marked_on_the_trend(hostile):
+    from kpinb.definitions.notes import read_notes
+
+    dash = hostile
+    dash.focus.value = "average_order_value"
+    form = dash.note_form
+    assert form is not None and form.path == dash.plan.file.with_name("sales.notes.csv") and not form.path.exists()
+    assert "note" not in [t.name for t in dash.figures["trend"].data]
+    form.kpi.value = "average_order_value"
+    form.period.value = "2025-06-14"
+    form.author.value = "Ann"
+    form.text.value = f"Price change {EVIL}"
+    form.add_button.click()
+    assert [n.text for n in read_notes(dash.plan, form.path)] == [f"Price change {EVIL}"]
+    (marker,) = [t for t in dash.figures["trend"].data if t.name == "note"]
+    assert [str(x)[:10] for x in marker.x] == ["2025-06-01"]  # on the month holding the day
+    assert marker.hovertext == ("Ann: Price change &lt;img src=x onerror=alert(1)&gt;",)
+    trend = dash.views["trend"].outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert any(t.get("name") == "note" for t in trend["data"])  # what the page receives
+    dash.focus.value = "monthly_sales_revenue"  # another KPI's trend has none of its notes
+    assert "note" not in [t.name for t in dash.figures["trend"].data]
+
+
+def test_a_plan_without_a_file_has_no_notes_form(hostile):
+    from kpinb.widgets import Dashboard
+
+    bare = hostile.plan.model_copy()
+    bare._file = None
+    dash = Dashboard(bare)
+    assert dash.note_form is None and not any(isinstance(c, type(hostile.note_form)) for c in dash.children)
+    assert dash.objectives.value and dash.views["tree"].outputs
+
+
+def test_the_static_copy_has_the_objectives_and_insights_escaped(hostile, tmp_path: Path):
+    page = hostile.to_html(tmp_path / "sales.html").read_text()
+    assert 'class="kpinb-objectives"' in page and 'class="kpinb-insights"' in page
+    assert EVIL not in page and "Grow &lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.index('class="kpinb-objectives"') < page.index('class="kpinb-card ')
+
+
+def test_kpis_of_two_grains_roll_up_together_each_branch_at_its_own_grain(sample_data: Path, tmp_path: Path):
+    """A quarterly KPI beside monthly ones: one roll-up over all five, and the quarterly KPI's
+    supporting metrics in the tree (and its insights) at the quarter, not at a month."""
+    import pandas as pd
+
+    from kpinb.widgets import Dashboard
+
+    text = SALES.read_text().replace("../../data/sample/", f"{sample_data}/")
+    head, tail = text.split("  - metric: sales_conversion_rate\n")
+    quarterly_kpi = tail.replace("grain: month", "grain: quarter", 1)
+    (tmp_path / "sales.yml").write_text(f"{head}  - metric: sales_conversion_rate\n{quarterly_kpi}")
+    dash = Dashboard(tmp_path / "sales.yml", grain="month")
+    assert dash.card_grain(dash.plan.kpi("sales_conversion_rate")) == "quarter"
+    assert set(dash.scorecard.status_frame()["metric"]) == {k.metric for k in dash.plan.kpis}
+    assert [o.kpis for o in dash.scorecard.objectives()][2] == ("sales_conversion_rate", "qualified_leads")
+    kpi = dash.scorecard.get("sales_conversion_rate")
+    nodes = {n.id: n for n in dash.scorecard.tree()}
+    quarterly = dash.cube.frame("quarter", metrics=["leads_generated"]).set_index("period_start")["value"]
+    assert nodes["kpi:sales_conversion_rate/leads_generated"].value == quarterly[pd.Timestamp(kpi.period_start)]
+    monthly = nodes["kpi:qualified_leads/leads_generated"].value
+    assert monthly < nodes["kpi:sales_conversion_rate/leads_generated"].value  # a month's, under the monthly KPI
+    about = [li for li in dash.insights.value.split("<li")[1:] if li.startswith(' style="margin:3px 0">Sales conv')]
+    assert all("per month" not in li for li in about)  # its trend is read per quarter
+
+
+def test_a_notes_file_with_mistakes_is_named_under_the_cards_and_marks_nothing(sample_data: Path, tmp_path: Path):
+    from kpinb.widgets import Dashboard
+
+    (tmp_path / "sales.yml").write_text(SALES.read_text().replace("../../data/sample/", f"{sample_data}/"))
+    (tmp_path / "sales.notes.csv").write_text(f"kpi,period,author,text\nno_such_kpi,2025-06-01,,x {EVIL}\n")
+    dash = Dashboard(tmp_path / "sales.yml", grain="month")
+    assert "sales.notes.csv" in dash.notes.value and "no_such_kpi" in dash.notes.value
+    assert EVIL not in dash.notes.value
+    assert "note" not in [t.name for t in dash.figures["trend"].data]

@@ -4,7 +4,8 @@ Every function takes a result frame (the engine's tidy frame, or a frame from
 :mod:`kpinb.benchmark` / :mod:`kpinb.drivers`) and returns a plain :class:`plotly.graph_objects.Figure`.
 Only ``scatter`` and ``bar`` traces are used, so a report may embed a partial plotly.js bundle
 (``plotly.js-basic-dist-min``). No hover template carries text from the data: hover labels are
-built by plotly from numbers, dates and category names, which plotly escapes. Numbers in a
+built by plotly from numbers, dates and category names, which plotly escapes; the one text
+from people, a note on the trend, is escaped here. Numbers in a
 figure carry display precision only (:func:`kpinb._numbers.steady`), so a figure stored in a
 notebook is the same on every CPU.
 
@@ -231,6 +232,7 @@ def trend(
     name: str | None = None,
     unit: str | None = None,
     thresholds: Mapping[str, Any] | None = None,
+    notes: Iterable[tuple[Any, str]] | None = None,
 ) -> go.Figure:
     """The metric's value per period: one line (one per dimension member when broken down).
 
@@ -248,6 +250,8 @@ def trend(
     name, unit : display name and unit; default from the catalog.
     thresholds : ``{"warning": w, "critical": c, "direction": "higher_is_better"}``: the values
         past the warning level shaded amber and past the critical level red (the KPI's alert zones).
+    notes : ``(day, text)`` pairs (the plan's notes on this KPI): a small marker on the line at the
+        period holding each day, the text (escaped) on hover; days outside the drawn periods are left out.
 
     Examples
     --------
@@ -352,12 +356,42 @@ def trend(
             )
     if thresholds:
         _threshold_bands(fig, thresholds)
+    if notes and not dims:
+        _note_markers(fig, rows, notes)
     from kpinb._numbers import is_currency
 
     ys = [t.y for t in fig.data if t.y is not None]
     flat = [y for ys_ in ys for y in ys_]
     fig.update_yaxes(**_axis(u, flat), rangemode="tozero" if u == "count" or is_currency(u) else "normal")
     return fig
+
+
+def _note_markers(fig: go.Figure, rows: pd.DataFrame, notes: Iterable[tuple[Any, str]]) -> None:
+    """One marker per period with notes, on the line, its notes' texts (escaped) on hover."""
+    import pandas as pd
+
+    from kpinb.views.kit import esc
+
+    series = rows.dropna(subset=["value"]).set_index("period_start")["value"].sort_index()
+    if series.empty:
+        return
+    starts = pd.DatetimeIndex(series.index)
+    texts: dict[pd.Timestamp, list[str]] = {}
+    for day, text in notes:
+        at = starts.searchsorted(pd.Timestamp(day), side="right") - 1  # the period holding the day
+        if at < 0 or (at == len(starts) - 1 and pd.Timestamp(day) > starts[-1] + (starts[-1] - starts[max(at - 1, 0)])):
+            continue
+        texts.setdefault(starts[at], []).append(esc(text))
+    if not texts:
+        return
+    xs = sorted(texts)
+    fig.add_trace(
+        _go().Scatter(
+            x=xs, y=[series[x] for x in xs], mode="markers", name="note",
+            marker={"symbol": "diamond", "size": 9, "color": "#f9ab00", "line": {"width": 1, "color": "#5f6368"}},
+            hovertext=["<br>".join(texts[x]) for x in xs], hoverinfo="text",
+        )
+    )  # fmt: skip
 
 
 def _settled_split(g: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

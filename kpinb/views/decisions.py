@@ -82,6 +82,6 @@ def tree_figure(card: Scorecard, height: int = 420) -> Any:
         )
     )  # fmt: skip
     fig.update_layout(
-        margin={"l": 4, "r": 4, "t": 30, "b": 4}, height=height, title="Objectives, KPIs and what drives them"
+        margin={"l": 4, "r": 4, "t": 56, "b": 4}, height=height, title="Objectives, KPIs and what drives them"
     )
     return fig

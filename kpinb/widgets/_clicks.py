@@ -4,8 +4,10 @@ The cards are plain HTML and the charts plotly figures drawn by JupyterLab's (or
 plotly renderer, so neither talks to the kernel. This invisible widget listens inside its
 dashboard: a click on a card sends ``{"kind": "card", "metric": ...}``; a click on a bar of the
 breakdown chart (plotly's ``plotly_click`` event, attached to each chart as it is drawn) sends
-``{"kind": "bar", "member": ...}``. A few lines of JavaScript, not plotly.js: the page keeps
-receiving only the figures' JSON.
+``{"kind": "bar", "member": ...}``; a click on a node of the metric tree that is a metric (its
+``customdata``) sends ``{"kind": "node", "metric": ...}``, which focuses it as a card click does
+(such a node does not zoom the tree; the plan's and objectives' nodes still open their branch).
+A few lines of JavaScript, not plotly.js: the page keeps receiving only the figures' JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ function render({ model, el }) {
         if (point && point.y !== undefined) model.send({ kind: "bar", member: String(point.y) });
       });
     });
+    scope.querySelectorAll(".kpinb-fig-tree .js-plotly-plot").forEach((gd) => {
+      if (gd.dataset.kpinbClicks || typeof gd.on !== "function") return;
+      gd.dataset.kpinbClicks = "1";
+      // a metric's node focuses it and stays in place (false: no zoom); the plan's and
+      // objectives' nodes open their branch as plotly does
+      gd.on("plotly_icicleclick", (data) => {
+        const point = data && data.points && data.points[0];
+        if (!point || !point.customdata) return undefined;
+        model.send({ kind: "node", metric: String(point.customdata) });
+        return false;
+      });
+    });
   };
   let observer = null;
   const start = () => {
@@ -58,6 +72,6 @@ export default { render };
 
 
 class ClickBridge(anywidget.AnyWidget):
-    """Sends the clicks on its dashboard's cards and breakdown bars to the kernel (``on_msg``)."""
+    """Sends the clicks on its dashboard's cards, breakdown bars and tree nodes to the kernel (``on_msg``)."""
 
     _esm = _ESM

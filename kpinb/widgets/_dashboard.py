@@ -10,6 +10,7 @@ set of filtered dimensions and cached (see that module).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -25,10 +26,13 @@ from kpinb._io import write_atomic
 from kpinb.definitions.model import Grain, Plan
 from kpinb.engine.cube import Cube, filter_label
 from kpinb.errors import KpinbError
+from kpinb.scorecard.evaluation import Anomaly, Scorecard, TreeNode
 from kpinb.views import charts
 from kpinb.views.cards import kpi_cards
+from kpinb.views.decisions import insights_html, objectives_html, tree_figure
 from kpinb.views.kit import display_unit, esc, human_name, name_at_grain
 from kpinb.widgets._clicks import ClickBridge
+from kpinb.widgets.notes import NoteForm
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +43,8 @@ __all__ = ["Dashboard"]
 GRAINS = ("week", "month", "quarter", "year")
 FIGURES = ("trend", "breakdown", "benchmark", "drivers")
 MIMETYPE = "application/vnd.plotly.v1+json"
+INSIGHTS = 5
+"""How many of the department's insights the dashboard lists under the objectives."""
 
 
 
@@ -107,11 +113,18 @@ class Dashboard(widgets.VBox):
         output in place.
     last_update_seconds : how long the last filter change took, from the value change to cards
         and figures updated.
+    scorecard : the scorecard behind the cards (every KPI, current filters and grain).
+    objectives, insights : HTML widgets: the objectives rolled up from the scorecard and the
+        department's top insights (both follow filters and grain, as the scorecard does).
+    tree : the metric tree figure (plotly icicle), shown in ``views["tree"]``.
+    note_form : the :class:`~kpinb.widgets.notes.NoteForm` for the plan's notes file (None when
+        the plan was not loaded from a file); the focused KPI's notes are markers on its trend.
 
     Filters: a month range, the grain (of the charts, and of the cards when it is coarser than a
     KPI's own: the scorecard re-grains it), one dropdown per dimension that at least one KPI's data
     has (``All`` + members), and the metric and dimension the charts focus on. Clicks: a card
-    focuses the charts on its KPI; a bar of the breakdown filters the dashboard to that member. A filter on a
+    focuses the charts on its KPI, and so does a KPI or supporting-metric node of the metric tree;
+    a bar of the breakdown filters the dashboard to that member. A filter on a
     dimension a metric's source lacks leaves that metric unfiltered (the note under the cards
     says so). A filtered total (revenue of one region) is not judged against the whole KPI's
     target: its card shows ``Not judged``; rates and averages keep their status.
@@ -141,6 +154,10 @@ class Dashboard(widgets.VBox):
         self.timings: list[float] = []
         self._benchmarks: pd.DataFrame | None = None
         self._muted = False
+        self.scorecard: Scorecard | None = None
+        self._decided: tuple[Any, ...] | None = None
+        self.tree: go.Figure | None = None
+        self.note_form = NoteForm(self.plan) if self.plan.file is not None else None
 
         totals = self.cube.frame("month", metrics=[k.metric for k in self.plan.kpis])
         months = sorted(totals.loc[totals["value"].notna(), "period_start"].unique())
@@ -205,6 +222,8 @@ class Dashboard(widgets.VBox):
         )
         self.cards = _classed(widgets.HTML(), "kpinb-cards-widget")
         self.notes = _classed(widgets.HTML(), "kpinb-dashboard-notes")
+        self.objectives = _classed(widgets.HTML(), "kpinb-dashboard-objectives")
+        self.insights = _classed(widgets.HTML(), "kpinb-dashboard-insights")
         started = time.perf_counter()
         notes = self._compute()
         # each Output starts with its figure: the page receives it with the widget's state
@@ -215,6 +234,10 @@ class Dashboard(widgets.VBox):
                 f"kpinb-fig-{name}",
             )
             self._draw(name, self.figures[name])
+        self.views["tree"] = _classed(
+            widgets.Output(layout=widgets.Layout(width=f"{2 * figure_width}px", min_height="60px")), "kpinb-fig-tree"
+        )
+        self._draw_tree()
         filters = widgets.HBox(
             [self.range, self.grain, *self.dimension_filters.values()], layout=widgets.Layout(flex_flow="row wrap")
         )
@@ -229,12 +252,25 @@ class Dashboard(widgets.VBox):
             self.clicks,
             self.header,
             _classed(filters, "kpinb-filters"),
+            self.objectives,
+            self.insights,
             self.cards,
             self.notes,
             widgets.HTML('<div style="font-weight:600;margin-top:8px">Supporting metrics</div>'),
             widgets.HBox([self.focus, self.breakdown]),
             grid,
+            self.views["tree"],
         ]
+        if self.note_form is not None:
+            self.note_form.add_class("kpinb-note-form")
+            self.note_form.kpi.layout.width = "420px"  # the whole KPI name, never "Monthly recurring revenue ("
+            self.note_form.kpi.value = self.focus.value if self.focus.value in self.note_form.names else None
+            self.note_form.on_add(lambda _note: self.refresh())
+            self.children = [
+                *self.children,
+                widgets.HTML('<div style="font-weight:600;margin-top:8px">Notes</div>'),
+                self.note_form,
+            ]
         for w in (self.range, self.grain, *self.dimension_filters.values(), self.breakdown):
             w.observe(self._changed, names="value")
         self.focus.observe(self._focus_changed, names="value")
@@ -327,11 +363,12 @@ class Dashboard(widgets.VBox):
         self.refresh()
 
     def _clicked(self, _widget: Any, content: Mapping[str, Any], _buffers: Any = None) -> None:
-        """A click in the page: a card focuses the charts on its KPI; a bar of the breakdown
+        """A click in the page: a card or a node of the metric tree focuses the charts on its
+        metric (a KPI or a supporting metric); a bar of the breakdown
         filters the dashboard to that member (DESIGN.md, "Clicks")."""
         if not isinstance(content, Mapping):
             return
-        if content.get("kind") == "card":
+        if content.get("kind") in ("card", "node"):
             metric = str(content.get("metric") or "")
             if metric in [v for _, v in self.focus.options] and metric != self.focus.value:
                 self.focus.value = metric
@@ -353,6 +390,8 @@ class Dashboard(widgets.VBox):
 
     def _focus_changed(self, _: Any = None) -> None:
         self._focus_style.value = self._focus_css()
+        if self.note_form is not None and self.focus.value in self.note_form.names:
+            self.note_form.kpi.value = self.focus.value  # a note is most often about the KPI in view
         self._set_breakdown_options()
         self._precompute()
         self.refresh()
@@ -365,6 +404,7 @@ class Dashboard(widgets.VBox):
         notes = self._compute()
         for name, fig in self.figures.items():
             self._draw(name, fig)
+        self._draw_tree()
         self.notes.value = notes
         self.last_update_seconds = time.perf_counter() - started
         self.timings.append(self.last_update_seconds)
@@ -377,6 +417,10 @@ class Dashboard(widgets.VBox):
         notes: list[str] = []
         self.status, cards_html = self._cards(filters, end, notes)
         self.cards.value = cards_html
+        view = (tuple(sorted(filters.items())), self.grain.value, end)
+        if view != self._decided:  # a focus change or a new note leaves the scorecard as it was
+            self._decisions()
+            self._decided = view
         self.figures = self._figures(filters, start, end, notes)
         return "".join(f'<div style="color:#5f6368;font-size:12px">{esc(n)}</div>' for n in notes)
 
@@ -388,6 +432,33 @@ class Dashboard(widgets.VBox):
         """
         self.views[name].outputs = (_bundle(fig, name, self.figure_width),)
 
+    def _draw_tree(self) -> None:
+        """Show the metric tree, only when it changed (a focus change keeps the branch opened)."""
+        if self.tree is None:
+            self.views["tree"].outputs = ()
+            return
+        bundle = _bundle(self.tree, "tree", 2 * self.figure_width)
+        if self.views["tree"].outputs != (bundle,):
+            self.views["tree"].outputs = (bundle,)
+
+    def _decisions(self) -> None:
+        """The objectives' roll-up, the department's insights and the metric tree, from the
+        scorecard behind the cards (so they follow the filters and the grain)."""
+        from kpinb.outputs.insights import for_department
+
+        card = self.scorecard
+        if card is None:
+            self.objectives.value = self.insights.value = ""
+            self.tree = None
+            return
+        rollup = objectives_html(card)
+        heading = '<div style="font-weight:600;margin-top:8px">Objectives</div>'
+        self.objectives.value = heading + rollup if rollup else ""
+        parts = card.parts if isinstance(card, _Cards) else (card,)  # each KPI's trends at its own grain
+        found = sorted((i for p in parts for i in for_department(p, limit=INSIGHTS)), key=lambda i: -i.score)
+        self.insights.value = insights_html(found[:INSIGHTS])
+        self.tree = tree_figure(card)
+
     def _cards(self, filters: Mapping[str, str], end: pd.Timestamp, notes: list[str]) -> tuple[pd.DataFrame, str]:
         import pandas as pd
 
@@ -398,9 +469,11 @@ class Dashboard(widgets.VBox):
         grains: dict[str, list[str]] = {}
         for k in self.plan.kpis:
             grains.setdefault(self.card_grain(k), []).append(k.metric)
-        statuses, blocks = [], []
+        statuses, blocks, cards = [], [], []
+        known = set(self.cube.metrics)
         for g, ids in grains.items():
-            frame = self.cube.frame(g, filters, metrics=ids)
+            supporting = [s for k in self.plan.kpis if k.metric in ids for s in k.supporting if s in known]
+            frame = self.cube.frame(g, filters, metrics=list(dict.fromkeys([*ids, *supporting])))
             unfiltered = frame.attrs.get("unfiltered", {})
             frame = frame[frame["period_start"] <= end].reset_index(drop=True)
             frame.attrs.update(grain=g, by=())
@@ -412,14 +485,16 @@ class Dashboard(widgets.VBox):
                         "its data has no such column."
                     )
             card = scorecard.evaluate(self.plan, frame, kpis=ids, filters=filters, unfiltered=unfiltered, pace=False)
+            cards.append(card)
             status = card.status_frame()
             statuses.append(status)
-            block = kpi_cards(status, frame, self.registry, currency=self.plan.currency)
+            block = kpi_cards(status, frame[frame["metric"].isin(ids)], self.registry, currency=self.plan.currency)
             if len(grains) > 1:
                 block = f'<div style="font-weight:600;margin:6px 0 2px">per {esc(g)}</div>{block}'
             blocks.append(block)
         if label:
             notes.insert(0, f"Filtered: {label}.")
+        self.scorecard = _one_card(cards)
         out = pd.concat(statuses, ignore_index=True) if statuses else pd.DataFrame(columns=list(STATUS_COLUMNS))
         return out, "".join(blocks)
 
@@ -445,9 +520,10 @@ class Dashboard(widgets.VBox):
         target, forecast, thresholds = self._target_and_forecast(mid, total, g, filters)
         figs = {
             "trend": charts.trend(
-                total, mid, target=target, forecast=forecast, name=name, unit=unit, thresholds=thresholds
+                total, mid, target=target, forecast=forecast, name=name, unit=unit, thresholds=thresholds,
+                notes=self._notes_on(mid, notes),
             )
-        }
+        }  # fmt: skip
         if dim:
             by = cut(self.cube.frame(g, filters, by=[dim], metrics=[mid]))
             by.attrs.update(by=(dim,))
@@ -460,6 +536,20 @@ class Dashboard(widgets.VBox):
         figs["benchmark"] = self._benchmark_figure(mid, total, by, dim, unit)
         figs["drivers"] = self._drivers_figure(mid, total, by, unit)
         return figs
+
+    def _notes_on(self, mid: str, messages: list[str]) -> list[tuple[dt.date, str]]:
+        """The plan's notes on ``mid`` as ``(day, text)`` for its trend; a notes file with
+        mistakes adds its error to ``messages`` (the note under the cards) and shows none."""
+        from kpinb.definitions.notes import read_notes
+
+        if self.note_form is None:
+            return []
+        try:
+            notes = read_notes(self.plan, self.note_form.path)
+        except KpinbError as e:
+            messages.append(str(e))
+            return []
+        return [(n.period, f"{n.author}: {n.text}" if n.author else n.text) for n in notes if n.kpi == mid]
 
     def _target_and_forecast(
         self, mid: str, total: pd.DataFrame, grain: str, filters: Mapping[str, str]
@@ -554,7 +644,8 @@ class Dashboard(widgets.VBox):
 
         plotly.js is inlined once (the basic bundle shipped in ``kpinb/static`` when the charts
         only use its trace types, else the installed plotly package's), never loaded from a CDN,
-        so the file opens offline; cards and notes are plain HTML with every text escaped.
+        so the file opens offline; objectives, insights, cards and notes are plain HTML with every
+        text escaped. The metric tree stays in the notebook (it would need the full plotly.js).
         """
         start, end = self.months
         heading = title or self.plan.name
@@ -574,6 +665,8 @@ class Dashboard(widgets.VBox):
             f"<div style='color:#5f6368'>department {esc(self.plan.department)} · {start:%b %Y} to "
             f"{end:%b %Y} · per {esc(self.grain.value)} · filters: {esc(label)} · generated "
             f"{dt.datetime.now():%Y-%m-%d %H:%M}</div>",
+            self.objectives.value,
+            self.insights.value,
             self.cards.value,
             self.notes.value,
             f"<h2 style='font-size:15px'>Supporting metrics: {esc(self._name(self.focus.value))}</h2>",
@@ -583,6 +676,41 @@ class Dashboard(widgets.VBox):
             parts.append(f'<div class="kpinb-fig-{name}">{charts.figure_html(self.figures[name])}</div>')
         parts.append("</div></body></html>")
         return write_atomic(path, "\n".join(parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cards(Scorecard):
+    """The scorecards of the cards' grains as one, for what reads every KPI: the objectives'
+    roll-up (from the evaluations), the anomalies and the tree (each KPI's branch from the
+    scorecard of its grain, so a supporting metric's value is at that grain)."""
+
+    parts: tuple[Scorecard, ...] = ()
+
+    def anomalies(self) -> tuple[Anomaly, ...]:
+        return tuple(a for p in self.parts for a in p.anomalies())
+
+    def tree(self) -> tuple[TreeNode, ...]:
+        head = [n for n in super().tree() if n.kind in ("plan", "objective")]
+        order = {k.metric: i for i, k in enumerate(self.plan.kpis)}
+        branches = [n for p in self.parts for n in p.tree() if n.kind in ("kpi", "supporting")]
+        branches.sort(key=lambda n: order.get(n.id.split("/")[0].removeprefix("kpi:"), len(order)))  # plan order
+        return (*head, *branches)
+
+
+def _one_card(cards: list[Scorecard]) -> Scorecard | None:
+    """The cards' scorecards as one: the only one, or a :class:`_Cards` of several grains."""
+    import pandas as pd
+
+    if len(cards) < 2:
+        return cards[0] if cards else None
+    frame = pd.concat([c.frame for c in cards], ignore_index=True)
+    frame = frame.drop_duplicates(subset=["metric", "period_start"], keep="first").reset_index(drop=True)
+    frame.attrs.update(cards[0].frame.attrs)
+    order = {k.metric: i for i, k in enumerate(cards[0].plan.kpis)}
+    every = (e for c in cards for e in c.evaluations)
+    evaluations = tuple(sorted(every, key=lambda e: order.get(e.metric, len(order))))
+    return _Cards(**{**{f.name: getattr(cards[0], f.name) for f in dataclasses.fields(Scorecard)},
+                     "evaluations": evaluations, "frame": frame, "parts": tuple(cards)})  # fmt: skip
 
 
 def _ts(x: Any) -> pd.Timestamp:
