@@ -29,13 +29,13 @@ def objectives_html(card: Scorecard) -> str:
     for o in card.objectives():
         label, color, background = _style(o.status)
         share = 0.0 if math.isnan(o.progress) else min(max(o.progress, 0.0), 1.0)
-        shown = "–" if math.isnan(o.progress) else format_value(share, "percent")
+        shown = "no progress to show" if math.isnan(o.progress) else f"{format_value(share, 'percent')} of the way"
         names = ", ".join(esc(card.get(m).name) for m in o.kpis)
         rows.append(
             f'<div class="kpinb-objective" style="margin:6px 0 10px">'
             f'<div style="display:flex;gap:8px;align-items:baseline;flex-wrap:wrap">'
             f"<strong>{esc(o.statement)}</strong> {pill(label, color, background)}"
-            f'<span style="opacity:.75">{esc(shown)} of the way</span></div>'
+            f'<span style="opacity:.75">{esc(shown)}</span></div>'
             f'<div role="progressbar" aria-valuenow="{round(share * 100)}" aria-valuemin="0" aria-valuemax="100" '
             f'style="height:6px;border-radius:3px;background:rgba(127,127,127,.25);margin:4px 0;max-width:480px">'
             f'<div style="width:{share * 100:.1f}%;height:6px;border-radius:3px;background:{color}"></div></div>'
