@@ -229,3 +229,23 @@ def test_a_kpi_the_plan_misconfigures_needs_setup_on_its_card_not_no_data():
     one = re.search(r'<div class="kpinb-card [^>]*data-metric="revenue".*?(?=<div class="kpinb-card |$)', cards, re.S)
     assert "● Needs setup" in one.group(0) and "No data" not in one.group(0) and "swap them in the plan" in cards
     assert cards.count("Needs setup") == 2  # the revenue card's badge and reason, no other card
+
+
+def test_a_kpi_without_a_judged_period_has_none_and_the_decisions_still_read_it(tmp_path):
+    """A KPI whose every period is still settling has no judged period: None, never NaN (the
+    dashboard's anomalies, insights and tree compared dates with NaN and failed)."""
+    from kpinb import compute, load_plan
+    from kpinb.outputs import insights
+
+    _sliced(tmp_path)
+    settling = SLICED_PLAN.replace("unit: currency}", "unit: currency, matures_after: 3650 days}")
+    # a baseline window without data cannot be judged: the scorecard falls back to judging KPI by KPI
+    no_data = "    baseline: {from: 2020-01-01, to: 2020-12-31}\n    target: {value: 2000"
+    settling = settling.replace("    target: {value: 2000", no_data)
+    (tmp_path / "plan.yml").write_text(settling)
+    plan = load_plan(tmp_path / "plan.yml")
+    card = scorecard.evaluate(plan, compute(plan, end="2025-06-30"))
+    total = card.get("total")
+    assert total.period_start is None and total.status == "no_data"
+    assert card.anomalies() == () or all(a.metric != "total" for a in card.anomalies())
+    assert insights.for_department(card) == [] and card.tree()

@@ -432,7 +432,8 @@ def evaluate(
         judged_whole = not applied or mid in sliced
         evaluations.append(
             KpiEvaluation(
-                **{c: _plain(row[c]) for c in STATUS_COLUMNS},
+                **{c: _plain(row[c]) for c in STATUS_COLUMNS if c != "period_start"},
+                period_start=_day(row["period_start"]),
                 grain=grain,
                 filters=applied,
                 pace=paces.get(mid) if judged_whole and mid not in regrained else None,
@@ -579,6 +580,13 @@ def _at_grain(plan: Plan, grain: str, kpis: Sequence[str] | None) -> tuple[Plan,
 
 def _by(kpi: KPI) -> Any:
     return kpi.target.by if kpi.target is not None else None
+
+
+def _day(x: Any) -> pd.Timestamp | None:
+    """A judged period's start, or None when no period could be judged (never NaN)."""
+    import pandas as pd
+
+    return None if x is None or bool(pd.isna(x)) else pd.Timestamp(x)
 
 
 def _plain(x: Any) -> Any:
