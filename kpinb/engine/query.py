@@ -492,6 +492,7 @@ def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
         backend = None
     raw = getattr(backend, "con", None) if getattr(backend, "name", "") == "duckdb" else None
     fired, done, guard = threading.Event(), threading.Event(), threading.Lock()
+    retry = min(0.05, max(0.001, timeout_s))  # an interrupt before the query starts is lost: soon again
 
     def interrupt() -> None:
         if done.wait(timeout_s):
@@ -502,7 +503,7 @@ def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
                 if done.is_set():
                     return
                 raw.interrupt()
-            done.wait(0.05)
+            done.wait(retry)
 
     timer = None
     if raw is not None and hasattr(raw, "interrupt"):
