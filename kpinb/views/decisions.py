@@ -64,6 +64,8 @@ def tree_figure(card: Scorecard, height: int = 420) -> Any:
     hover; ``customdata`` holds each node's metric id (the dashboard focuses it on click)."""
     import plotly.graph_objects as go
 
+    from kpinb.views.charts import _figure
+
     nodes = card.tree()
     labels, colors, hover, metric = [], [], [], []
     for n in nodes:
@@ -74,14 +76,13 @@ def tree_figure(card: Scorecard, height: int = 420) -> Any:
         colors.append(color if n.kind in ("objective", "kpi") else "#9aa0a6")
         hover.append(f"{esc(n.name)}<br>{esc(label)}{(' · ' + esc(value)) if value else ''}{flag}")
         metric.append(n.metric or "")
-    fig = go.Figure(
+    # the charts' common layout and small template, not plotly's default one stored in every figure
+    fig = _figure("Objectives, KPIs and what drives them", height, margin={"l": 4, "r": 4, "t": 56, "b": 4})
+    fig.add_trace(
         go.Icicle(
             ids=[n.id for n in nodes], parents=[n.parent for n in nodes], labels=labels,
             marker={"colors": colors}, hovertext=hover, hoverinfo="text", customdata=metric,
             tiling={"orientation": "h"}, textfont={"color": "#fff"}, root={"color": "#5f6368"},
         )
     )  # fmt: skip
-    fig.update_layout(
-        margin={"l": 4, "r": 4, "t": 56, "b": 4}, height=height, title="Objectives, KPIs and what drives them"
-    )
     return fig
