@@ -8,6 +8,8 @@ and a status against a fixed target. Implementations:
   for the month-over-month change and the status;
 - ``duckdb_sql``: one hand-written DuckDB query (window function for the change, CASE for
   the status) — the baseline every ratio is measured against;
+- ``polars_lazy``: hand-written polars (``scan_parquet`` -> ``group_by`` with ``n_unique``), the
+  fastest hand-written code measured here: the bar kpinb is held to;
 - ``pandas``: idiomatic pandas on a column-pruned ``pd.read_parquet``;
 - ``kpi_engine``: the ``kpi-engine`` package (PyPI, not a kpinb dependency) with its SQL
   backend, one engine run per month (see :func:`kpi_engine_kpis` for what it can express).
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _timing
 
 BASELINE = "duckdb_sql"
-IMPLEMENTATIONS = ("kpinb", "duckdb_sql", "pandas", "kpi_engine")
+IMPLEMENTATIONS = ("kpinb", "duckdb_sql", "polars_lazy", "pandas", "kpi_engine")
 METRICS = ("revenue", "orders", "aov", "customers", "gross_margin", "new_customer_share")
 RTOL = 1e-9
 COUNTS = ("orders", "customers")
@@ -143,6 +145,49 @@ def run_duckdb_sql(path: Path, target: dict[str, float], con: Any = None, region
         sql = SQL.replace("WHERE status = 'completed'", "WHERE status = 'completed' AND region = $region")
         params["region"] = region
     return con.execute(sql, params).df()
+
+
+# --- hand-written polars lazy --------------------------------------------------------------------
+
+
+def run_polars_lazy(path: Path, target: dict[str, float]) -> Any:
+    """The same work as the SQL in polars' lazy API (one scan, one grouped aggregation)."""
+    import polars as pl
+
+    monthly = (
+        pl.scan_parquet(path)
+        .filter((pl.col("status") == "completed") & pl.col("order_date").is_not_null())
+        .group_by(pl.col("order_date").dt.truncate("1mo").cast(pl.Datetime("ns")).alias("period_start"), "region")
+        .agg(
+            pl.col("revenue").sum(),
+            pl.col("order_id").n_unique().alias("orders"),
+            pl.col("customer_id").n_unique().alias("customers"),
+            pl.col("customer_id").filter(pl.col("is_new_customer")).n_unique().alias("new_customers"),
+            (pl.col("revenue").sum() - pl.col("cost").sum()).alias("gross_profit"),
+        )
+    )
+    kpis = monthly.select(
+        "period_start", "region", "revenue",
+        pl.col("orders").cast(pl.Float64),
+        (pl.col("revenue") / pl.col("orders")).alias("aov"),
+        pl.col("customers").cast(pl.Float64),
+        (pl.col("gross_profit") / pl.col("revenue")).alias("gross_margin"),
+        (pl.col("new_customers") / pl.col("customers")).alias("new_customer_share"),
+    )  # fmt: skip
+    targets_ = pl.LazyFrame({"metric": list(target), "target": [float(v) for v in target.values()]})
+    prev = pl.col("value").shift(1).over(["metric", "region"], order_by="period_start")
+    out = (
+        kpis.unpivot(index=["period_start", "region"], variable_name="metric", value_name="value")
+        .join(targets_, on="metric")
+        .with_columns(
+            mom=(pl.col("value") - prev) / prev,
+            status=pl.when(pl.col("value").is_null()).then(pl.lit("no_data"))
+            .when(pl.col("value") >= pl.col("target")).then(pl.lit("on_track"))
+            .otherwise(pl.lit("off_track")),
+        )
+        .collect()
+    )
+    return out.to_pandas()
 
 
 # --- idiomatic pandas ----------------------------------------------------------------------------
@@ -293,6 +338,7 @@ def run_kpi_engine(path: Path, target: dict[str, float], dims: tuple[list[str], 
 RUNNERS: dict[str, Callable[[Path, dict[str, float]], Any]] = {
     "kpinb": run_kpinb,
     "duckdb_sql": run_duckdb_sql,
+    "polars_lazy": run_polars_lazy,
     "pandas": run_pandas,
     "kpi_engine": run_kpi_engine,
 }
@@ -493,17 +539,22 @@ def markdown(results: list[dict[str, Any]], notes: Sequence[str] = ()) -> str:
 
 
 def verdicts(results: list[dict[str, Any]]) -> list[str]:
-    """The issue's targets at the largest size: kpinb ≤ 1.3× the SQL, and ≥ 5× faster than pandas."""
+    """The issue's targets at the largest size: kpinb ≤ 1.0× hand-written polars lazy (the
+    fastest hand-written code), and ≥ 5× faster than pandas; both paired with the baseline in
+    the same rounds, so their quotient is a same-round ratio too."""
     res = max(results, key=lambda r: r["rows"])
     t = res["timings"]
     if "kpinb" not in t:
         return []
     out = [f"Targets at {res['rows']:,} rows:"]
     k = t["kpinb"].ratio
-    out.append(
-        f"- kpinb / DuckDB SQL = **{k:.2f}** (target ≤ 1.3): "
-        + ("met." if k <= 1.3 else f"**missed** by {k / 1.3 - 1:.0%}.")
-    )
+    out.append(f"- kpinb / DuckDB SQL = **{k:.2f}**.")
+    if "polars_lazy" in t:
+        vs = k / t["polars_lazy"].ratio
+        out.append(
+            f"- kpinb / polars lazy = **{vs:.2f}** (target ≤ 1.0): "
+            + ("met." if vs <= 1.0 else f"**missed** by {vs - 1:.0%}.")
+        )
     if "pandas" in t:
         speedup = t["pandas"].ratio / k  # both paired with the baseline in the same rounds
         out.append(

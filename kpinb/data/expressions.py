@@ -39,8 +39,9 @@ def compile_node(node: Node, t: Any, where: Any, who: str) -> Any:
             arg = _as_num(arg, who, f"{node.func}()")
         if node.func == "count":
             return arg.count(where=where)
-        if node.func == "count_distinct":
-            return arg.nunique(where=where)
+        if node.func == "count_distinct":  # missing values are no value (polars would count them once)
+            present = arg.notnull()
+            return arg.nunique(where=present if where is None else where & present)
         if node.func == "avg":
             return arg.mean(where=where)
         if node.func == "sum":

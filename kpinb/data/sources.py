@@ -2,7 +2,9 @@
 
 Files are queried in place by an embedded DuckDB (CSV, Parquet) or read once (Excel);
 DuckDB/SQLite files and database URLs are opened through their ibis backend, so queries
-run where the data is.
+run where the data is. The engine may open local Parquet files on polars instead
+(``engine="polars"``, measured faster by ``perf/engine.py``): whatever polars cannot run
+raises :class:`EngineFallback`, and the engine runs that source on DuckDB.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kpinb.data.engines import EngineFallback, backend_of, on_polars, polars_connection
 from kpinb.definitions import catalog
 from kpinb.definitions.model import DEFAULT_STATEMENT_TIMEOUT_S, SNAPSHOT_TIME, Join, Source
 from kpinb.errors import DataError, KpinbError, SourceError, shown
@@ -172,7 +175,7 @@ def _database_file(url: str) -> Path | None:
     return Path(*pieces).absolute()
 
 
-def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
+def _read_file(name: str, path: Path, spec: Source, engine: str = "duckdb") -> ir.Table:
     fmt = spec.format or FILE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise SourceError(
@@ -201,6 +204,11 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
     try:
         if fmt == "csv":
             return con.read_csv(str(path))
+        if fmt == "parquet" and engine == "polars":
+            try:
+                return polars_connection().read_parquet(str(path))
+            except Exception as e:  # DuckDB explains an unreadable file
+                raise EngineFallback(str(e)) from e
         if fmt == "parquet":
             return con.read_parquet(str(path))
         if fmt == "excel":
@@ -213,7 +221,7 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
             return ibis.duckdb.connect(str(path), read_only=True).table(table)
         if fmt == "sqlite":
             return ibis.sqlite.connect(str(path)).table(table)
-    except SourceError:
+    except (SourceError, EngineFallback):
         raise
     except Exception as e:
         if fmt == "csv":
@@ -226,7 +234,9 @@ def _read_file(name: str, path: Path, spec: Source) -> ir.Table:
     raise SourceError(f"source {name!r}: unknown format {fmt!r}. Use csv, parquet, excel, duckdb or sqlite.")
 
 
-def _read_snapshots(name: str, spec: Source, base_dir: Path | None) -> tuple[ir.Table, str, Path | None]:
+def _read_snapshots(
+    name: str, spec: Source, base_dir: Path | None, engine: str = "duckdb"
+) -> tuple[ir.Table, str, Path | None]:
     """A snapshot source: each file's rows with its ``as_of`` date as the time column, stacked."""
     import ibis
 
@@ -236,7 +246,7 @@ def _read_snapshots(name: str, spec: Source, base_dir: Path | None) -> tuple[ir.
         path = Path(snap.path).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        part = _read_file(name, path, spec)
+        part = _read_file(name, path, spec, engine)
         if SNAPSHOT_TIME in part.columns:
             raise DataError(f"source {name!r} ({path}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
         if shape is not None and sorted(part.columns) != sorted(shape[1].names):
@@ -291,7 +301,10 @@ def _check_utf8(name: str, path: Path) -> None:
 
 
 def query_error(table: Table, error: BaseException) -> KpinbError:
-    """The kpinb error for a query over ``table`` that failed in the engine."""
+    """The kpinb error for a query over ``table`` that failed in the engine (on polars: an
+    :class:`EngineFallback` is raised, so that DuckDB runs it)."""
+    if on_polars(table.expr):
+        raise EngineFallback(str(error)) from error
     msg = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     # DuckDB reads the first rows of a CSV to guess its format; a bad byte further down fails the query
     csv = table.path is not None and table.path.suffix.lower() in (".csv", ".tsv", ".txt")
@@ -443,11 +456,12 @@ def _read_url(name: str, spec: Source, statement_timeout_s: float = DEFAULT_STAT
 def open_source(
     name: str, spec: Source | pd.DataFrame | ir.Table | str | Path, base_dir: Path | None = None,
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
-    lookups: Mapping[str, Table] | None = None,
+    lookups: Mapping[str, Table] | None = None, engine: str = "duckdb",
 ) -> Table:  # fmt: skip
     """Open one source and rename its columns to the canonical names the formulas use.
 
     ``lookups``: the opened sources its ``join:`` names (see :func:`open_planned`).
+    ``engine``: ``polars`` opens a local Parquet file on polars (see :class:`EngineFallback`).
 
     ``timezone`` (the plan's ``timezone:``) is the zone the business's days follow: time values
     that carry an offset (or a zone) are converted to its wall-clock time before any bucketing;
@@ -479,12 +493,12 @@ def open_source(
     elif spec.url is not None:
         expr, label = _read_url(name, spec, statement_timeout_s), redact(spec.url)
     elif spec.snapshots:
-        expr, label, file = _read_snapshots(name, spec, base_dir)
+        expr, label, file = _read_snapshots(name, spec, base_dir, engine)
     else:
         path = Path(spec.path or "").expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        expr, label, file = _read_file(name, path, spec), str(path), path
+        expr, label, file = _read_file(name, path, spec, engine), str(path), path
     if spec.as_of is not None:  # one snapshot (a file or a table): its date is its time column
         if SNAPSHOT_TIME in expr.columns:
             raise DataError(f"source {name!r} ({label}): snapshots get a column {SNAPSHOT_TIME!r}; rename yours.")
@@ -584,16 +598,17 @@ def _join(
 def open_planned(
     name: str, sources: Mapping[str, Any], base_dir: Path | None = None,
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, timezone: str | None = None,
+    engine: str = "duckdb",
 ) -> Table:  # fmt: skip
     """:func:`open_source` of ``sources[name]`` with the lookups it joins opened from ``sources``."""
     spec = sources[name]
     joins = spec.join if isinstance(spec, Source) else {}
     lookups = {
-        other: open_source(other, sources[other], base_dir, statement_timeout_s, timezone)
+        other: open_source(other, sources[other], base_dir, statement_timeout_s, timezone, engine=engine)
         for other in joins
         if other in sources
     }
-    return open_source(name, spec, base_dir, statement_timeout_s, timezone, lookups)
+    return open_source(name, spec, base_dir, statement_timeout_s, timezone, lookups, engine)
 
 
 def _derive(expr: ir.Table, derive: dict[str, str], where_: str) -> ir.Table:
@@ -671,13 +686,6 @@ def _zone_functions() -> tuple[Any, Any]:
     return builtin(at_zone, name="timezone"), builtin(convert, name="convert_timezone")
 
 
-def _backend(expr: Any) -> Any:
-    try:
-        return expr._find_backend(use_default=True)
-    except Exception:  # an expression over several backends fails later, at execution
-        return None
-
-
 def is_instant(expr: ir.Table, col: str) -> bool:
     """Whether ``col`` holds instants (timestamps with a zone) rather than wall-clock times. Spark's
     ``TIMESTAMP`` is an instant although ibis types it like a naive one: its schema says."""
@@ -686,7 +694,7 @@ def is_instant(expr: ir.Table, col: str) -> bool:
         return False
     if dtype.timezone is not None:
         return True
-    backend = _backend(expr)
+    backend = backend_of(expr)
     if getattr(backend, "name", "") != "pyspark":
         return False
     try:
@@ -701,7 +709,7 @@ def wall_clock(column: ir.TimestampValue, timezone: str | None) -> ir.TimestampV
     business's days whatever zone the engine's session uses."""
     at_zone, convert = _zone_functions()
     zone = timezone or "UTC"
-    backend = _backend(column)
+    backend = backend_of(column)
     if getattr(backend, "name", "") == "pyspark":  # its instants read in the session's zone
         session_zone = backend._session.conf.get("spark.sql.session.timeZone")
         return convert(session_zone, zone, column)
@@ -720,7 +728,9 @@ def _text_to_timestamp(expr: ir.Table, col: str, where_: str, timezone: str | No
         casted = instant.ifelse(wall_clock(text.try_cast(dt.Timestamp(timezone="UTC")), timezone),
                                 text.try_cast("timestamp"))  # fmt: skip
         bad = expr.filter(expr[col].notnull() & casted.isnull()).select(col).limit(1).execute()
-    except Exception:  # engines without try_cast: plain cast, errors surface at query time
+    except Exception as e:  # engines without try_cast: plain cast, errors surface at query time
+        if on_polars(expr):  # its plain cast reads text otherwise: DuckDB's rules decide
+            raise EngineFallback(str(e)) from e
         return expr[col].cast("timestamp")
     if len(bad):
         raise DataError(

@@ -153,7 +153,11 @@ def unmapped(table: Opened, metrics: Iterable[Metric], columns: Mapping[str, str
             aggs[f"c{i}_{j}"] = text.isin(sorted(values)).any()
     try:
         row = t.aggregate(**aggs).execute().iloc[0]
-    except Exception:  # the check must never stop a computation; the engine reports real errors
+    except Exception as e:  # the check must never stop a computation; the engine reports real errors
+        from kpinb.data.engines import EngineFallback, on_polars
+
+        if on_polars(t):  # a check polars cannot run is DuckDB's to run, never skipped
+            raise EngineFallback(str(e)) from e
         return []
     out = []
     names = {canonical: user for canonical, user in (columns or {}).items()}

@@ -10,11 +10,13 @@ aggregate tables. The result is tidy: one row per metric, period and dimension v
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kpinb.data.coverage import Coverage, coverage
+from kpinb.data.engines import EngineFallback, backend_of, local_engine, on_polars
 from kpinb.data.expressions import compile_node, kind_of
 from kpinb.data.sources import QUERY_LOCK, Table, conform, open_planned, query_error
 from kpinb.data.values import unmapped
@@ -94,7 +96,9 @@ def compute(
     period end whose values have settled, from the sources' own coverage) behind it. A zero denominator gives a missing
     value. ``attrs["unmapped"]`` maps a catalog metric whose filter value never occurs in its
     source's column (so it counts nothing) to the problem and its fix, which is also issued as a
-    :class:`~kpinb.errors.KpinbWarning`.
+    :class:`~kpinb.errors.KpinbWarning`. ``attrs["engines"]`` names the engine that ran each source:
+    local Parquet files run on polars (measured faster) unless a query needs what only DuckDB
+    does (``KPINB_LOCAL_ENGINE=duckdb`` keeps them on DuckDB).
     """
     import pandas as pd
 
@@ -116,25 +120,40 @@ def compute(
     estimated = 0
     flagged: dict[str, str] = {}
     covers: dict[str, Coverage] = {}
+    engines: dict[str, str] = {}
     with QUERY_LOCK:
         for source, ms in by_source.items():
             spec = _spec(specs, source, ms)
-            table = open_planned(source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone)
-            declared = spec if isinstance(spec, Source) else Source(path="<data>")
-            covers[source] = coverage(
-                table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
-            )
-            for problem in unmapped(table, ms, spec.columns if isinstance(spec, Source) else None):
+            share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
+            for engine in _engines(spec):
+                try:
+                    table = open_planned(
+                        source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone, engine
+                    )  # fmt: skip
+                    declared = spec if isinstance(spec, Source) else Source(path="<data>")
+                    cover = coverage(
+                        table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
+                    )
+                    problems = unmapped(table, ms, spec.columns if isinstance(spec, Source) else None)
+                    found, rows = {}, 0
+                    for span, group in _by_window(ms).items():
+                        got, n = _aggregate(
+                            table, group, g, by, start_ts, end_ts, (limit, estimated + rows), share, _timeout(plan),
+                            cal, span,
+                        )  # fmt: skip
+                        found.update(got)
+                        rows += n
+                    break
+                except EngineFallback:  # polars cannot run it as DuckDB would: DuckDB runs it
+                    continue
+            engines[source] = getattr(backend_of(table.expr), "name", "ibis")
+            covers[source] = cover
+            for problem in problems:
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
-            share = len(ms) * len(order) / max(1, sum(len(m) for m in by_source.values()))  # derived metrics too
-            for span, group in _by_window(ms).items():
-                found, rows = _aggregate(
-                    table, group, g, by, start_ts, end_ts, (limit, estimated), share, _timeout(plan), cal, span
-                )
-                frames.update(found)
-                estimated += rows
+            frames.update(found)
+            estimated += rows
 
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
@@ -165,7 +184,7 @@ def compute(
             rows = out["metric"] == mid
             lo = _window_bounds(out.loc[rows, "period_start"], span_of, g, cal)[0]
             out.loc[rows, "complete"] &= (lo >= spans[mid]["first"]).to_numpy()
-    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal)
+    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal, engines=engines)
     return out
 
 
@@ -208,6 +227,15 @@ def _complete_periods(out: pd.DataFrame, spans: Mapping[str, dict[str, Any]], gr
             ends.to_numpy()[rows] <= last.to_datetime64()
         )
     return pd.Series(complete, index=out.index, dtype=bool)
+
+
+def _engines(spec: Any) -> tuple[str, ...]:
+    """The engines to try for a source, in order: a local file may go to polars first
+    (``local_engine()``), DuckDB runs whatever polars cannot."""
+    local = isinstance(spec, (str, os.PathLike)) or (isinstance(spec, Source) and spec.url is None)
+    if local and local_engine() == "polars":
+        return ("polars", "duckdb")
+    return ("duckdb",)
 
 
 def _timeout(plan: Plan | None) -> float:
@@ -486,6 +514,8 @@ def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
     """``query.execute()``; on DuckDB a timer interrupts it after ``timeout_s`` (a LimitError)."""
     import threading
 
+    if on_polars(query):
+        return _execute_polars(query, table, timeout_s)
     try:
         backend = query._find_backend(use_default=True)
     except Exception:
@@ -513,15 +543,62 @@ def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
         return query.execute()
     except Exception as e:
         if fired.is_set():
-            raise LimitError(
-                f"source {table.name!r} ({table.label}): the query ran longer than statement_timeout_s={timeout_s:g} "
-                "and was interrupted. Narrow it (a shorter start/end range, a coarser grain, fewer `by` dimensions), "
-                "or raise the limit with `limits: {statement_timeout_s: N}` in the plan (--statement-timeout-s N)."
-            ) from None
+            raise _timed_out(table, timeout_s) from None
         raise query_error(table, e) from None
     finally:
         with guard:
             done.set()
+
+
+def _timed_out(table: Table, timeout_s: float) -> LimitError:
+    return LimitError(
+        f"source {table.name!r} ({table.label}): the query ran longer than statement_timeout_s={timeout_s:g} "
+        "and was interrupted. Narrow it (a shorter start/end range, a coarser grain, fewer `by` dimensions), "
+        "or raise the limit with `limits: {statement_timeout_s: N}` in the plan (--statement-timeout-s N)."
+    )
+
+
+def _execute_polars(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
+    """``query`` collected by polars in the background while this thread waits, at most
+    ``timeout_s`` (a LimitError) and never past Ctrl-C.
+
+    polars (2.1) cannot stop a running query (``cancel()`` does not) and aborts the whole process
+    when a running query's handle is dropped, so a query given up on keeps its handle for the
+    life of the process and finishes in the background."""
+    import time
+
+    backend = query._find_backend(use_default=True)
+    try:
+        job = backend.compile(query).collect(background=True)
+    except Exception as e:
+        raise query_error(table, e) from None
+    deadline, pause, df, ended = time.monotonic() + timeout_s, 0.0005, None, False
+    try:
+        while df is None:
+            try:
+                df = job.fetch()
+            except Exception as e:  # the query failed: it has ended
+                ended = True
+                raise query_error(table, e) from None
+            if df is None and time.monotonic() > deadline:
+                raise _timed_out(table, timeout_s)
+            time.sleep(pause if df is None else 0)
+            pause = min(pause * 2, 0.01)
+    except BaseException:
+        if df is None and not ended:
+            _keep(job)
+        raise
+    names = tuple(query.columns)
+    if tuple(df.columns) != names:  # as ibis does: polars may name a column otherwise
+        df = df.rename(dict(zip(df.columns, names, strict=True)))
+    return query.__pandas_result__(df.to_pandas())
+
+
+def _keep(job: Any) -> None:
+    """Never free ``job`` (see :func:`_execute_polars`): not even when the interpreter exits."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(job))
 
 
 def _estimate(
