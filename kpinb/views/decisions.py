@@ -96,15 +96,15 @@ def tree_figure(card: Scorecard, row_height: int = TREE_ROW) -> Any:
     for n in nodes:
         label, color, background = _style(n.status)
         value = "" if math.isnan(n.value) else esc(format_value(n.value, n.unit))
-        flag = " · unusual" if n.unusual else ""
+        flag = "unusual" if n.unusual else ""
+        judged = n.kind in ("objective", "kpi")
         name = esc(n.name if len(n.name) <= 60 else n.name[:59] + "…")  # plotly reads tags in text
-        status = f'<span style="color:{color}"><b>{esc(label)}</b></span>'
-        shown = [name, f"<b>{value}</b>" if value else "", status if n.kind in ("objective", "kpi") else ""]
-        shown.append("<i>unusual</i>" if n.unusual else "")
-        texts.append("\u00a0" + "  ·  ".join(s for s in shown if s))  # a space off the box's edge
-        hover.append(f"{esc(n.name)}<br>{esc(label)}{(' · ' + value) if value else ''}{flag}")
+        status = f'<span style="color:{color}"><b>{esc(label)}</b></span>' if judged else ""
+        words = (name, f"<b>{value}</b>" if value else "", status, f"<i>{flag}</i>" if flag else "")
+        texts.append("\u00a0" + "  ·  ".join(w for w in words if w))  # a space off the box's edge
+        hover.append(f"{esc(n.name)}<br>" + " · ".join(w for w in (esc(label), value, flag) if w))
         fills.append(background)
-        lines.append(color if n.kind in ("objective", "kpi") else "#9aa0a6")
+        lines.append(color if judged else "#9aa0a6")
     edges_x: list[float | None] = []
     edges_y: list[float | None] = []
     index = {n.id: i for i, n in enumerate(nodes)}
