@@ -177,12 +177,20 @@ def test_objectives_and_insights_are_on_top_escaped_and_follow_the_filters(hosti
 
 
 def test_the_metric_tree_is_shown_and_a_node_click_focuses_its_metric(hostile):
+    from kpinb.views.kit import STATUS_STYLE
+
     dash = hostile
     (out,) = dash.views["tree"].outputs
-    (trace,) = out["data"]["application/vnd.plotly.v1+json"]["data"]
-    assert trace["type"] == "icicle" and "kpi:average_order_value" in trace["ids"]
-    assert {"monthly_sales_revenue", "orders_count"} <= set(trace["customdata"])
-    assert not any("<img" in t for t in trace["labels"] + trace["hovertext"])
+    edges, boxes = out["data"]["application/vnd.plotly.v1+json"]["data"]
+    nodes = dash.scorecard.tree()
+    assert (edges["type"], boxes["type"]) == ("scatter", "bar")  # plotly.js's basic traces
+    assert boxes["ids"] == [n.id for n in nodes] and "kpi:average_order_value" in boxes["ids"]
+    assert boxes["customdata"] == [n.metric or "" for n in nodes]
+    assert {"monthly_sales_revenue", "orders_count"} <= set(boxes["customdata"])
+    aov = boxes["ids"].index("kpi:average_order_value")
+    assert boxes["marker"]["line"]["color"][aov] == STATUS_STYLE[dash.scorecard.get("average_order_value").status][1]
+    assert edges["x"].count(None) == len(nodes) - 1  # a line from each node's parent
+    assert not any("<img" in t for t in boxes["text"] + boxes["hovertext"])
     children = list(dash.children)
     grid = next(c for c in children if dash.views["trend"] in getattr(c, "children", ()))
     assert children.index(grid) < children.index(dash.views["tree"])  # under the charts it focuses
@@ -193,7 +201,7 @@ def test_the_metric_tree_is_shown_and_a_node_click_focuses_its_metric(hostile):
     assert dash.focus.value == "average_order_value" and dash.note_form.kpi.value == "average_order_value"
     dash.clicks._handle_custom_msg({"kind": "node", "metric": ""}, [])  # the plan or an objective: no metric
     assert dash.focus.value == "average_order_value"
-    assert dash.views["tree"].outputs == (out,)  # a focus change leaves the tree (and its opened branch) alone
+    assert dash.views["tree"].outputs == (out,)  # a focus change leaves the tree alone
 
 
 def test_a_note_added_through_the_form_is_written_and_marked_on_the_trend(hostile):

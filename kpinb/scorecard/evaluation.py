@@ -145,7 +145,7 @@ class Anomaly:
 @dataclass(frozen=True)
 class TreeNode:
     """One node of the metric tree (plan -> objectives -> KPIs -> supporting metrics), as a
-    tree or icicle figure reads it: ``id`` and ``parent`` ("" for the root), ``kind`` (plan,
+    tree figure reads it: ``id`` and ``parent`` ("" for the root), ``kind`` (plan,
     objective, kpi, supporting), ``metric`` (None above the KPIs), ``name``, ``status`` (the
     objective's roll-up, the KPI's status; not_judged for a supporting metric), ``value`` in
     ``unit`` (the judged period's; NaN above the KPIs) and ``unusual`` (an anomaly there)."""

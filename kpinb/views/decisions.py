@@ -13,7 +13,7 @@ from kpinb.views.kit import FONT, NEUTRAL, STATUS_STYLE, esc, pill
 
 if TYPE_CHECKING:
     from kpinb.outputs.insights import Insight
-    from kpinb.scorecard.evaluation import Scorecard
+    from kpinb.scorecard.evaluation import Scorecard, TreeNode
 
 __all__ = ["insights_html", "objectives_html", "tree_figure"]
 
@@ -59,30 +59,76 @@ def insights_html(items: Sequence[Insight], title: str = "What the numbers say")
     )
 
 
-def tree_figure(card: Scorecard, height: int = 420) -> Any:
-    """The metric tree as one plotly icicle: each box in its status colour, the value and status on
-    hover; ``customdata`` holds each node's metric id (the dashboard focuses it on click)."""
+TREE_ROW = 28
+"""Height of one node's row in the metric tree, in pixels."""
+_TREE_RIGHT = 24
+"""Where the tree's boxes end, in indent steps (one step per level, ~40 px on a 960 px chart)."""
+
+
+def _rows(nodes: Sequence[TreeNode]) -> tuple[list[int], list[int]]:
+    """Each node's row (depth first: a node, then its children in their order) and depth."""
+    known = {n.id for n in nodes}
+    children: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        children.setdefault(n.parent if n.parent in known else "", []).append(i)
+    row, depth = [0] * len(nodes), [0] * len(nodes)
+    stack, at = [(i, 0) for i in reversed(children.get("", []))], 0
+    while stack:
+        i, d = stack.pop()
+        row[i], depth[i], at = at, d, at + 1
+        stack.extend((c, d + 1) for c in reversed(children.get(nodes[i].id, [])))
+    return row, depth
+
+
+def tree_figure(card: Scorecard, row_height: int = TREE_ROW) -> Any:
+    """The metric tree as an indented outline drawn with plotly's basic traces (so a report embeds
+    the small plotly.js bundle): one box per node (a horizontal bar in its status colours, with
+    its name, value and status), lines from each parent to its children, the same words on hover.
+    ``customdata`` holds each node's metric id ("" for the plan and objectives): the dashboard
+    focuses that metric on click."""
     import plotly.graph_objects as go
 
     from kpinb.views.charts import _figure
 
     nodes = card.tree()
-    labels, colors, hover, metric = [], [], [], []
+    row, depth = _rows(nodes)
+    texts, hover, fills, lines = [], [], [], []
     for n in nodes:
-        label, color, _ = _style(n.status)
-        value = "" if math.isnan(n.value) else format_value(n.value, n.unit)
-        flag = " · unusual" if n.unusual else ""
-        labels.append(esc(n.name if len(n.name) <= 40 else n.name[:39] + "…"))  # plotly reads tags in text
-        colors.append(color if n.kind in ("objective", "kpi") else "#9aa0a6")
-        hover.append(f"{esc(n.name)}<br>{esc(label)}{(' · ' + esc(value)) if value else ''}{flag}")
-        metric.append(n.metric or "")
+        label, color, background = _style(n.status)
+        value = "" if math.isnan(n.value) else esc(format_value(n.value, n.unit))
+        flag = "unusual" if n.unusual else ""
+        judged = n.kind in ("objective", "kpi")
+        name = esc(n.name if len(n.name) <= 60 else n.name[:59] + "…")  # plotly reads tags in text
+        status = f'<span style="color:{color}"><b>{esc(label)}</b></span>' if judged else ""
+        words = (name, f"<b>{value}</b>" if value else "", status, f"<i>{flag}</i>" if flag else "")
+        texts.append("\u00a0" + "  ·  ".join(w for w in words if w))  # a space off the box's edge
+        hover.append(f"{esc(n.name)}<br>" + " · ".join(w for w in (esc(label), value, flag) if w))
+        fills.append(background)
+        lines.append(color if judged else "#9aa0a6")
+    edges_x: list[float | None] = []
+    edges_y: list[float | None] = []
+    index = {n.id: i for i, n in enumerate(nodes)}
+    for i, n in enumerate(nodes):
+        p = index.get(n.parent)
+        if p is not None:  # down from under the parent's box, then right to the child's
+            edges_x += [depth[p] + 0.5, depth[p] + 0.5, depth[i], None]
+            edges_y += [row[p] + 0.375, row[i], row[i], None]
+    height = 56 + 8 + row_height * len(nodes)
     # the charts' common layout and small template, not plotly's default one stored in every figure
-    fig = _figure("Objectives, KPIs and what drives them", height, margin={"l": 4, "r": 4, "t": 56, "b": 4})
+    fig = _figure(
+        "Objectives, KPIs and what drives them", height, margin={"l": 4, "r": 4, "t": 56, "b": 8},
+        showlegend=False, hovermode="closest", dragmode=False,
+        xaxis={"visible": False, "fixedrange": True, "range": [-0.25, _TREE_RIGHT + 0.25]},
+        yaxis={"visible": False, "fixedrange": True, "range": [len(nodes) - 0.5, -0.5]},
+    )  # fmt: skip
+    fig.add_trace(go.Scatter(x=edges_x, y=edges_y, mode="lines", line={"color": "#bdc1c6", "width": 1.5},
+                             hoverinfo="skip"))  # fmt: skip
     fig.add_trace(
-        go.Icicle(
-            ids=[n.id for n in nodes], parents=[n.parent for n in nodes], labels=labels,
-            marker={"colors": colors}, hovertext=hover, hoverinfo="text", customdata=metric,
-            tiling={"orientation": "h"}, textfont={"color": "#fff"}, root={"color": "#5f6368"},
+        go.Bar(
+            ids=[n.id for n in nodes], orientation="h", y=row, base=depth, x=[_TREE_RIGHT - d for d in depth],
+            width=0.75, marker={"color": fills, "line": {"color": lines, "width": 1.5}},
+            text=texts, textposition="inside", insidetextanchor="start", textfont={"color": "#202124", "size": 12},
+            constraintext="none", hovertext=hover, hoverinfo="text", customdata=[n.metric or "" for n in nodes],
         )
     )  # fmt: skip
     return fig

@@ -5,8 +5,8 @@ plotly renderer, so neither talks to the kernel. This invisible widget listens i
 dashboard: a click on a card sends ``{"kind": "card", "metric": ...}``; a click on a bar of the
 breakdown chart (plotly's ``plotly_click`` event, attached to each chart as it is drawn) sends
 ``{"kind": "bar", "member": ...}``; a click on a node of the metric tree that is a metric (its
-``customdata``) sends ``{"kind": "node", "metric": ...}``, which focuses it as a card click does
-(such a node does not zoom the tree; the plan's and objectives' nodes still open their branch).
+``customdata``; plotly's ``plotly_click`` on the tree's boxes) sends ``{"kind": "node", "metric": ...}``,
+which focuses it as a card click does (the plan's and objectives' boxes carry no metric).
 A few lines of JavaScript, not plotly.js: the page keeps receiving only the figures' JSON.
 """
 
@@ -41,13 +41,9 @@ function render({ model, el }) {
     scope.querySelectorAll(".kpinb-fig-tree .js-plotly-plot").forEach((gd) => {
       if (gd.dataset.kpinbClicks || typeof gd.on !== "function") return;
       gd.dataset.kpinbClicks = "1";
-      // a metric's node focuses it and stays in place (false: no zoom); the plan's and
-      // objectives' nodes open their branch as plotly does
-      gd.on("plotly_icicleclick", (data) => {
+      gd.on("plotly_click", (data) => {
         const point = data && data.points && data.points[0];
-        if (!point || !point.customdata) return undefined;
-        model.send({ kind: "node", metric: String(point.customdata) });
-        return false;
+        if (point && point.customdata) model.send({ kind: "node", metric: String(point.customdata) });
       });
     });
   };

@@ -116,7 +116,7 @@ class Dashboard(widgets.VBox):
     scorecard : the scorecard behind the cards (every KPI, current filters and grain).
     objectives, insights : HTML widgets: the objectives rolled up from the scorecard and the
         department's top insights (both follow filters and grain, as the scorecard does).
-    tree : the metric tree figure (plotly icicle), shown in ``views["tree"]``.
+    tree : the metric tree figure (an outline of boxes in status colours), shown in ``views["tree"]``.
     note_form : the :class:`~kpinb.widgets.notes.NoteForm` for the plan's notes file (None when
         the plan was not loaded from a file); the focused KPI's notes are markers on its trend.
 
@@ -433,7 +433,7 @@ class Dashboard(widgets.VBox):
         self.views[name].outputs = (_bundle(fig, name, self.figure_width),)
 
     def _draw_tree(self) -> None:
-        """Show the metric tree, only when it changed (a focus change keeps the branch opened)."""
+        """Show the metric tree, only when it changed (a focus change leaves it as it is)."""
         if self.tree is None:
             self.views["tree"].outputs = ()
             return
@@ -645,7 +645,7 @@ class Dashboard(widgets.VBox):
         plotly.js is inlined once (the basic bundle shipped in ``kpinb/static`` when the charts
         only use its trace types, else the installed plotly package's), never loaded from a CDN,
         so the file opens offline; objectives, insights, cards and notes are plain HTML with every
-        text escaped. The metric tree stays in the notebook (it would need the full plotly.js).
+        text escaped. The metric tree stays in the notebook.
         """
         start, end = self.months
         heading = title or self.plan.name
