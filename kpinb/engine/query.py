@@ -601,24 +601,30 @@ def _keep(job: Any) -> None:
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(job))
 
 
+_ESTIMATE_ROWS = 1_000_000
+"""Rows an estimate counts the members of ``by`` in: past them the count is a lower bound (a
+dimension large enough to run away shows in the first million rows; the exact check after the
+query counts every row)."""
+
+
 def _estimate(
     table: Table, rows_of: tuple[Any, Any], grain: str, by: list[str], start: Any, end: Any
 ) -> tuple[int, int]:
     """(periods, member combinations) the grouped query over ``rows_of`` = (table, time) would complete to.
 
-    Two small queries (min/max of the time, count of distinct ``by`` combinations) that the
-    engine answers from column statistics or one scan, far cheaper than a runaway result.
+    Two small queries (min/max of the time unless ``start`` and ``end`` say it; distinct ``by``
+    combinations in the first :data:`_ESTIMATE_ROWS` rows), far cheaper than a runaway result.
     """
     import pandas as pd
 
     t, tcol = rows_of
     try:
-        if len(by) == 1:  # one scan; members with a missing value are one group more, the exact check counts it
-            span = t.aggregate(lo=tcol.min(), hi=tcol.max(), members=t[by[0]].nunique()).execute()
-            members = int(span["members"].iloc[0])
+        span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute() if start is None or end is None else None
+        head = t.limit(_ESTIMATE_ROWS)
+        if len(by) == 1:  # members with a missing value are one group more: the exact check counts it
+            members = int(head.aggregate(n=head[by[0]].nunique()).execute()["n"].iloc[0])
         else:
-            span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute()
-            members = int(t.select(*by).distinct().count().execute()) if by else 1
+            members = int(head.select(*by).distinct().count().execute()) if by else 1
     except Exception as e:
         raise query_error(table, e) from None
 
@@ -629,8 +635,8 @@ def _estimate(
             return pd.NaT
         return stamp.tz_localize(None) if not pd.isna(stamp) and stamp.tzinfo else stamp
 
-    lo = naive(start if start is not None else span["lo"].iloc[0])
-    hi = naive(end if end is not None else span["hi"].iloc[0])
+    lo = naive(start if start is not None else span["lo"].iloc[0])  # type: ignore[index]
+    hi = naive(end if end is not None else span["hi"].iloc[0])  # type: ignore[index]
     if pd.isna(lo) or pd.isna(hi) or lo > hi:
         return 0, members
     return len(periods(lo, hi, grain)), members  # at most ~200k days between pandas' first and last date
