@@ -71,6 +71,21 @@ def test_sum_of_no_matching_rows_is_zero_but_ratio_by_zero_is_missing():
     assert all(np.isnan(v) for v in values(df, "aov").values())  # 0 / 0 orders
 
 
+def test_frames_derived_from_a_result_share_its_metadata_read_only():
+    """pandas deep-copies ``attrs`` into every derived frame: the engine's metadata is shared instead."""
+    import pickle
+
+    df = compute(METRICS, sources={"orders": ORDERS}, grain="month")
+    part = df[df.metric == "rev"].reset_index(drop=True)
+    for key in ("coverage", "unmapped", "engines", "calendar"):
+        assert part.attrs[key] is df.attrs[key]
+    assert part.attrs["coverage"]["rev"]["first"] == pd.Timestamp("2024-01-05")
+    with pytest.raises(TypeError, match="read-only"):
+        part.attrs["coverage"]["rev"] = {}
+    again = pickle.loads(pickle.dumps(part))  # the batch cache stores frames
+    assert again.attrs["coverage"] == df.attrs["coverage"]
+
+
 def test_quarters_and_years_cut_at_boundaries_with_dimension():
     df = compute(METRICS[:3], sources={"orders": ORDERS}, grain="quarter", by=["region"])
     assert values(df, "rev", region="North") == {

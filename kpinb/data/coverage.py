@@ -25,10 +25,12 @@ _FREQ = {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
 
 @dataclass(frozen=True)
 class Coverage:
-    """The first and last day (naive midnight timestamps) a source's data covers; None: no rows."""
+    """The first and last day (naive midnight timestamps) a source's data covers; None: no rows.
+    ``rows``: the first and last row's day as the data has them (no declared coverage applied)."""
 
     first: pd.Timestamp | None
     through: pd.Timestamp | None
+    rows: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
 
 
 def coverage(table: Table, complete_through: Any = None, row_covers: str | None = None) -> Coverage:
@@ -61,12 +63,13 @@ def coverage(table: Table, complete_through: Any = None, row_covers: str | None 
         return (stamp.tz_localize(None) if stamp.tzinfo else stamp).normalize()
 
     first, last = day(span["lo"]), day(span["hi"])
+    rows = (first, last)
     if table.time == SNAPSHOT_TIME and first is not None:  # a snapshot is the state of its period, whole
         first = pd.Timestamp(FIRST_DATE)
     if complete_through is not None:
-        return Coverage(first, pd.Timestamp(complete_through).normalize())
+        return Coverage(first, pd.Timestamp(complete_through).normalize(), rows)
     canon = catalog.sources().get(table.name)
     covers = row_covers or (canon.row_covers if canon is not None else None)
     if last is not None and covers is not None:
         last = last.to_period(_FREQ[covers]).end_time.normalize()
-    return Coverage(first, last)
+    return Coverage(first, last, rows)

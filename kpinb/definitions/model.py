@@ -556,6 +556,9 @@ class Calendar(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Calendar:  # frozen: pandas' attrs share it
+        return self
+
     timezone: Annotated[str | None, AfterValidator(_zone)] = None
     fiscal_year_start: int = Field(default=1, ge=1, le=12)
     week_start: str = "monday"

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
+from kpinb._shared import Shared
 from kpinb.definitions.analysis import additivity
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ class Cube:
             kind="stable",
             na_position="last",
         ).reset_index(drop=True)
-        out.attrs.update(grain=grain, by=tuple(by), unfiltered=unfiltered)
+        out.attrs.update(grain=grain, by=tuple(by), unfiltered=Shared(unfiltered))
         return out
 
     def _from_additive(

@@ -15,8 +15,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kpinb._shared import Shared
 from kpinb.data.coverage import Coverage, coverage
-from kpinb.data.engines import EngineFallback, backend_of, local_engine, on_polars
+from kpinb.data.engines import EngineFallback, backend_of, local_engine
 from kpinb.data.expressions import compile_node, kind_of
 from kpinb.data.sources import QUERY_LOCK, Table, conform, open_planned, query_error
 from kpinb.data.values import unmapped
@@ -139,7 +140,7 @@ def compute(
                     for span, group in _by_window(ms).items():
                         got, n = _aggregate(
                             table, group, g, by, start_ts, end_ts, (limit, estimated + rows), share, _timeout(plan),
-                            cal, span,
+                            cal, span, cover.rows,
                         )  # fmt: skip
                         found.update(got)
                         rows += n
@@ -184,7 +185,8 @@ def compute(
             rows = out["metric"] == mid
             lo = _window_bounds(out.loc[rows, "period_start"], span_of, g, cal)[0]
             out.loc[rows, "complete"] &= (lo >= spans[mid]["first"]).to_numpy()
-    out.attrs.update(grain=g, by=tuple(by), unmapped=flagged, coverage=spans, calendar=cal, engines=engines)
+    shared = {k: Shared(v) for k, v in {"unmapped": flagged, "coverage": spans, "engines": engines}.items()}
+    out.attrs.update(grain=g, by=tuple(by), calendar=cal, **shared)
     return out
 
 
@@ -455,7 +457,13 @@ def _build(
                 "Use values of one kind in each operation, and the allowed functions."
             ) from None
     period = (t["kpinb_p"] if window is not None else truncate(tcol, grain, cal)).name("period_start")
-    query = t.group_by([period, *by]).aggregate(**aggs)
+    # an aggregate several metrics share (the orders count of AOV and of the orders KPI) runs once:
+    # engines do not merge equal distinct counts, the costliest aggregates there are
+    first: dict[Any, str] = {}
+    same = {name: first.setdefault(value.op(), name) for name, value in aggs.items()}
+    query = t.group_by([period, *by]).aggregate(**{name: aggs[name] for name in first.values()})
+    if len(first) < len(aggs):
+        query = query.mutate(**{name: query[col] for name, col in same.items() if name != col})
     return query, [(m, f) for m, f, _ in parsed], rows_of
 
 
@@ -514,12 +522,9 @@ def _execute(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
     """``query.execute()``; on DuckDB a timer interrupts it after ``timeout_s`` (a LimitError)."""
     import threading
 
-    if on_polars(query):
-        return _execute_polars(query, table, timeout_s)
-    try:
-        backend = query._find_backend(use_default=True)
-    except Exception:
-        backend = None
+    backend = backend_of(query)
+    if getattr(backend, "name", "") == "polars":
+        return _execute_polars(query, backend, table, timeout_s)
     raw = getattr(backend, "con", None) if getattr(backend, "name", "") == "duckdb" else None
     fired, done, guard = threading.Event(), threading.Event(), threading.Lock()
     retry = min(0.05, max(0.001, timeout_s))  # an interrupt before the query starts is lost: soon again
@@ -558,7 +563,7 @@ def _timed_out(table: Table, timeout_s: float) -> LimitError:
     )
 
 
-def _execute_polars(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
+def _execute_polars(query: Any, backend: Any, table: Table, timeout_s: float) -> pd.DataFrame:
     """``query`` collected by polars in the background while this thread waits, at most
     ``timeout_s`` (a LimitError) and never past Ctrl-C.
 
@@ -567,7 +572,6 @@ def _execute_polars(query: Any, table: Table, timeout_s: float) -> pd.DataFrame:
     life of the process and finishes in the background."""
     import time
 
-    backend = query._find_backend(use_default=True)
     try:
         job = backend.compile(query).collect(background=True)
     except Exception as e:
@@ -608,19 +612,23 @@ query counts every row)."""
 
 
 def _estimate(
-    table: Table, rows_of: tuple[Any, Any], grain: str, by: list[str], start: Any, end: Any
-) -> tuple[int, int]:
+    table: Table, rows_of: tuple[Any, Any], grain: str, by: list[str], start: Any, end: Any,
+    days: tuple[Any, Any] = (None, None),
+) -> tuple[int, int]:  # fmt: skip
     """(periods, member combinations) the grouped query over ``rows_of`` = (table, time) would complete to.
 
-    Two small queries (min/max of the time unless ``start`` and ``end`` say it; distinct ``by``
-    combinations in the first :data:`_ESTIMATE_ROWS` rows), far cheaper than a runaway result.
+    ``days``: the first and last row's day where the source's coverage read them already; else a
+    min/max query (unless ``start`` and ``end`` say it). Then the distinct ``by`` combinations in
+    the source's first :data:`_ESTIMATE_ROWS` rows: far cheaper than a runaway result.
     """
     import pandas as pd
 
     t, tcol = rows_of
     try:
-        span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute() if start is None or end is None else None
-        head = t.limit(_ESTIMATE_ROWS)
+        if (start is None and days[0] is None) or (end is None and days[1] is None):
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute().iloc[0]
+            days = (span["lo"], span["hi"])
+        head = table.expr.limit(_ESTIMATE_ROWS)  # the source's first rows: a filter before would read them all
         if len(by) == 1:  # members with a missing value are one group more: the exact check counts it
             members = int(head.aggregate(n=head[by[0]].nunique()).execute()["n"].iloc[0])
         else:
@@ -635,8 +643,8 @@ def _estimate(
             return pd.NaT
         return stamp.tz_localize(None) if not pd.isna(stamp) and stamp.tzinfo else stamp
 
-    lo = naive(start if start is not None else span["lo"].iloc[0])  # type: ignore[index]
-    hi = naive(end if end is not None else span["hi"].iloc[0])  # type: ignore[index]
+    lo = naive(start if start is not None else days[0])
+    hi = naive(end if end is not None else days[1])
     if pd.isna(lo) or pd.isna(hi) or lo > hi:
         return 0, members
     return len(periods(lo, hi, grain)), members  # at most ~200k days between pandas' first and last date
@@ -646,7 +654,7 @@ def _aggregate(
     table: Table, ms: list[Metric], grain: str, by: list[str], start: Any, end: Any,
     budget: tuple[int, int] = (DEFAULT_MAX_RESULT_ROWS, 0), share: float = 1.0,
     timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S, cal: Calendar = STANDARD,
-    window: Any = None,
+    window: Any = None, days: tuple[Any, Any] = (None, None),
 ) -> tuple[dict[str, pd.DataFrame], int]:  # fmt: skip
     """Run one grouped query for all metrics of a source; returns metric id -> long frame, and
     the rows the completed result is estimated to have.
@@ -655,13 +663,14 @@ def _aggregate(
     raised before the query runs when this source would take the total past the limit.
     ``share``: metrics (with derived ones) the result holds per metric of this source.
     ``timeout_s``: the embedded DuckDB query is interrupted after that long (database servers
-    enforce their own ``statement_timeout``, set when the session opens)."""
+    enforce their own ``statement_timeout``, set when the session opens). ``days``: the source's
+    first and last row's day (its coverage), so that the size estimate need not read them again."""
     import pandas as pd
 
     query, parsed, rows_of = _build(table, ms, grain, by, start, end, cal, window)
     estimated = 0
     if by:  # without a breakdown the result is one row per period and metric: small
-        n_periods, n_members = _estimate(table, rows_of, grain, by, start, end)
+        n_periods, n_members = _estimate(table, rows_of, grain, by, start, end, days)
         n_metrics = max(1, round(len(ms) * share))
         estimated = n_periods * n_members * n_metrics
         limit, used = budget
