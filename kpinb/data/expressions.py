@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpinb.data.engines import on_polars
 from kpinb.definitions.formula import ROW_FUNCTIONS, Agg, BinOp, Call, Case, Col, InList, Lit, Node, Unary
 from kpinb.errors import FormulaError
 
@@ -39,9 +40,11 @@ def compile_node(node: Node, t: Any, where: Any, who: str) -> Any:
             arg = _as_num(arg, who, f"{node.func}()")
         if node.func == "count":
             return arg.count(where=where)
-        if node.func == "count_distinct":  # missing values are no value (polars would count them once)
-            present = arg.notnull()
-            return arg.nunique(where=present if where is None else where & present)
+        if node.func == "count_distinct":
+            if on_polars(t):  # its n_unique counts a missing value as one more; filtering them out copies columns
+                missing = arg.isnull() if where is None else where & arg.isnull()
+                return arg.nunique(where=where) - missing.any().cast("int64")
+            return arg.nunique(where=where)
         if node.func == "avg":
             return arg.mean(where=where)
         if node.func == "sum":
