@@ -1,9 +1,11 @@
 """Batch runs: execute the template notebooks per department with papermill and export
 self-contained HTML reports, a manifest and an index.
 
-One process drives the whole batch: a thread pool of ``jobs`` workers, each running one
-notebook at a time in its own kernel (``papermill.execute_notebook``), so the Jupyter stack
-is imported once rather than once per notebook. A failing run never stops the others; its
+One process drives the whole batch: ``jobs`` worker threads, each running one notebook at a
+time (``papermill.execute_notebook``) in a kernel it keeps between notebooks (:class:`_Kernel`:
+the user namespace, execution count, working folder and warning registries are reset before
+each one; a kernel whose run failed is replaced), so the Jupyter stack is imported once and
+kpinb once per worker rather than once per notebook. A failing run never stops the others; its
 executed notebook is kept as ``<department>/<template>.failed.ipynb``.
 
 Layout of ``out_dir`` after a batch::
@@ -25,17 +27,18 @@ database sources their URL without credentials.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,139 @@ def _kernel_manager_class(env: Mapping[str, str]) -> type:
             await super().start_kernel(**kw)
 
     return ReportKernelManager
+
+
+_KERNEL_RUNS = 50
+"""Notebooks one kernel serves before it is replaced (what modules cache stays bounded)."""
+
+_RESET = """\
+get_ipython().reset(new_session=True)
+__import__("os").chdir({folder!r})
+with __import__("warnings").catch_warnings():
+    pass
+"""
+"""Run in a kept kernel before its next notebook: an empty namespace and execution count 1
+(``InteractiveShell.reset``), the notebook's folder as working folder, and every module's
+"already warned" registry invalidated (leaving ``catch_warnings`` bumps the filters' version),
+so a warning shown in an earlier notebook is shown again."""
+
+
+def _warm_engine() -> str:
+    """papermill's engine name for running a notebook on a kernel that is already running."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class Manager(NotebookExecutionManager):
+        """papermill's execution record, saved when the run starts, ends or fails and every
+        ``autosave_cell_every`` seconds between, not twice per cell (two full JSON writes with
+        schema validation per cell were a third of a short notebook's run)."""
+
+        def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            path, self.output_path = self.output_path, None
+            try:
+                super().cell_start(cell, cell_index, **kwargs)
+            finally:
+                self.output_path = path
+
+        def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            path, self.output_path = self.output_path, None
+            try:
+                super().cell_complete(cell, cell_index, **kwargs)
+            finally:
+                self.output_path = path
+            self.autosave_cell()
+
+    class WarmEngine(NBClientEngine):
+        """papermill's nbclient engine on the running kernel of ``km`` through its connected client
+        ``kc``, both left running."""
+
+        @classmethod
+        def execute_notebook(  # type: ignore[override]
+            cls, nb: Any, kernel_name: str, output_path: str | None = None, progress_bar: bool = True,
+            log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any,
+        ) -> Any:  # fmt: skip
+            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                             autosave_cell_every=autosave_cell_every)  # fmt: skip
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+        @classmethod
+        def execute_managed_notebook(  # type: ignore[override]
+            cls, nb_man: Any, kernel_name: str, log_output: bool = False, stdout_file: Any = None,
+            stderr_file: Any = None, start_timeout: int = 60, execution_timeout: int | None = None, **kwargs: Any,
+        ) -> Any:  # fmt: skip
+            kc = kwargs.pop("kc")
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("input_path", "timeout", "startup_timeout")}
+            client = PapermillNotebookClient(
+                nb_man, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
+                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
+            )  # fmt: skip
+            client.kc = kc  # connected and ready: nbclient would wait for a new client's readiness
+            return client.execute()
+
+    if "kpinb-warm" not in papermill_engines._engines:
+        papermill_engines.register("kpinb-warm", WarmEngine)
+    return "kpinb-warm"
+
+
+class _Kernel:
+    """A batch worker's kernel and its client, kept between its notebooks. Used from one thread
+    only (its event loop owns the sockets). Replaced after a failed run (what it left behind is
+    not trusted), when it died, and after :data:`_KERNEL_RUNS` notebooks."""
+
+    def __init__(self, km_class: type) -> None:
+        self.km_class, self.km, self.kc, self.served = km_class, None, None, 0
+
+    def ready(self, folder: Path, timeout: float) -> dict[str, Any]:
+        """papermill's arguments (``km``, ``kc``) for a running kernel reset for a notebook in
+        ``folder``."""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and (self.served >= _KERNEL_RUNS or not run_sync(self.km.is_alive)()):
+            self.close()
+        if self.km is None:
+            self.km, self.served = self.km_class(kernel_name="python3"), 0
+            try:
+                run_sync(self._start)(folder, timeout)
+            except BaseException:
+                self.close()
+                raise
+        elif not run_sync(self._reset)(folder, timeout):
+            self.close()
+            return self.ready(folder, timeout)
+        self.served += 1
+        return {"km": self.km, "kc": self.kc}
+
+    async def _start(self, folder: Path, timeout: float) -> None:
+        await self.km.start_kernel(cwd=str(folder))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        await self.kc.wait_for_ready(timeout=timeout)
+
+    async def _reset(self, folder: Path, timeout: float) -> bool:
+        try:
+            reply = await self.kc.execute_interactive(
+                _RESET.format(folder=str(folder)), silent=True, store_history=False, timeout=timeout
+            )
+        except Exception:  # a kernel that does not answer is replaced
+            return False
+        return reply.get("content", {}).get("status") == "ok"
+
+    def close(self) -> None:
+        """Shut the kernel down (now: nothing it runs is wanted any more)."""
+        from jupyter_core.utils import run_sync
+
+        km, kc, self.km, self.kc = self.km, self.kc, None, None
+        if kc is not None:
+            kc.stop_channels()
+        if km is not None:
+            with contextlib.suppress(Exception):  # already gone
+                run_sync(km.shutdown_kernel)(now=True)
 
 
 def _declared_department(plan: Path) -> str | None:
@@ -170,7 +306,7 @@ def _execute_one(
     out_dir: Path,
     base_parameters: Mapping[str, Any],
     show_code: bool,
-    km_class: type,
+    kernel: _Kernel,
     timeout: int | None,
     inputs: list[dict],
 ) -> RunResult:
@@ -197,11 +333,11 @@ def _execute_one(
         nb = papermill.execute_notebook(
             str(template_path(spec.template)), str(tmp_nb), parameters=params, kernel_name="python3",
             progress_bar=False, log_output=False, request_save_on_cell_execute=True, start_timeout=120,
-            execution_timeout=timeout, kernel_manager_class=km_class,
-            resources={"metadata": {"path": str(folder)}},
+            execution_timeout=timeout, engine_name=_warm_engine(), **kernel.ready(folder, 120),
         )  # fmt: skip
     except Exception as e:  # one failing run never stops the batch
         error = _failure(e)
+        kernel.close()
     size = None
     if error is None:
         try:
@@ -260,15 +396,16 @@ def _keep_failed(tmp_nb: Path, failed_nb: Path, template: str) -> Path | None:
 
 
 def _execute_safely(
-    spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any], show_code: bool, km_class: type,
+    spec: RunSpec, out_dir: Path, base_parameters: Mapping[str, Any], show_code: bool, kernel: _Kernel,
     timeout: int | None, inputs: list[dict],
 ) -> RunResult:  # fmt: skip
     """:func:`_execute_one`, with any error outside the notebook (a file where the department's folder
     goes, a template that is not a notebook, a full disk) recorded as this run's failure."""
     started = time.perf_counter()
     try:
-        return _execute_one(spec, out_dir, base_parameters, show_code, km_class, timeout, inputs)
+        return _execute_one(spec, out_dir, base_parameters, show_code, kernel, timeout, inputs)
     except Exception as e:  # one failing run never stops the batch
+        kernel.close()
         try:
             params = _parameters(spec, out_dir, base_parameters)
         except Exception:
@@ -305,7 +442,7 @@ def run_batch(
     period_end : the date the reports judge KPIs on (the latest period ended by then);
         None: the latest complete period in the data.
     out_dir : where reports, ``manifest.json`` and ``index.html`` go.
-    jobs : notebooks executed at once (one kernel each).
+    jobs : notebooks executed at once (each worker keeps one kernel, reset between notebooks).
     show_code : keep code cells in the HTML (hidden by default).
     runs_file : a ``runs.yml`` listing the runs instead of ``templates`` x ``departments``
         (see :func:`load_runs`).
@@ -358,6 +495,24 @@ def run_batch(
     }
     with batch_lock(out):
         return _run_locked(specs, out, base, jobs, show_code, timeout, progress, skip_up_to_date, started)
+
+
+def _work(
+    waiting: queue.SimpleQueue[int], finished: queue.SimpleQueue[tuple[int, RunResult]], stop: threading.Event,
+    run: Callable[[int, _Kernel], RunResult], km_class: type,
+) -> None:  # fmt: skip
+    """A batch worker: run waiting notebooks one at a time on one kept kernel until none is left or
+    ``stop`` is set; shut the kernel down at the end."""
+    kernel = _Kernel(km_class)
+    try:
+        while not stop.is_set():
+            try:
+                i = waiting.get_nowait()
+            except queue.Empty:
+                return
+            finished.put((i, run(i, kernel)))
+    finally:
+        kernel.close()
 
 
 _CACHE_DAYS = 7
@@ -430,7 +585,6 @@ def _run_locked(
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     km_class = _kernel_manager_class(env)
-    futures: dict[Any, int] = {}
     unsaved: list[BaseException] = []
 
     def save_progress() -> None:
@@ -440,32 +594,44 @@ def _run_locked(
         except OSError as e:
             unsaved.append(e)
 
+    def run(i: int, kernel: _Kernel) -> RunResult:
+        return _execute_safely(specs[i], out, base, show_code, kernel, timeout, inputs_of(specs[i]))
+
+    waiting: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in todo:
+        waiting.put(i)
+    finished: queue.SimpleQueue[tuple[int, RunResult]] = queue.SimpleQueue()
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=_work, args=(waiting, finished, stop, run, km_class), name=f"kpinb-run-{n}",
+                         daemon=True)
+        for n in range(min(jobs, len(todo)))
+    ]  # fmt: skip
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kpinb-run") as pool:
-            futures = {
-                pool.submit(_execute_safely, specs[i], out, base, show_code, km_class, timeout, inputs_of(specs[i])): i
-                for i in todo
-            }
-            show = sys.stderr.isatty() if progress is None else progress
-            with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="kpinb run", unit="report",
-                      disable=not show) as bar:  # fmt: skip
+        for w in workers:
+            w.start()
+        show = sys.stderr.isatty() if progress is None else progress
+        with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="kpinb run", unit="report",
+                  disable=not show) as bar:  # fmt: skip
+            while any(i not in results for i in todo) and (any(w.is_alive() for w in workers) or not finished.empty()):
                 try:
-                    for fut in as_completed(futures):
-                        r = fut.result()
-                        results[futures[fut]] = r
-                        save_progress()
-                        bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
-                        bar.update()
-                except BaseException:  # Ctrl-C: start nothing new; running notebooks finish
-                    for fut in futures:
-                        fut.cancel()
-                    raise
+                    i, r = finished.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                results[i] = r
+                save_progress()
+                bar.set_postfix_str(f"{r.spec.department}/{r.spec.name} {r.status}", refresh=False)
+                bar.update()
     except BaseException:
-        # interrupted: the pool has waited for the running notebooks; record every run that finished,
-        # so the manifest and index describe the reports on disk and --skip-up-to-date can reuse them
-        for fut, i in futures.items():
-            if i not in results and fut.done() and not fut.cancelled() and fut.exception() is None:
-                results[i] = fut.result()
+        # Ctrl-C: start nothing new, let the running notebooks finish, and record every run that
+        # finished, so the manifest and index describe the reports on disk and --skip-up-to-date can
+        # reuse them
+        stop.set()
+        for w in workers:
+            w.join()
+        while not finished.empty():
+            i, r = finished.get()
+            results[i] = r
         save_progress()
         raise
     finally:
