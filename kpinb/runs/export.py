@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+import secrets
+import threading
 from typing import Any, Literal
 
 _BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
@@ -101,6 +103,38 @@ def _bundle_needed(nb: Any) -> Literal["none", "basic", "full"]:
     return need
 
 
+_PLOTLY_SLOT = f"/* kpinb: plotly.js {secrets.token_hex(16)} */"
+"""Where plotly.js goes in the exported page: filled in after nbconvert, whose HTML exporter
+parses the whole page with BeautifulSoup (plotly.js made that most of an export). Random, so no
+text in a notebook can be mistaken for it."""
+
+_local = threading.local()
+
+
+def _exporter(show_code: bool) -> Any:
+    """This thread's HTML exporter for ``show_code`` (building one compiles its Jinja templates:
+    half of an export)."""
+    exporters = _local.__dict__.setdefault("exporters", {})
+    if show_code not in exporters:
+        import jinja2
+        from nbconvert import HTMLExporter
+        from nbconvert.preprocessors import TagRemovePreprocessor
+
+        exporter = HTMLExporter(
+            template_name="lab",
+            extra_loaders=[jinja2.DictLoader({"kpinb_report.html.j2": _TEMPLATE})],
+            template_file="kpinb_report.html.j2",
+            exclude_input=not show_code,
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
+            embed_images=True,
+        )
+        # interactive-only cells (widgets) say nothing in a static page
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"report-remove"}), enabled=True)
+        exporters[show_code] = exporter
+    return exporters[show_code]
+
+
 def export_html(nb: Any, show_code: bool = False) -> str:
     """Export an executed notebook to one self-contained HTML page.
 
@@ -110,28 +144,16 @@ def export_html(nb: Any, show_code: bool = False) -> str:
     (the small basic bundle when every figure uses scatter, bar or pie traces, else plotly's
     full bundle) and no script, style or font is loaded from the network.
     """
-    import jinja2
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
     from kpinb.views.report import SUMMARY_MIMETYPE
 
-    exporter = HTMLExporter(
-        template_name="lab",
-        extra_loaders=[jinja2.DictLoader({"kpinb_report.html.j2": _TEMPLATE})],
-        template_file="kpinb_report.html.j2",
-        exclude_input=not show_code,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        embed_images=True,
-    )
-    # interactive-only cells (widgets) say nothing in a static page
-    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"report-remove"}), enabled=True)
     nb = copy.deepcopy(nb)
     for cell in nb.get("cells", []):
         if cell.get("outputs"):  # the machine-readable summary is for the manifest, not the page
             cell["outputs"] = [o for o in cell["outputs"] if SUMMARY_MIMETYPE not in (o.get("data") or {})]
     bundle = _bundle_needed(nb)
-    resources = {"kpinb_plotly_js": _plotly_js(bundle) if bundle != "none" else ""}
-    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    resources = {"kpinb_plotly_js": _PLOTLY_SLOT if bundle != "none" else ""}
+    body, _ = _exporter(show_code).from_notebook_node(nb, resources=resources)
+    if bundle != "none":
+        head, slot, rest = body.partition(_PLOTLY_SLOT)  # the first one: the head comes before any output
+        body = head + _plotly_js(bundle) + rest if slot else body
     return with_contents(body)
