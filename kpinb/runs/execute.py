@@ -497,6 +497,18 @@ def run_batch(
         return _run_locked(specs, out, base, jobs, show_code, timeout, progress, skip_up_to_date, started)
 
 
+def _spread(todo: list[int], specs: Sequence[RunSpec]) -> list[int]:
+    """``todo`` with every plan's first run before any plan's second (stable otherwise): workers
+    start on different departments, and a department's later templates read the numbers its
+    first one computed (:mod:`kpinb.engine.cache`) instead of computing them at the same time."""
+    rank: dict[int, int] = {}
+    runs_of: dict[Path, int] = {}
+    for i in todo:
+        rank[i] = runs_of.get(specs[i].plan, 0)
+        runs_of[specs[i].plan] = rank[i] + 1
+    return sorted(todo, key=rank.__getitem__)
+
+
 def _work(
     waiting: queue.SimpleQueue[int], finished: queue.SimpleQueue[tuple[int, RunResult]], stop: threading.Event,
     run: Callable[[int, _Kernel], RunResult], km_class: type,
@@ -564,7 +576,7 @@ def _run_locked(
         kept = _reusable(s, out, previous, _parameters(s, out, base), inputs_of(s), vers, show_code)
         if kept is not None:
             results[i] = kept
-    todo = [i for i in range(len(specs)) if i not in results]
+    todo = _spread([i for i in range(len(specs)) if i not in results], specs)
 
     def checkpoint(final: bool) -> tuple[Path, Path]:
         done = tuple(results[i] for i in sorted(results))
