@@ -58,6 +58,15 @@ def test_suggestions_put_a_missed_target_first_without_repeats():
     assert len(out) == len(out.drop_duplicates())
     assert {"kpi", "topic", "suggestion"} <= set(out.columns)
     assert out["kpi"].iloc[0] == "Revenue" and "the plan" in set(out["kpi"])  # KPIs by name, then plan-wide
+    # the misses a review already judged are used as they are (the template passes them on)
+    missed = review.misses(plan(text), data(), periods=6, as_of="2025-06-30")
+    again = review.suggestions(plan(text), data(), periods=6, as_of="2025-06-30",
+                               today=pd.Timestamp("2025-07-01").date(), missed=missed)  # fmt: skip
+    pd.testing.assert_frame_equal(again, out)
+    none = review.suggestions(plan(text), data(), periods=6, as_of="2025-06-30",
+                              today=pd.Timestamp("2025-07-01").date(), missed=missed.iloc[0:0])  # fmt: skip
+    assert out["topic"].str.startswith("consistently missed").any()
+    assert not none["topic"].str.startswith("consistently missed").any()
 
 
 def test_a_proposal_on_the_sample_data_has_checked_baselines_targets_and_loads_back(sample_data, tmp_path):

@@ -393,11 +393,14 @@ def suggestions(
     as_of: Any = None,
     today: dt.date | None = None,
     kpis: Sequence[str] | None = None,
+    missed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The changes to discuss at the review: ``kpi, topic, suggestion``, most pressing first.
 
     Collects the consistently missed targets, stale and vanity KPIs, the indicator balance and
     the SMART checks of :func:`kpinb.lint.lint` (warnings and errors), without repeats.
+    ``missed``: what :func:`misses` returned for the same arguments, if already at hand (it
+    judges every KPI on every period of the window: most of the work).
     """
     from kpinb.checks.lint import lint
 
@@ -405,7 +408,9 @@ def suggestions(
     judged = latest_complete_period(df, as_of)
     when = today or (period_end(judged, g).date() if judged is not None else dt.date.today())
     rows: list[dict[str, Any]] = []
-    for m in misses(plan, df, periods, as_of, kpis).to_dict("records"):
+    if missed is None:
+        missed = misses(plan, df, periods, as_of, kpis)
+    for m in missed.to_dict("records"):
         if m["verdict"].startswith("consistently missed") and "closing" not in m["verdict"]:
             rows.append({"kpi": m["name"], "topic": m["verdict"], "suggestion": m["suggestion"]})
     for s in staleness(plan, df, periods, as_of, when, kpis).to_dict("records"):
