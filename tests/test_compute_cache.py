@@ -76,4 +76,11 @@ def test_a_batchs_templates_of_one_department_share_one_computation() -> None:
     batch = shared_batch()
     entries = list((batch.out / ".cache").glob("*.pickle"))
     loaded = [r for r in batch.manifest["runs"] if r["status"] == "ok" and r["template"] != "objective_to_kpi"]
-    assert entries and len(entries) < len(loaded)  # hostile's dashboard and benchmark pages share theirs
+    frames = [pd.read_pickle(e) for e in entries]
+    loads = [f for f in frames if not f.attrs.get("by")]  # report.load: every template's numbers
+    broken_down = [f for f in frames if f.attrs.get("by")]  # report.breakdowns: dashboard and benchmark pages
+    departments = {r["department"] for r in loaded}
+    # hostile's dashboard and benchmark pages share their numbers and their breakdowns
+    assert len(loaded) == len(departments) + 1 and len(loads) == len(departments)
+    pages = [r for r in loaded if r["template"] in ("kpi_dashboard", "benchmark_comparison")]
+    assert len({r["department"] for r in pages}) <= len(broken_down) < len(pages)

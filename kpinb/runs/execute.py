@@ -54,10 +54,9 @@ from kpinb.runs.specs import BatchResult, RunFailure, RunResult, RunSpec, load_r
 _KERNEL_STARTUP = """\
 # Written by `kpinb run` for its batch kernels only. plotly's renderers import nbformat, whose
 # jsonschema would spend seconds building the RFC 3987 IRI grammar (rfc3987_syntax) that no
-# report uses; without it jsonschema merely skips the "iri" format check.
-import sys
-
-sys.modules.setdefault("rfc3987_syntax", None)
+# report uses; without it jsonschema merely skips the "iri" format check. (No name is left in the
+# namespace: a kept kernel's next notebook starts without it, so the first must too.)
+__import__("sys").modules.setdefault("rfc3987_syntax", None)
 """
 
 

@@ -91,9 +91,10 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
     """The KPIs broken down by a dimension: ``{dimension: engine frame}``.
 
     Each KPI goes under ``dimension`` when its sources have it, else under its sources' first
-    common dimension; KPIs with none are left out. One query per dimension and source.
+    common dimension; KPIs with none are left out. One query per dimension and source (in a
+    batch, once for all of a department's templates: :mod:`kpinb.engine.cache`).
     """
-    from kpinb.engine.query import compute
+    from kpinb.engine.cache import cached_compute
 
     groups: dict[str, list[str]] = {}
     for k in r.kpis:
@@ -101,7 +102,7 @@ def breakdowns(r: Report, dimension: str | None = None) -> dict[str, pd.DataFram
         if not dims:
             continue
         groups.setdefault(dimension if dimension in dims else dims[0], []).append(k.metric)
-    return {d: _steady(compute(r.plan, metrics=ids, grain=r.grain, by=[d], end=r.period_end))
+    return {d: _steady(cached_compute(r.plan, metrics=ids, grain=r.grain, by=[d], end=r.period_end))
             for d, ids in groups.items()}  # fmt: skip
 
 
