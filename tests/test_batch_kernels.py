@@ -57,6 +57,18 @@ print("pid", os.getpid(), "cwd", os.getcwd(), "left", "leftover" in globals())
 print("dirty", os.environ.get("KPINB_TEST_DIRTY"))
 """
 
+SLOW = """\
+import os, time
+print("pid", os.getpid(), "cwd", os.getcwd(), "left", "leftover" in globals())
+time.sleep(60)
+"""
+
+DIES = """\
+import os
+print("pid", os.getpid(), "cwd", os.getcwd(), "left", "leftover" in globals(), flush=True)
+os._exit(3)
+"""
+
 
 def _template(folder: Path, name: str, code: str, helpers: Path) -> Path:
     nb = nbformat.v4.new_notebook()
@@ -96,19 +108,18 @@ def batch(tmp_path_factory):
     plans.mkdir()
     for dep in ("sales", "social"):
         (plans / f"{dep}.yml").write_text((PLANS / f"{dep}.yml").read_text(encoding="utf-8"), encoding="utf-8")
-    t = {n: _template(tmp, n, code, helpers) for n, code in
-         {"first": FIRST, "second": SECOND, "fails": FAILS, "after": AFTER}.items()}  # fmt: skip
+    codes = {"first": FIRST, "second": SECOND, "fails": FAILS, "after": AFTER, "slow": SLOW, "after_slow": AFTER,
+             "dies": DIES, "after_dies": SECOND}  # fmt: skip
+    t = {n: _template(tmp, n, code, helpers) for n, code in codes.items()}
     runs = tmp / "runs.yml"
-    runs.write_text(
+    runs.write_text(  # sales first, then social's in order (a batch runs each plan's first run first)
         "runs:\n"
         f"  - {{template: {t['first']}, department: sales}}\n"
-        f"  - {{template: {t['second']}, department: social}}\n"
-        f"  - {{template: {t['fails']}, department: social}}\n"
-        f"  - {{template: {t['after']}, department: social}}\n",
+        + "".join(f"  - {{template: {t[n]}, department: social}}\n" for n in list(codes)[1:]),
         encoding="utf-8",
     )
     os.environ.pop("KPINB_TEST_SEEN", None)
-    result = run_batch(runs_file=runs, plans_dir=plans, out_dir=tmp / "out", jobs=1, progress=False)
+    result = run_batch(runs_file=runs, plans_dir=plans, out_dir=tmp / "out", jobs=1, progress=False, timeout=10)
     return result
 
 
@@ -133,3 +144,18 @@ def test_a_failed_run_does_not_hand_its_kernel_on(batch):
     said = _said(after.notebook)
     assert failed_pid == _said(batch.runs[1].notebook)["pid"]  # it ran on the kept kernel
     assert said["pid"] != failed_pid and said["dirty"] == "None"  # the next run got a new one
+
+
+def test_a_run_that_timed_out_or_killed_its_kernel_hands_on_a_new_one(batch):
+    slow, after_slow, dies, after_dies = batch.runs[4:8]
+    assert [r.spec.name for r in batch.runs[4:8]] == ["slow", "after_slow", "dies", "after_dies"]
+    assert slow.status == "failed" and after_slow.status == "ok", (slow.error, after_slow.error)
+    assert dies.status == "failed" and after_dies.status == "ok", (dies.error, after_dies.error)
+    pids = [_said(r.notebook)["pid"] for r in batch.runs[3:8]]
+    # after -> slow on one kernel; after_slow -> dies on a new one; after_dies on a third
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] and pids[4] != pids[0]
+    assert _said(after_dies.notebook)["left"] == "False"
+    # the kernels given up on are gone, not left running beside the batch
+    import psutil
+
+    assert not [p for p in pids[:4] if psutil.pid_exists(int(p)) and psutil.Process(int(p)).status() != "zombie"]
