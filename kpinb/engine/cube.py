@@ -19,10 +19,14 @@ result's ``attrs["unfiltered"]`` lists those (metric -> dimensions).
 
 :meth:`Cube.precompute` fills the one-dimension breakdowns of the other metrics (the exact
 values of every member of that dimension: each row falls in one member) in a background thread,
-so the first filter on one dimension is a pandas lookup too. A filter that arrives first waits for
-that dimension's query if it is running, or runs it itself if it has not started. Engine queries
-of the cubes are serialised (the process shares one DuckDB connection) and the foreground's go
-first.
+so the first filter on one dimension is a pandas lookup too. Where it can (see
+:meth:`Cube._member_source`), it first computes each member of each dimension by a query over that
+member's rows only (a fraction of the whole breakdown's time), then the whole breakdowns: a running
+query cannot be stopped (polars), and two at once share the cores, so a filter that arrives first
+waits at most for one member's query, then runs its own member's if it has not been done. Otherwise
+a filter waits for its dimension's query if it is running, or runs it itself if it has not started.
+Engine queries of the cubes are serialised (the process shares one DuckDB connection) and the
+foreground's go first.
 
 >>> cube = Cube(kpinb.load_plan("templates/plans/web.yml"))  # doctest: +SKIP
 >>> cube.frame("month", {"region": "Europe"})                # doctest: +SKIP
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
     from kpinb.definitions.model import Metric, Plan
 
 Kind = Literal["sum", "ratio", "exact"]
+Key = tuple[str, tuple[str, ...]]  # (grain, dimensions) of a breakdown
+MemberKey = tuple[str, tuple[str, ...], str]  # (grain, (dimension,), member): one member's rows of it
 _VALUES = ["value", "numerator", "denominator"]
 _log = logging.getLogger(__name__)
 
@@ -122,7 +128,8 @@ class Cube:
     Attributes
     ----------
     calls : every engine call made for a frame asked for, as ``(grain, by, metric ids)``, in
-        order — what was not served from the cache (nor by the background precompute).
+        order — what was not served from the cache (nor by the background precompute). A query
+        over one member's rows has ``by`` = ``("<dimension>=<member>",)``.
     background_calls : the engine calls the background precompute made, likewise.
     precompute_errors : ``(grain, dimensions, error)`` of background queries that failed; a
         filter needing one of them queries the engine itself.
@@ -165,10 +172,10 @@ class Cube:
             self.dims_of[mid] = tuple(common)
         self.calls: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         self._additive: dict[tuple[str, str], pd.DataFrame] = {}
-        self._exact: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
+        self._exact: dict[Key | MemberKey, pd.DataFrame] = {}
         self._members: dict[str, list[str]] | None = None
         self._lock = threading.Lock()  # guards the caches, the futures and the lists above
-        self._futures: dict[tuple[str, tuple[str, ...]], Future[pd.DataFrame | None]] = {}
+        self._futures: dict[Key | MemberKey, Future[pd.DataFrame | None]] = {}
         self.background_calls: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         self.precompute_errors: list[tuple[str, tuple[str, ...], str]] = []
 
@@ -205,18 +212,31 @@ class Cube:
 
         ``groups`` holds ``(grain, dimensions)``: typically each filterable dimension alone at the
         grains shown (what a first filter on it needs, the same cache entry). Those cached or
-        already started, and those without such metrics, are skipped. Returns the thread (None
-        when there is nothing to compute). A failed query is logged and kept in
-        ``precompute_errors``; a filter that needs it queries the engine itself.
+        already started, and those without such metrics, are skipped. A dimension alone whose
+        members are known (:meth:`members`) and that :meth:`_member_source` allows is first
+        computed member by member (all such groups' members before any whole breakdown): a filter
+        arriving meanwhile waits at most for one short query. Returns the thread (None when there
+        is nothing to compute). A failed query is logged and kept in ``precompute_errors``; a
+        filter that needs it queries the engine itself.
         """
-        keys: list[tuple[str, tuple[str, ...]]] = []
+        keys: list[Key | MemberKey] = []
+        wholes: list[Key] = []
         with self._lock:
+            known = self._members or {}
             for g, dims in groups:
                 key = (g, self._ordered(dims))
                 if key in self._exact or key in self._futures or not self._exact_metrics(key[1]):
                     continue
                 self._futures[key] = Future()
-                keys.append(key)
+                wholes.append(key)
+                if self._member_source(key[1]) is None:
+                    continue
+                for member in known.get(key[1][0], []):
+                    mkey = (*key, member)
+                    if mkey not in self._exact and mkey not in self._futures:
+                        self._futures[mkey] = Future()
+                        keys.append(mkey)
+            keys.extend(wholes)
         if not keys:
             return None
         thread = threading.Thread(target=self._precompute, args=(keys,), name="kpinb-cube-precompute", daemon=True)
@@ -230,7 +250,7 @@ class Cube:
         want = set(dims)
         return tuple(d for d in self.dimensions if d in want)
 
-    def _precompute(self, keys: list[tuple[str, tuple[str, ...]]]) -> None:
+    def _precompute(self, keys: list[Key | MemberKey]) -> None:
         try:
             for key in keys:
                 if _STOP.is_set():  # the interpreter is exiting
@@ -239,20 +259,25 @@ class Cube:
                     fut = self._futures[key]
                 if not fut.set_running_or_notify_cancel():
                     continue  # a filter needed it first and computed it
-                grain, dims = key
+                grain, dims = key[0], key[1]
                 try:
-                    df = self._compute(self._exact_metrics(dims), grain, dims, background=True)
+                    if len(key) == 3:
+                        df = self._compute_member(grain, dims, key[2], background=True)
+                    else:
+                        df = self._compute(self._exact_metrics(dims), grain, dims, background=True)
                 except Exception as e:  # kept; a filter needing it falls back to its own query
                     if _STOP.is_set():  # interrupted because the interpreter is exiting: not a failure
                         fut.set_result(None)
                         break
-                    _log.warning("kpinb: precomputing %s by %s failed: %s", grain, ", ".join(dims), e)
+                    what = f"{dims[0]} = {key[2]}" if len(key) == 3 else ", ".join(dims)
+                    _log.warning("kpinb: precomputing %s by %s failed: %s", grain, what, e)
                     with self._lock:
                         self.precompute_errors.append((grain, dims, f"{type(e).__name__}: {e}"))
                     fut.set_result(None)
                     continue
-                with self._lock:
-                    self._exact.setdefault(key, df)
+                if df is not None:
+                    with self._lock:
+                        self._exact.setdefault(key, df)
                 fut.set_result(df)
         finally:  # never leave a filter waiting for a query that will not run
             for key in keys:
@@ -379,6 +404,11 @@ class Cube:
         with self._lock:
             cached = self._exact.get(key)
             fut = self._futures.get(key)
+        if not usable(cached) and fut is not None and fut.done():
+            cached = fut.result()
+        member = active.get(dims[0]) if len(dims) == 1 and dims[0] not in by else None
+        if not usable(cached) and member is not None and not (fut is not None and fut.running()):
+            cached = self._member_frame(grain, dims, member)  # rather than waiting for every member's
         if not usable(cached) and fut is not None and not fut.cancel():
             cached = fut.result()  # being computed in the background (or done): no second query
         if not usable(cached):
@@ -390,6 +420,95 @@ class Cube:
             if d in dims:
                 rows = rows[rows[d] == v]
         return rows.drop(columns=[d for d in dims if d not in by])
+
+    def _member_frame(self, grain: str, dims: tuple[str, ...], member: str) -> pd.DataFrame | None:
+        """One member's rows of the breakdown by ``dims`` (one dimension): cached, being computed in
+        the background (waited for: one member's query is short), or queried now; None when it
+        cannot be computed by itself (then the whole breakdown is)."""
+        key = (grain, dims, member)
+        with self._lock:
+            got = self._exact.get(key)
+            fut = self._futures.get(key)
+        if got is None and fut is not None and not fut.cancel():
+            got = fut.result()
+        if got is None:
+            try:
+                got = self._compute_member(grain, dims, member)
+            except Exception as e:  # the whole breakdown's query reports it, or runs on another engine
+                _log.debug("kpinb: %s = %s by itself failed: %s", dims[0], member, e)
+                return None
+            if got is not None:
+                with self._lock:
+                    self._exact[key] = got
+        return got
+
+    def _member_source(self, dims: tuple[str, ...]) -> str | None:
+        """The source whose rows of one member of ``dims`` (one dimension) give exactly that member's
+        rows of the whole breakdown, or None.
+
+        That is so when every non-additive metric reads one catalog source (its periods, hence the
+        breakdown's, are then those of the unfiltered frame) and none of those by ``dims`` is windowed
+        (a window of a member's period may hold rows of periods where the member has none)."""
+        from kpinb.definitions.analysis import dependencies
+        from kpinb.definitions.catalog import sources as canonical
+        from kpinb.definitions.model import Source
+
+        every = self._exact_metrics(())
+        found = set().union(*(self.sources_of[m] for m in every)) if every else set()
+        if len(dims) != 1 or len(found) != 1:
+            return None
+        (source,) = found
+        closure = dependencies(self._exact_metrics(dims), self.registry)
+        windowed = any(self.registry[m].span is not None for m in closure)
+        if windowed or source not in canonical() or not isinstance(self.plan.sources.get(source), Source):
+            return None
+        return source
+
+    def _compute_member(
+        self, grain: str, dims: tuple[str, ...], member: str, background: bool = False
+    ) -> pd.DataFrame | None:
+        """The breakdown by ``dims`` (one dimension) for ``member`` only, from a query over its rows.
+
+        Exactly those rows of the whole breakdown: its periods and completeness do not depend on the
+        member, so they are the unfiltered frame's at ``grain`` (the first and last period are given
+        to the query, ``complete`` is that frame's). None when :meth:`_member_source` says no or that
+        frame has not been computed."""
+        import warnings
+
+        import pandas as pd
+
+        from kpinb.data.sources import QUERY_LOCK, open_planned
+        from kpinb.engine.calendar import period_ends
+        from kpinb.engine.query import _engines, compute
+        from kpinb.errors import KpinbWarning
+
+        source = self._member_source(dims)
+        with self._lock:
+            whole = self._exact.get((grain, ()))
+        if source is None or whole is None or whole.empty:
+            return None
+        (dim,) = dims
+        ids = self._exact_metrics(dims)
+        first, last = whole["period_start"].min(), whole["period_start"].max()
+        end = period_ends([last], grain, self.plan.calendar)[0]
+        plan = self.plan
+        with _engine_turn(background), QUERY_LOCK:  # opening a file may register a view on DuckDB
+            with self._lock:
+                (self.background_calls if background else self.calls).append((grain, (f"{dim}={member}",), tuple(ids)))
+            engine = _engines(plan.sources[source])[0]
+            table = open_planned(source, plan.sources, plan.base_dir, plan.limits.statement_timeout_s,
+                                 plan.timezone, engine)  # fmt: skip
+            rows = table.expr.filter(table.expr[dim].cast("string") == member)
+            with warnings.catch_warnings():  # a value the member's rows lack is no news: the whole was checked
+                warnings.simplefilter("ignore", KpinbWarning)
+                df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end, sources={source: rows})
+        df[dim] = df[dim].astype("str")
+        complete = whole.set_index(["metric", "period_start"])["complete"]
+        df["complete"] = complete.reindex(pd.MultiIndex.from_frame(df[["metric", "period_start"]])).to_numpy()
+        if df["complete"].isna().any():  # not the unfiltered frame's periods: cannot be exact
+            return None
+        df["complete"] = df["complete"].astype(bool)
+        return df
 
     def _compute(self, ids: list[str], grain: str, by: Iterable[str], background: bool = False) -> pd.DataFrame:
         from kpinb.engine.query import compute
