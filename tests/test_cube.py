@@ -110,3 +110,25 @@ def test_a_windowed_metric_is_computed_by_the_whole_breakdown(plan_path: Path):
     assert cube.calls[-1][:2] == ("month", ("region",))
     assert not any("=" in c[1][0] for c in cube.calls if c[1])
     assert len(got)
+
+
+def test_a_filter_while_the_background_waits_for_a_quiet_user_runs_first_and_is_not_computed_twice(
+    plan_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The background starts a query only once the foreground has asked for nothing for QUIET_S: a
+    filter right after the dashboard is shown gets the engine at once (polars cannot stop a running
+    query) and the background leaves out the member it computed."""
+    from kpinb.engine import cube as module
+
+    monkeypatch.setattr(module, "QUIET_S", 3600.0)
+    cube = Cube(load_plan(plan_path))
+    cube.frame("month")
+    members = cube.members()["region"]
+    assert cube.precompute([("month", ("region",))]) is not None
+    cube.frame("month", {"region": "Asia"})
+    assert cube.calls[-1][:2] == ("month", ("region=Asia",)) and cube.background_calls == []
+    monkeypatch.setattr(module, "QUIET_S", 0.0)
+    with module._ENGINE:
+        module._ENGINE.notify_all()
+    assert cube.wait(timeout=60) and not cube.precompute_errors
+    assert [c[1][0] for c in cube.background_calls] == [*(f"region={m}" for m in members if m != "Asia"), "region"]

@@ -39,6 +39,7 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +60,10 @@ _log = logging.getLogger(__name__)
 
 # One engine query at a time (the process's DuckDB connection is shared); the foreground first.
 _ENGINE = threading.Condition()
-_engine_state = {"busy": False, "waiting": 0}
+_engine_state: dict[str, Any] = {"busy": False, "waiting": 0, "active": -math.inf}
+QUIET_S = 1.0
+"""Seconds after a frame was last asked for before a background query starts: a user changing
+filters gets the cores (a running polars query cannot be stopped, and two at once share them)."""
 
 # Background precompute threads still running, and the flag that tells them to stop. A daemon thread
 # still inside DuckDB when the interpreter finalises aborts the process ("terminate called without an
@@ -74,6 +78,7 @@ def _stop_background() -> None:
     _STOP.set()
     with _ENGINE:
         threads = list(_RUNNING)
+        _ENGINE.notify_all()  # those waiting for their turn stop now
     if not threads:
         return
     with contextlib.suppress(Exception):
@@ -87,15 +92,33 @@ def _stop_background() -> None:
 atexit.register(_stop_background)
 
 
+def _active() -> None:
+    """The foreground asked for a frame: background queries wait :data:`QUIET_S` from now."""
+    with _ENGINE:
+        _engine_state["active"] = time.monotonic()
+
+
+def _wait_turn(background: bool) -> bool:
+    """Wait (holding ``_ENGINE``) until the engine is free; a background query also waits while a
+    foreground one waits and until the foreground has been quiet for :data:`QUIET_S`. False: a
+    background query must not start (the interpreter is exiting)."""
+    while not (background and _STOP.is_set()):
+        quiet = QUIET_S - (time.monotonic() - _engine_state["active"]) if background else 0.0
+        if not (_engine_state["busy"] or (background and (_engine_state["waiting"] or quiet > 0))):
+            return True
+        _ENGINE.wait(quiet if quiet > 0 else None)
+    return False
+
+
 @contextlib.contextmanager
 def _engine_turn(background: bool = False) -> Iterator[None]:
-    """Hold the engine for one query; a background query also waits while a foreground one waits."""
+    """Hold the engine for one query (see :func:`_wait_turn`)."""
     with _ENGINE:
         if not background:
             _engine_state["waiting"] += 1
         try:
-            while _engine_state["busy"] or (background and _engine_state["waiting"]):
-                _ENGINE.wait()
+            if not _wait_turn(background):
+                raise RuntimeError("the interpreter is exiting")
         finally:
             if not background:
                 _engine_state["waiting"] -= 1
@@ -105,6 +128,8 @@ def _engine_turn(background: bool = False) -> Iterator[None]:
     finally:
         with _ENGINE:
             _engine_state["busy"] = False
+            if not background:
+                _engine_state["active"] = time.monotonic()
             _ENGINE.notify_all()
 
 
@@ -219,6 +244,7 @@ class Cube:
         is nothing to compute). A failed query is logged and kept in ``precompute_errors``; a
         filter that needs it queries the engine itself.
         """
+        _active()  # asked for once something was shown: the user may act on it now
         keys: list[Key | MemberKey] = []
         wholes: list[Key] = []
         with self._lock:
@@ -257,6 +283,9 @@ class Cube:
                     break
                 with self._lock:
                     fut = self._futures[key]
+                with _ENGINE:  # running only once it may start: a filter meanwhile takes it over
+                    if not _wait_turn(background=True):
+                        break
                 if not fut.set_running_or_notify_cancel():
                     continue  # a filter needed it first and computed it
                 grain, dims = key[0], key[1]
@@ -327,6 +356,7 @@ class Cube:
         """
         import pandas as pd
 
+        _active()
         active = {d: str(v) for d, v in (filters or {}).items() if v not in (None, "")}
         by = list(dict.fromkeys(by))
         ids = list(metrics) if metrics is not None else self.metrics
