@@ -34,7 +34,8 @@ kpis:
 @pytest.fixture
 def plan_path(tmp_path: Path) -> Path:
     """Orders over January-April 2025; "Asia" has rows in February and March only, "Africa" none
-    completed; so a member's own periods are fewer than the data's, and April is incomplete."""
+    completed; so a member's own periods are fewer than the data's, and April is incomplete. Some
+    rows have no channel."""
     rng = np.random.default_rng(3)
     n = 400
     region = rng.choice(["Europe", "America", "Asia", "Africa"], n)
@@ -45,7 +46,7 @@ def plan_path(tmp_path: Path) -> Path:
     orders = pd.DataFrame({
         "order_id": [f"o{i}" for i in range(n)], "order_date": day,
         "customer_id": rng.choice([f"c{i}" for i in range(60)], n), "region": region,
-        "channel": rng.choice(["web", "store"], n), "product_category": "toys", "product": "ball", "quantity": 1,
+        "channel": rng.choice(["web", "store", None], n), "product_category": "toys", "product": "ball", "quantity": 1,
         "revenue": rng.uniform(5, 50, n).round(2), "cost": 1.0, "is_new_customer": False, "status": status,
     })  # fmt: skip
     orders.to_parquet(tmp_path / "orders.parquet", index=False)
@@ -81,7 +82,12 @@ def test_a_first_filter_queries_only_its_member_and_equals_the_whole_breakdown(
     assert len(cube.calls) == calls
 
 
-def test_the_precompute_runs_every_member_before_any_whole_breakdown_and_serves_the_filters(plan_path: Path):
+def test_the_precompute_runs_every_member_before_any_whole_breakdown_and_serves_the_filters(
+    plan_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from kpinb.engine import cube as module
+
+    monkeypatch.setattr(module, "QUIET_S", 0.0)
     cube = Cube(load_plan(plan_path))
     cube.frame("month")
     members = cube.members()
@@ -89,12 +95,30 @@ def test_the_precompute_runs_every_member_before_any_whole_breakdown_and_serves_
     assert cube.wait(timeout=60) and not cube.precompute_errors
     done = [c[1][0] for c in cube.background_calls]
     each = [f"{d}={m}" for d in ("region", "channel") for m in members[d]]
-    assert done == [*each, "region", "channel"]  # a filter arriving meanwhile waits for one short query at most
+    # a filter arriving meanwhile waits for one short query at most; the breakdown by region is its members'
+    # frames together, by channel a query of its own (rows without a channel are a group of it)
+    assert done == [*each, "channel"]
     calls = len(cube.calls)
     for region in members["region"]:
         cube.frame("month", {"region": region})
-    cube.frame("month", by=["channel"])
+    by = {d: cube.frame("month", by=[d]) for d in ("region", "channel")}
     assert len(cube.calls) == calls
+    fresh = Cube(load_plan(plan_path))
+    for d, got in by.items():
+        pd.testing.assert_frame_equal(got, fresh.frame("month", by=[d]), check_exact=False, rtol=1e-12)
+    assert by["channel"]["channel"].isna().any()
+
+
+def test_a_dimension_of_many_members_is_precomputed_by_one_query(plan_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from kpinb.engine import cube as module
+
+    monkeypatch.setattr(module, "QUIET_S", 0.0)
+    monkeypatch.setattr(module, "MEMBER_QUERIES_MAX", 3)
+    cube = Cube(load_plan(plan_path))
+    cube.frame("month")
+    cube.members()
+    cube.precompute([("month", ("region",))])
+    assert cube.wait(timeout=60) and [c[1] for c in cube.background_calls] == [("region",)]
 
 
 def test_a_windowed_metric_is_computed_by_the_whole_breakdown(plan_path: Path):
@@ -131,4 +155,4 @@ def test_a_filter_while_the_background_waits_for_a_quiet_user_runs_first_and_is_
     with module._ENGINE:
         module._ENGINE.notify_all()
     assert cube.wait(timeout=60) and not cube.precompute_errors
-    assert [c[1][0] for c in cube.background_calls] == [*(f"region={m}" for m in members if m != "Asia"), "region"]
+    assert [c[1][0] for c in cube.background_calls] == [f"region={m}" for m in members if m != "Asia"]
