@@ -19,14 +19,14 @@ result's ``attrs["unfiltered"]`` lists those (metric -> dimensions).
 
 :meth:`Cube.precompute` fills the one-dimension breakdowns of the other metrics (the exact
 values of every member of that dimension: each row falls in one member) in a background thread,
-so the first filter on one dimension is a pandas lookup too. Where it can (see
-:meth:`Cube._member_source`), it first computes each member of each dimension by a query over that
-member's rows only (a fraction of the whole breakdown's time), then the whole breakdowns: a running
-query cannot be stopped (polars), and two at once share the cores, so a filter that arrives first
-waits at most for one member's query, then runs its own member's if it has not been done. Otherwise
-a filter waits for its dimension's query if it is running, or runs it itself if it has not started.
-Engine queries of the cubes are serialised (the process shares one DuckDB connection) and the
-foreground's go first.
+so the first filter on one dimension is a pandas lookup too. A running query cannot be stopped
+(polars) and two at once share the cores, so the background starts a query only once the
+foreground has asked for nothing for :data:`QUIET_S`, and, where it can (see
+:meth:`Cube._member_source`, :data:`MEMBER_QUERIES_MAX`), computes each member of a dimension by a
+query over that member's rows only (their frames together are the breakdown). A filter that arrives
+first runs the query of its member alone (or waits for it if it is running); failing that, it waits
+for its dimension's query if it is running, or runs it itself. Engine queries of the cubes are
+serialised (the process shares one DuckDB connection) and the foreground's go first.
 
 >>> cube = Cube(kpinb.load_plan("templates/plans/web.yml"))  # doctest: +SKIP
 >>> cube.frame("month", {"region": "Europe"})                # doctest: +SKIP
@@ -62,11 +62,11 @@ _log = logging.getLogger(__name__)
 _ENGINE = threading.Condition()
 _engine_state: dict[str, Any] = {"busy": False, "waiting": 0, "active": -math.inf}
 QUIET_S = 1.0
+"""Seconds after a frame was last asked for before a background query starts: a user changing
+filters gets the cores (a running polars query cannot be stopped, and two at once share them)."""
 MEMBER_QUERIES_MAX = 10
 """A dimension of more members is precomputed by one query, not member by member (each member's query
 reads every row again: about a third to a half of the whole breakdown's time at 10M rows)."""
-"""Seconds after a frame was last asked for before a background query starts: a user changing
-filters gets the cores (a running polars query cannot be stopped, and two at once share them)."""
 
 # Background precompute threads still running, and the flag that tells them to stop. A daemon thread
 # still inside DuckDB when the interpreter finalises aborts the process ("terminate called without an
