@@ -156,3 +156,17 @@ def test_a_filter_while_the_background_waits_for_a_quiet_user_runs_first_and_is_
         module._ENGINE.notify_all()
     assert cube.wait(timeout=60) and not cube.precompute_errors
     assert [c[1][0] for c in cube.background_calls] == [f"region={m}" for m in members if m != "Asia"]
+
+
+def test_a_member_of_a_source_polars_cannot_run_is_computed_on_duckdb(plan_path: Path):
+    """Dates stored as text run on DuckDB (polars does not read them as DuckDB would): a member's query too."""
+    orders = pd.read_parquet(plan_path.parent / "orders.parquet")
+    orders["order_date"] = orders["order_date"].dt.strftime("%Y-%m-%d")
+    orders.to_parquet(plan_path.parent / "orders.parquet", index=False)
+    cube = Cube(load_plan(plan_path))
+    cube.frame("month")
+    got = cube.frame("month", {"region": "Asia"})
+    assert cube.calls[-1][:2] == ("month", ("region=Asia",))
+    whole = Cube(load_plan(plan_path)).frame("month", by=["region"])
+    want = whole[whole["region"] == "Asia"].drop(columns="region").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)

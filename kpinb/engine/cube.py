@@ -550,13 +550,20 @@ class Cube:
         with _engine_turn(background), QUERY_LOCK:  # opening a file may register a view on DuckDB
             with self._lock:
                 (self.background_calls if background else self.calls).append((grain, (f"{dim}={member}",), tuple(ids)))
-            engine = _engines(plan.sources[source])[0]
-            table = open_planned(source, plan.sources, plan.base_dir, plan.limits.statement_timeout_s,
-                                 plan.timezone, engine)  # fmt: skip
-            rows = table.expr.filter(table.expr[dim].cast("string") == member)
-            with warnings.catch_warnings():  # a value the member's rows lack is no news: the whole was checked
-                warnings.simplefilter("ignore", KpinbWarning)
-                df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end, sources={source: rows})
+            engines = _engines(plan.sources[source])
+            for engine in engines:  # as compute() does: what polars cannot run, DuckDB does
+                table = open_planned(source, plan.sources, plan.base_dir, plan.limits.statement_timeout_s,
+                                     plan.timezone, engine)  # fmt: skip
+                rows = table.expr.filter(table.expr[dim].cast("string") == member)
+                try:
+                    with warnings.catch_warnings():  # a value the member's rows lack is no news: the whole was checked
+                        warnings.simplefilter("ignore", KpinbWarning)
+                        df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end,
+                                     sources={source: rows})  # fmt: skip
+                    break
+                except Exception:  # given a table, compute() tries no other engine
+                    if engine == engines[-1]:
+                        raise
         df[dim] = df[dim].astype("str")
         df["period_start"] = df["period_start"].astype(whole["period_start"].dtype)  # the unit given as first
         complete = whole.set_index(["metric", "period_start"])["complete"]
