@@ -74,6 +74,11 @@ def test_an_unmapped_filter_value_warns_and_the_value_is_still_returned_flagged(
     assert "monthly_sales_revenue, orders_count" in text
     assert (df["value"] == 0).all()  # still what the data says
     assert set(df.attrs["unmapped"]) == {"monthly_sales_revenue", "orders_count"}
+    # a caller that checked the source's every row (the dashboard's one member) skips the check
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KpinbWarning)
+        quiet = kpinb.compute(plan, grain="month", check_values=False)
+    assert quiet.attrs["unmapped"] == {} and quiet["value"].equals(df["value"])
 
 
 @pytest.mark.parametrize("backend", [_csv, _sqlite], ids=["csv", "sqlite"])

@@ -528,14 +528,11 @@ class Cube:
         member, so they are the unfiltered frame's at ``grain`` (the first and last period are given
         to the query, ``complete`` is that frame's). None when :meth:`_member_source` says no or that
         frame has not been computed."""
-        import warnings
-
         import pandas as pd
 
         from kpinb.data.sources import QUERY_LOCK, open_planned
         from kpinb.engine.calendar import period_ends
         from kpinb.engine.query import _engines, compute
-        from kpinb.errors import KpinbWarning
 
         source = self._member_source(dims)
         with self._lock:
@@ -555,11 +552,9 @@ class Cube:
                 table = open_planned(source, plan.sources, plan.base_dir, plan.limits.statement_timeout_s,
                                      plan.timezone, engine)  # fmt: skip
                 rows = table.expr.filter(table.expr[dim].cast("string") == member)
-                try:
-                    with warnings.catch_warnings():  # a value the member's rows lack is no news: the whole was checked
-                        warnings.simplefilter("ignore", KpinbWarning)
-                        df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end,
-                                     sources={source: rows})  # fmt: skip
+                try:  # a value the member's rows lack is no news: the unfiltered source was checked
+                    df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end,
+                                 sources={source: rows}, check_values=False)  # fmt: skip
                     break
                 except Exception:  # given a table, compute() tries no other engine
                     if engine == engines[-1]:
