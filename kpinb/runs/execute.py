@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import queue
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,10 @@ with __import__("warnings").catch_warnings():
 so a warning shown in an earlier notebook is shown again."""
 
 
+@functools.cache
 def _warm_engine() -> str:
-    """papermill's engine name for running a notebook on a kernel that is already running."""
+    """papermill's engine name for running a notebook on a kernel that is already running
+    (registered on first use)."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
@@ -109,19 +112,21 @@ def _warm_engine() -> str:
         ``autosave_cell_every`` seconds between, not twice per cell (two full JSON writes with
         schema validation per cell were a third of a short notebook's run)."""
 
-        def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        @contextlib.contextmanager
+        def _unsaved(self) -> Iterator[None]:
             path, self.output_path = self.output_path, None
             try:
-                super().cell_start(cell, cell_index, **kwargs)
+                yield
             finally:
                 self.output_path = path
 
+        def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            with self._unsaved():
+                super().cell_start(cell, cell_index, **kwargs)
+
         def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-            path, self.output_path = self.output_path, None
-            try:
+            with self._unsaved():
                 super().cell_complete(cell, cell_index, **kwargs)
-            finally:
-                self.output_path = path
             self.autosave_cell()
 
     class WarmEngine(NBClientEngine):
@@ -157,8 +162,7 @@ def _warm_engine() -> str:
             client.kc = kc  # connected and ready: nbclient would wait for a new client's readiness
             return client.execute()
 
-    if "kpinb-warm" not in papermill_engines._engines:
-        papermill_engines.register("kpinb-warm", WarmEngine)
+    papermill_engines.register("kpinb-warm", WarmEngine)
     return "kpinb-warm"
 
 
