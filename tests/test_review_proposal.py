@@ -52,6 +52,18 @@ def test_data_months_old_is_late_when_the_review_is_as_of_today_not_fresh():
     assert fresh.loc["visits", "periods_without_data"] == 0  # June is the last month that ended
 
 
+def test_a_value_not_final_yet_is_not_missing_data_when_the_review_is_as_of_today():
+    """The sample report's case: two months not final yet for one KPI moved the judged period back,
+    and every KPI was called stale ("no value in the last 2 periods") although they had values."""
+    df = data()  # monthly values through 2025-06
+    df["complete"] = ~((df["metric"] == "refund_rate") & (df["period_start"] >= "2025-05-01"))
+    rows = review.staleness(plan(), df, periods=6, today=pd.Timestamp("2025-07-20").date()).set_index("metric")
+    assert (rows["periods_without_data"] == 0).all() and not rows["reason"].str.contains("no value").any()
+    assert set(rows["last_value_period"]) == {"2025-06"}
+    later = review.staleness(plan(), df, periods=6, today=pd.Timestamp("2025-10-02").date()).set_index("metric")
+    assert (later["periods_without_data"] == 3).all()  # July, August, September ended without data
+
+
 def test_suggestions_put_a_missed_target_first_without_repeats():
     text = PLAN.replace("target: {value: 200, by: 2025-12-31, path: linear}", "target: {value: 400, by: 2025-07-31}")
     out = review.suggestions(plan(text), data(), periods=6, as_of="2025-06-30", today=pd.Timestamp("2025-07-01").date())

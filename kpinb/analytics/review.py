@@ -309,19 +309,25 @@ def staleness(
     rows = []
     for mid in _kpis(plan, df, kpis):
         k = plan.kpi(mid)
-        s = df[(df["metric"] == mid) & (df["period_start"] <= judged)] if judged is not None else df.iloc[0:0]
+        mine = df[df["metric"] == mid]
+        s = mine[mine["period_start"] <= judged] if judged is not None else mine.iloc[0:0]
         s = s.set_index("period_start")["value"].sort_index()
         have = s.dropna()
         last = have.index.max() if len(have) else None
-        missing = 0 if last is None else int(sum(1 for p in window if p > last))
-        if last is None:
-            missing = len(window)
+        missing = len(window) if last is None else int(sum(1 for p in window if p > last))
+        newest = mine.loc[mine["value"].notna(), "period_start"].max()
+        if as_of is None and pd.notna(newest):
+            # as of now: the periods that ended since this KPI's newest value, which may be newer
+            # than the judged period (a value not final yet is data that arrived, not data missing)
+            last = pd.Timestamp(newest)
+            missing = max(0, len(periods_between(last, current, g, calendar_of(df))) - 2)
+        else:
+            missing += max(0, late)
         recent = s[s.index.isin(window)].dropna()
         flat = bool(len(recent) >= 3 and recent.nunique() == 1)
         deadline = k.target.by if k.target is not None else None
         passed = bool(deadline is not None and deadline < when)
         reasons = []
-        missing += max(0, late)
         if missing:
             label = period_label(last, g, calendar=calendar_of(df)) if last is not None else None
             newest = f" (the newest is for {label})" if label else ""
