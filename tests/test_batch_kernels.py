@@ -64,8 +64,9 @@ time.sleep(60)
 """
 
 DIES = """\
-import os
+import os, time
 print("pid", os.getpid(), "cwd", os.getcwd(), "left", "leftover" in globals(), flush=True)
+time.sleep(1)  # the output goes out on the kernel's IOPub thread: let it leave before the process dies
 os._exit(3)
 """
 
