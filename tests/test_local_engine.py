@@ -137,3 +137,16 @@ def test_a_local_engine_that_is_not_one_is_refused(monkeypatch, sample_data):
     monkeypatch.setenv("KPINB_LOCAL_ENGINE", "spark")
     with pytest.raises(kpinb.errors.SourceError, match="KPINB_LOCAL_ENGINE='spark' is not an engine"):
         kpinb.compute(["orders_count"], sources={"orders": str(sample_data / "orders.parquet")})
+
+
+def test_members_keep_one_members_rows_on_either_engine(sample_data, monkeypatch):
+    """compute(members=...) is the breakdown's row of that member, whichever engine runs the source."""
+    src = {"orders": str(sample_data / "orders.parquet")}
+    whole = kpinb.compute(["orders_count"], sources=src, by=["region"])
+    one, slow = _both(monkeypatch, ["orders_count"], sources=src, by=["region"], members={"region": "Europe"})
+    _same(one, slow)
+    want = whole[whole["region"] == "Europe"].reset_index(drop=True)
+    assert set(one["region"]) == {"Europe"}
+    assert one["value"].tolist() == want["value"].tolist()
+    with pytest.raises(kpinb.errors.DataError, match="has no column 'nope' to keep the member 'x' of"):
+        kpinb.compute(["orders_count"], sources=src, members={"nope": "x"})

@@ -530,9 +530,8 @@ class Cube:
         frame has not been computed."""
         import pandas as pd
 
-        from kpinb.data.sources import QUERY_LOCK, open_planned
         from kpinb.engine.calendar import period_ends
-        from kpinb.engine.query import _engines, compute
+        from kpinb.engine.query import compute
 
         source = self._member_source(dims)
         with self._lock:
@@ -543,22 +542,12 @@ class Cube:
         ids = self._exact_metrics(dims)
         first, last = whole["period_start"].min(), whole["period_start"].max()
         end = period_ends([last], grain, self.plan.calendar)[0]
-        plan = self.plan
-        with _engine_turn(background), QUERY_LOCK:  # opening a file may register a view on DuckDB
+        with _engine_turn(background):
             with self._lock:
                 (self.background_calls if background else self.calls).append((grain, (f"{dim}={member}",), tuple(ids)))
-            engines = _engines(plan.sources[source])
-            for engine in engines:  # as compute() does: what polars cannot run, DuckDB does
-                table = open_planned(source, plan.sources, plan.base_dir, plan.limits.statement_timeout_s,
-                                     plan.timezone, engine)  # fmt: skip
-                rows = table.expr.filter(table.expr[dim].cast("string") == member)
-                try:  # a value the member's rows lack is no news: the unfiltered source was checked
-                    df = compute(plan, metrics=ids, grain=grain, by=[dim], start=first, end=end,
-                                 sources={source: rows}, check_values=False)  # fmt: skip
-                    break
-                except Exception:  # given a table, compute() tries no other engine
-                    if engine == engines[-1]:
-                        raise
+            # a value the member's rows lack is no news: the unfiltered source was checked
+            df = compute(self.plan, metrics=ids, grain=grain, by=[dim], start=first, end=end, members={dim: member},
+                         check_values=False)  # fmt: skip
         df[dim] = df[dim].astype("str")
         df["period_start"] = df["period_start"].astype(whole["period_start"].dtype)  # the unit given as first
         complete = whole.set_index(["metric", "period_start"])["complete"]

@@ -62,6 +62,7 @@ def compute(
     max_result_rows: int | None = None,
     calendar: Calendar | None = None,
     check_values: bool = True,
+    members: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Compute metrics per period (and dimension) into a tidy DataFrame.
 
@@ -88,6 +89,8 @@ def compute(
     check_values: False skips the check that the catalog's filter values occur in the sources
         (``attrs["unmapped"]`` and its warning): for a subset of rows (the dashboard's one member)
         of a source whose every row the caller has checked.
+    members: dimension -> member: only the rows of that member (compared as text), on whichever
+        engine runs the source (the dashboard's first filter on a dimension).
 
     Returns
     -------
@@ -135,6 +138,7 @@ def compute(
                     table = open_planned(
                         source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone, engine
                     )  # fmt: skip
+                    table = _members_only(table, members or {})
                     declared = spec if isinstance(spec, Source) else Source(path="<data>")
                     cover = coverage(
                         table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
@@ -694,6 +698,20 @@ def _aggregate(
         frame["value"], frame["numerator"], frame["denominator"] = value, num, den
         out[m.id] = frame
     return out, estimated
+
+
+def _members_only(table: Table, members: Mapping[str, str]) -> Table:
+    """``table`` with only the rows whose dimension ``d`` is ``members[d]`` (as text)."""
+    import dataclasses
+
+    for d, member in members.items():
+        if d not in table.columns:
+            raise DataError(
+                f"source {table.name!r} ({table.label}) has no column {d!r} to keep the member {member!r} of. "
+                f"Its dimensions: {', '.join(table.dimensions) or 'none'}."
+            )
+        table = dataclasses.replace(table, expr=table.expr.filter(table.expr[d].cast("string") == member))
+    return table
 
 
 def _short(text: str | None, limit: int = 120) -> str:
