@@ -33,6 +33,18 @@ def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
         assert ok.all(), (col, want.loc[~ok, keys].head(3), a[~ok][:3], b[~ok][:3])
 
 
+def _on_polars_as_on_duckdb(tmp_path, monkeypatch, rows: dict, metrics: list) -> pd.Series:
+    """``rows`` as an orders Parquet file (day, region, ...), ``metrics`` monthly by region on polars,
+    checked equal to DuckDB's; the values by (metric, region, period_start)."""
+    path = tmp_path / "orders.parquet"
+    pd.DataFrame({**rows, "day": pd.to_datetime(rows["day"])}).to_parquet(path)
+    src = Source(path=str(path), time="day", dimensions=("region",))
+    fast, slow = _both(monkeypatch, metrics, sources={"orders": src}, grain="month", by=["region"])
+    assert fast.attrs["engines"] == {"orders": "polars"}
+    _same(fast, slow)
+    return fast.set_index(["metric", "region", "period_start"])["value"]
+
+
 def test_every_catalog_metric_is_the_same_on_polars_and_duckdb(sample_data, monkeypatch):
     """Each catalog source's metrics over the bundled sample, monthly by its first dimension."""
     on_polars = set()
@@ -53,15 +65,13 @@ def test_every_catalog_metric_is_the_same_on_polars_and_duckdb(sample_data, monk
 def test_missing_values_count_as_no_value_on_both_engines(tmp_path, monkeypatch):
     """polars' n_unique counts a missing value once and its any() of nothing is False: distinct
     counts skip missing values and an empty group's sum is 0 on both engines."""
-    path = tmp_path / "orders.parquet"
-    pd.DataFrame({
-        "day": pd.to_datetime(["2025-01-03", "2025-01-04", "2025-01-05", "2025-02-01", "2025-02-02"]),
+    rows = {
+        "day": ["2025-01-03", "2025-01-04", "2025-01-05", "2025-02-01", "2025-02-02"],
         "region": ["EU", "EU", "EU", "US", "US"],
         "customer": ["a", None, "a", None, None],
         "revenue": [10.0, None, 5.0, None, None],
         "status": ["done", "done", "open", "open", "open"],
-    }).to_parquet(path)  # fmt: skip
-    src = Source(path=str(path), time="day", dimensions=("region",))
+    }  # fmt: skip
     metrics = [
         Metric(id="buyers", name="Buyers", source="orders", expr="count_distinct(customer)"),
         Metric(id="done_buyers", name="Done buyers", source="orders", expr="count_distinct(customer)",
@@ -69,10 +79,7 @@ def test_missing_values_count_as_no_value_on_both_engines(tmp_path, monkeypatch)
         Metric(id="done_revenue", name="Done revenue", source="orders", expr="sum(revenue)", where="status = 'done'"),
         Metric(id="avg_revenue", name="Average revenue", source="orders", expr="avg(revenue)"),
     ]  # fmt: skip
-    fast, slow = _both(monkeypatch, metrics, sources={"orders": src}, grain="month", by=["region"])
-    assert fast.attrs["engines"] == {"orders": "polars"}
-    _same(fast, slow)
-    got = fast.set_index(["metric", "region", "period_start"])["value"]
+    got = _on_polars_as_on_duckdb(tmp_path, monkeypatch, rows, metrics)
     assert got["buyers", "EU", pd.Timestamp("2025-01-01")] == 1
     assert got["buyers", "US", pd.Timestamp("2025-02-01")] == 0
     assert got["done_revenue", "US", pd.Timestamp("2025-02-01")] == 0
@@ -82,16 +89,14 @@ def test_missing_values_count_as_no_value_on_both_engines(tmp_path, monkeypatch)
 def test_every_aggregate_under_a_condition_and_count_differences_match_duckdb(tmp_path, monkeypatch):
     """On polars a metric's condition masks its column instead of filtering a copy, and counts are
     64-bit: ``count(a) - count(b)`` below zero was 4294967295 there (polars counts in unsigned 32 bits)."""
-    path = tmp_path / "orders.parquet"
-    pd.DataFrame({
-        "day": pd.to_datetime(["2025-01-03", "2025-01-04", "2025-01-05", "2025-02-01", "2025-02-02", "2025-03-09"]),
+    rows = {
+        "day": ["2025-01-03", "2025-01-04", "2025-01-05", "2025-02-01", "2025-02-02", "2025-03-09"],
         "region": ["EU", "EU", "US", "EU", "US", "EU"],
         "customer": ["a", None, "b", "c", None, None],
         "coupon": [None, None, "x", None, "y", None],
         "revenue": [10.0, None, 5.0, 7.0, 3.0, None],
         "status": ["done", "done", "open", "open", "open", "done"],
-    }).to_parquet(path)  # fmt: skip
-    src = Source(path=str(path), time="day", dimensions=("region",))
+    }  # fmt: skip
     done = "status = 'done'"
     exprs = {
         "rows": "count(*)", "count": "count(customer)", "distinct": "count_distinct(customer)",
@@ -104,10 +109,7 @@ def test_every_aggregate_under_a_condition_and_count_differences_match_duckdb(tm
         Metric(id="fewer_rows", name="r", source="orders", expr="count_distinct(customer) - count(*)"),
         Metric(id="fewer_ifs", name="i", source="orders", expr="count_if(revenue > 6) - count_if(revenue > 0)"),
     ]  # fmt: skip
-    fast, slow = _both(monkeypatch, metrics, sources={"orders": src}, grain="month", by=["region"])
-    assert fast.attrs["engines"] == {"orders": "polars"}
-    _same(fast, slow)
-    got = fast.set_index(["metric", "region", "period_start"])["value"]
+    got = _on_polars_as_on_duckdb(tmp_path, monkeypatch, rows, metrics)
     jan, feb = pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")
     assert got["more_coupons", "EU", jan] == -1 and got["fewer_rows", "EU", jan] == -1
     assert got["fewer_ifs", "US", jan] == -1
