@@ -31,6 +31,7 @@ __all__ = [
     "CHANGE_COLUMNS",
     "YEAR_AGO",
     "changes",
+    "grain_of",
     "latest_complete_period",
     "partial_label",
     "period_end",
@@ -63,8 +64,10 @@ _BASE_COLUMNS = RESULT_COLUMNS
 _ADDED_COLUMNS = (*CHANGE_COLUMNS, "baseline", "vs_baseline_abs", "vs_baseline_pct")
 
 
-def layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, list[str]]:
-    """The frame's grain and dimension columns, checked; raises DataError naming the fix."""
+def grain_of(df: pd.DataFrame, grain: str | Grain | None = None) -> str:
+    """The grain of a tidy frame (``grain`` when given, else ``df.attrs["grain"]``), checked; raises
+    DataError naming the fix. What only needs the grain asks this, not :func:`layout`, whose check
+    of one row per key scans the frame."""
     missing = [c for c in ("metric", "period_start", "value") if c not in df.columns]
     if missing:
         raise DataError(
@@ -78,9 +81,14 @@ def layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, lis
             "operation that drops attrs). Pass grain='month' (or day, week, quarter, year)."
         )
     try:
-        g = Grain(g).value
+        return Grain(g).value
     except ValueError:
         raise DataError(f"grain {g!r} is not one of day, week, month, quarter, year.") from None
+
+
+def layout(df: pd.DataFrame, grain: str | Grain | None = None) -> tuple[str, list[str]]:
+    """The frame's grain and dimension columns, checked; raises DataError naming the fix."""
+    g = grain_of(df, grain)
     by = df.attrs.get("by")
     if by is None:
         by = [c for c in df.columns if c not in _BASE_COLUMNS and c not in _ADDED_COLUMNS]
@@ -280,7 +288,7 @@ def partial_label(df: pd.DataFrame, metric: str, start: Any) -> str | None:
     it is complete or the frame does not say (no ``complete`` column)."""
     if start is None or "complete" not in df.columns:
         return None
-    g, _ = layout(df)
+    g = grain_of(df)
     rows = df[(df["metric"] == metric) & (pd.to_datetime(df["period_start"]) == pd.Timestamp(start))]
     if rows.empty or bool(rows["complete"].all()):
         return None
@@ -324,7 +332,7 @@ def latest_complete_period(
     >>> latest_complete_period(df, as_of="2025-07-15")  # month grain  # doctest: +SKIP
     Timestamp('2025-06-01 00:00:00')
     """
-    g, _ = layout(df)
+    g = grain_of(df)
     flagged = "complete" in df.columns and not include_partial
     rows = df[df["metric"] == metric] if flagged and metric is not None else df
     if as_of is None:

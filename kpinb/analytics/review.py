@@ -62,9 +62,9 @@ def _kpis(plan: Plan, df: pd.DataFrame, kpis: Sequence[str] | None) -> list[str]
 
 
 def _grain(df: pd.DataFrame) -> str:
-    from kpinb.analytics.compare import layout
+    from kpinb.analytics.compare import grain_of
 
-    return layout(df)[0]
+    return grain_of(df)
 
 
 def _window(df: pd.DataFrame, as_of: Any, periods: int) -> list[pd.Timestamp]:

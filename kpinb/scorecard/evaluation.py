@@ -378,9 +378,9 @@ def evaluate(
     import pandas as pd
 
     from kpinb.analytics import forecast, status
-    from kpinb.analytics.compare import layout
+    from kpinb.analytics.compare import grain_of
 
-    plan, regrained = _at_grain(plan, layout(frame)[0], kpis)
+    plan, regrained = _at_grain(plan, grain_of(frame), kpis)
     grain, chosen = select(plan, frame, kpis)  # the frame itself must fit: a problem there raises
     ids = [k.metric for k in chosen]
     shown = {d: str(v) for d, v in (filters or {}).items()}
