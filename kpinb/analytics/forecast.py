@@ -27,6 +27,7 @@ whole percents of a probability; the interval's spread makes further digits mean
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -169,7 +170,15 @@ def forecast(
 
 
 def _ets(y: np.ndarray, season: int, horizon: int, level: float) -> tuple[np.ndarray, ...] | None:
-    """Damped additive trend + additive seasonality ETS; None when it cannot be fitted."""
+    """Damped additive trend + additive seasonality ETS; None when it cannot be fitted. A history
+    is fitted once per process (the pace table and the trend chart forecast the same one; a fit is
+    most of a report's forecasting time): the arrays returned are shared and read-only."""
+    return _ets_fit(np.ascontiguousarray(y, dtype="float64").tobytes(), season, horizon, level)
+
+
+@functools.lru_cache(maxsize=256)
+def _ets_fit(history: bytes, season: int, horizon: int, level: float) -> tuple[np.ndarray, ...] | None:
+    y = np.frombuffer(history, dtype="float64")
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     with warnings.catch_warnings():
@@ -191,6 +200,8 @@ def _ets(y: np.ndarray, season: int, horizon: int, level: float) -> tuple[np.nda
     lower, upper = mean - (mean - lower) * widen, mean + (upper - mean) * widen
     if not (np.isfinite(mean).all() and np.isfinite(lower).all() and np.isfinite(upper).all()):
         return None
+    for a in (mean, lower, upper):
+        a.setflags(write=False)
     return mean, lower, upper
 
 

@@ -53,7 +53,7 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
 
     from kpinb.analytics.forecast import forecast
     from kpinb.analytics.kpis import series_of
-    from kpinb.engine.calendar import period_start
+    from kpinb.engine.calendar import calendar_of, period_start
     from kpinb.views.charts import trend
 
     figs = []
@@ -67,7 +67,7 @@ def trend_figures(r: Report, pace_df: pd.DataFrame | None = None) -> list[Any]:
             if x["period_start"] is not None and end > pd.Timestamp(x["period_start"]):
                 series = series_of(r.frame, k.metric)
                 history = series[series.index <= pd.Timestamp(x["period_start"])]
-                path = forecast(history, r.grain, until=x["deadline"], level=0.8)
+                path = forecast(history, r.grain, until=x["deadline"], level=0.8, calendar=calendar_of(r.frame))
                 if path.method in ("ets", "linear") and len(path.points):
                     cone = path
             if cone is None and x["period_start"] is not None and end > pd.Timestamp(x["period_start"]):
