@@ -3,7 +3,9 @@ whose values have not settled, is flagged by the engine and not judged, alerted 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,3 +179,66 @@ def test_the_dashboard_judges_the_last_complete_month_too(tmp_path: Path) -> Non
     flags = frame.set_index("period_start")["complete"]
     assert not flags[pd.Timestamp("2025-12-01")] and flags[pd.Timestamp("2025-11-01")]
     assert "2025-11" in dash.cards.value and "2025-12 " not in dash.cards.value
+
+
+def _both_ways(table: Any) -> tuple[Any, Any, bool]:
+    """Coverage as computed (statistics when they answer) and by scanning the column; whether
+    the statistics answered."""
+    from kpinb.data import coverage as cov
+    from kpinb.data.sources import conform
+
+    t = conform(table, {table.time: "timestamp"}).expr
+    used = cov._from_statistics(t, table.time, table.path) is not None
+    fast = cov.coverage(table)
+    scan = cov.coverage(dataclasses.replace(table, path=None))  # no file known: the query
+    return fast, scan, used
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_parquet_statistics_give_the_same_coverage_as_a_scan(tmp_path: Path, engine: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kpinb.data.sources import Source, open_source
+
+    when = pd.to_datetime(["2024-03-05 23:59", "2024-01-02 00:30", None, "2025-02-27 08:00", "2024-07-01 00:00"])
+    rows = pd.DataFrame({"order_id": list("abcde"), "order_date": when, "revenue": [1.0, 2, 3, 4, 5],
+                         "status": ["completed"] * 5, "region": list("xyxyx")})  # fmt: skip
+    def arrow(frame: pd.DataFrame) -> pa.Table:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    ns = arrow(rows).schema.set(1, pa.field("order_date", pa.timestamp("ns")))
+    cases = {  # name: (data, whether the statistics answer)
+        # several row groups, one of them all null: its statistics have no min/max
+        "groups": (arrow(rows.iloc[[2, 2, 0, 1, 3, 4]]), True),
+        "dates": (arrow(rows.assign(order_date=when.date)), True),
+        "nanoseconds": (arrow(rows).cast(ns), True),
+        # an instant is converted to wall-clock time in the plan's zone: the scan decides
+        "instants": (arrow(rows.assign(order_date=when.tz_localize("UTC"))), False),
+        "text": (arrow(rows.assign(order_date=when.strftime("%Y-%m-%d"))), False),
+    }
+    if engine == "polars":  # polars cannot convert instants or parse text: compute() runs those on DuckDB
+        del cases["instants"], cases["text"]
+    for name, (data, expected) in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(data, path, row_group_size=2)
+        for spec in (Source(path=str(path)), Source(path=str(path), values={"status": {"completed": ["completed"]}})):
+            table = open_source("orders", spec, engine=engine, timezone="Europe/Berlin")
+            fast, scan, used = _both_ways(table)
+            assert fast == scan, name
+            assert used is expected, name
+        assert fast.rows == (pd.Timestamp("2024-01-02"), pd.Timestamp("2025-02-27")), name
+    # the time column under another name, and a filtered table: a renamed column is read from its
+    # statistics; rows a filter removed must not count, so the scan decides
+    renamed = tmp_path / "renamed.parquet"
+    pq.write_table(arrow(rows.rename(columns={"order_date": "booked"})), renamed)
+    table = open_source("orders", Source(path=str(renamed), columns={"order_date": "booked"}), engine=engine)
+    fast, scan, used = _both_ways(table)
+    assert used and fast == scan
+    plain = open_source("orders", Source(path=str(tmp_path / "groups.parquet")), engine=engine)
+    for opened in (plain, table):
+        filtered = dataclasses.replace(opened, expr=opened.expr.filter(opened.expr.region == "y"))
+        fast, scan, used = _both_ways(filtered)
+        assert not used and fast == scan and fast.rows == (pd.Timestamp("2024-01-02"), pd.Timestamp("2025-02-27"))
+        only_x = dataclasses.replace(opened, expr=opened.expr.filter(opened.expr.region == "x"))
+        assert _both_ways(only_x)[0].rows == (pd.Timestamp("2024-03-05"), pd.Timestamp("2024-07-01"))

@@ -9,6 +9,7 @@ snapshots (``as_of:``) stands for each whole period its dates fall in.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ class Coverage:
 
 
 def coverage(table: Table, complete_through: Any = None, row_covers: str | None = None) -> Coverage:
-    """The days ``table`` covers: one min/max query over its time column. ``row_covers`` (the
+    """The days ``table`` covers: one min/max query over its time column, or a local Parquet file's
+    statistics when they answer it (see :func:`_from_statistics`). ``row_covers`` (the
     source's, else the catalog's) is the period a row's date stands for.
 
     >>> coverage(open_source("orders", "orders.parquet"))  # doctest: +SKIP
@@ -48,10 +50,12 @@ def coverage(table: Table, complete_through: Any = None, row_covers: str | None 
         return Coverage(None, None)  # the engine names the missing time column
     t = conform(table, {table.time: "timestamp"}).expr
     tcol = t[table.time]
-    try:
-        span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute().iloc[0]
-    except Exception as e:
-        raise query_error(table, e) from None
+    span = _from_statistics(t, table.time, table.path)
+    if span is None:
+        try:
+            span = t.aggregate(lo=tcol.min(), hi=tcol.max()).execute().iloc[0]
+        except Exception as e:
+            raise query_error(table, e) from None
 
     def day(value: Any) -> pd.Timestamp | None:
         try:
@@ -73,3 +77,50 @@ def coverage(table: Table, complete_through: Any = None, row_covers: str | None 
     if last is not None and covers is not None:
         last = last.to_period(_FREQ[covers]).end_time.normalize()
     return Coverage(first, last, rows)
+
+
+def _from_statistics(expr: Any, time: str, path: Any) -> dict[str, Any] | None:
+    """``{lo, hi}`` of ``expr``'s column ``time`` from the Parquet file's own statistics (its row
+    groups' exact min and max, no scan), when that column is the file's naive timestamp or date column
+    passed through unchanged: the relation is the file's table or renames and adds columns to it (no
+    filter, join or conversion; a value mapping of another column is fine). None otherwise (or when a
+    row group lacks statistics): the caller scans the column."""
+    import ibis.expr.operations as ops
+
+    if path is None or any(c in str(path) for c in "*?[") or str(path).lower().endswith((".csv", ".xlsx", ".xls")):
+        return None
+    rel = expr.op()
+    while isinstance(rel, ops.Project):
+        rel = rel.parent
+    if not isinstance(rel, ops.DatabaseTable):
+        return None
+    field = expr[time].op()
+    while isinstance(field, ops.Field) and isinstance(field.rel, ops.Project):
+        field = field.rel.values.get(field.name)
+    if not isinstance(field, ops.Field) or field.rel != rel:
+        return None
+    dtype = rel.schema[field.name]
+    if not (dtype.is_date() or (dtype.is_timestamp() and dtype.timezone is None)):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(str(path)).metadata
+        column = meta.schema.names.index(field.name)
+        if meta.schema.column(column).physical_type == "INT96":  # legacy timestamps: no usable order
+            return None
+        lows, highs = [], []
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            stats = group.column(column).statistics
+            if group.num_rows == 0 or (stats is not None and stats.null_count == group.num_rows):
+                continue
+            if stats is None or not stats.has_min_max:
+                return None
+            if not isinstance(stats.min, dt.date) or not isinstance(stats.max, dt.date):
+                return None  # e.g. nanoseconds pyarrow hands over as a bare integer
+            lows.append(stats.min)
+            highs.append(stats.max)
+    except Exception:  # not Parquet, unreadable metadata, a value Python cannot hold: scan instead
+        return None
+    return {"lo": min(lows) if lows else None, "hi": max(highs) if highs else None}
