@@ -152,3 +152,21 @@ def test_members_keep_one_members_rows_on_either_engine(sample_data, monkeypatch
     assert one["value"].tolist() == want["value"].tolist()
     with pytest.raises(kpinb.errors.DataError, match="has no column 'nope' to keep the member 'x' of"):
         kpinb.compute(["orders_count"], sources=src, members={"nope": "x"})
+
+
+def test_a_members_periods_are_complete_as_the_whole_sources_are(tmp_path, monkeypatch):
+    """The days a source covers are the whole source's: a member whose last row is a week before
+    the source's latest row is not a partial month (the breakdown does not call it one either)."""
+    path = tmp_path / "orders.parquet"
+    pd.DataFrame({
+        "order_id": ["1", "2", "3", "4"], "region": ["North", "South", "North", "South"],
+        "order_date": pd.to_datetime(["2025-01-01", "2025-01-12", "2025-02-21", "2025-02-28"]),
+        "revenue": [1.0, 2.0, 3.0, 4.0], "status": "completed",
+    }).to_parquet(path)  # fmt: skip
+    src = {"orders": Source(path=str(path))}
+    whole = kpinb.compute(["orders_count"], sources=src, by=["region"])
+    one, slow = _both(monkeypatch, ["orders_count"], sources=src, by=["region"], members={"region": "North"})
+    _same(one, slow)
+    want = whole[whole["region"] == "North"].reset_index(drop=True)
+    assert one["complete"].tolist() == want["complete"].tolist() == [True, True]
+    assert one.attrs["coverage"]["orders_count"]["through"] == pd.Timestamp("2025-02-28")

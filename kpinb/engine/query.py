@@ -90,7 +90,9 @@ def compute(
         (``attrs["unmapped"]`` and its warning): for a subset of rows (the dashboard's one member)
         of a source whose every row the caller has checked.
     members: dimension -> member: only the rows of that member (compared as text), on whichever
-        engine runs the source (the dashboard's first filter on a dimension).
+        engine runs the source (the dashboard's first filter on a dimension). The days a source
+        covers, hence complete periods, are the whole source's: a member without rows on the last
+        day has no value there, not an incomplete period.
 
     Returns
     -------
@@ -138,13 +140,13 @@ def compute(
                     table = open_planned(
                         source, {**specs, source: spec}, base_dir, _timeout(plan), cal.timezone, engine
                     )  # fmt: skip
-                    table = _members_only(table, members or {})
                     declared = spec if isinstance(spec, Source) else Source(path="<data>")
                     cover = coverage(
                         table, declared.complete_through, declared.row_covers.value if declared.row_covers else None
                     )
                     columns = spec.columns if isinstance(spec, Source) else None
                     problems = unmapped(table, ms, columns) if check_values else []
+                    table = _members_only(table, members or {})  # the source's coverage, not the member's
                     found, rows = {}, 0
                     for span, group in _by_window(ms).items():
                         got, n = _aggregate(
