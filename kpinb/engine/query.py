@@ -127,6 +127,7 @@ def compute(
     order = dependencies(ids, reg)
     by_source = _base_by_source(order, reg)
     frames: dict[str, pd.DataFrame] = {}
+    results: list[dict[str, pd.DataFrame]] = []  # each query's metrics (their frames share its rows)
     estimated = 0
     flagged: dict[str, str] = {}
     covers: dict[str, Coverage] = {}
@@ -147,13 +148,13 @@ def compute(
                     columns = spec.columns if isinstance(spec, Source) else None
                     problems = unmapped(table, ms, columns) if check_values else []
                     table = _members_only(table, members or {})  # the source's coverage, not the member's
-                    found, rows = {}, 0
+                    found, rows = [], 0
                     for span, group in _by_window(ms).items():
                         got, n = _aggregate(
                             table, group, g, by, start_ts, end_ts, (limit, estimated + rows), share, _timeout(plan),
                             cal, span, cover.rows,
                         )  # fmt: skip
-                        found.update(got)
+                        found.append(got)
                         rows += n
                     break
                 except EngineFallback:  # polars cannot run it as DuckDB would: DuckDB runs it
@@ -164,7 +165,9 @@ def compute(
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
-            frames.update(found)
+            for got in found:
+                frames.update(got)
+            results.extend(found)
             estimated += rows
 
     if not frames:
@@ -182,7 +185,7 @@ def compute(
     cells = len(spine) * (sum(combos.values()) + max(combos.values(), default=0) * (len(order) - len(frames)))
     if cells > limit:
         raise _too_large(cells, len(spine), max(combos.values(), default=1), len(order), g, by, limit)
-    wide = {mid: _complete(f, spine, by) for mid, f in frames.items()}
+    wide = {mid: f for got in results for mid, f in _complete(got, spine, by).items()}
     for mid in order:
         if reg[mid].derived:
             wide[mid] = _derive(reg[mid], wide, by)
@@ -753,16 +756,23 @@ def _parse(m: Metric, text: str, kind: Any, table: Table) -> Formula:
         raise FormulaError(f"metric {m.id!r} `{field}` on source {table.name!r} ({table.label}): {e}") from None
 
 
-def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd.DataFrame:
-    """Reindex to every period x every dimension combination seen, sorted."""
+def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list[str]) -> dict[str, pd.DataFrame]:
+    """One query's metric frames (the same rows: the query's) reindexed to every period x every
+    dimension combination seen, sorted: together, as one frame (a reindex per metric was 5-9 ms of
+    pandas overhead each)."""
     import numpy as np
     import pandas as pd
 
-    frame = frame[(frame["period_start"] >= spine[0]) & (frame["period_start"] <= spine[-1])]
+    keys = ["period_start", *by]
+    first = next(iter(got.values()))
+    keep = ((first["period_start"] >= spine[0]) & (first["period_start"] <= spine[-1])).to_numpy()
+    named = {mid: [f"kpinb_{i}_{c}" for c in _VALUE_COLUMNS] for i, mid in enumerate(got)}
+    values = (f.loc[keep, list(_VALUE_COLUMNS)].set_axis(named[mid], axis=1) for mid, f in got.items())
+    frame = pd.concat([first.loc[keep, keys], *values], axis=1)
     if by:
         combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
         if combos.empty:
-            return frame.iloc[0:0]
+            return {mid: f.loc[keep].iloc[0:0] for mid, f in got.items()}
         # combos x periods without a Python tuple per cell (the size was checked in compute)
         codes = np.repeat(np.arange(len(combos)), len(spine))
         index = pd.MultiIndex.from_arrays(
@@ -772,7 +782,11 @@ def _complete(frame: pd.DataFrame, spine: pd.DatetimeIndex, by: list[str]) -> pd
         full = frame.set_index([*by, "period_start"]).reindex(index)
     else:
         full = frame.set_index("period_start").reindex(spine)
-    return full.reset_index()[["period_start", *by, "value", "numerator", "denominator"]]
+    full = full.reset_index()
+    return {mid: full[[*keys, *named[mid]]].set_axis([*keys, *_VALUE_COLUMNS], axis=1) for mid in got}
+
+
+_VALUE_COLUMNS = ("value", "numerator", "denominator")
 
 
 def _derive(m: Metric, wide: dict[str, pd.DataFrame], by: list[str]) -> pd.DataFrame:
