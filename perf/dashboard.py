@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _timing
 
-TARGET_S = 0.2  # the target for a filter change
+TARGET_S = 0.2  # the target for a filter change after the first on a dimension
+FIRST_S = 1.0  # the target for the first filter on any dimension, even right after load
 
 
 def plan_yaml(orders: Path, rows: int, years: int) -> str:
@@ -141,8 +142,11 @@ def markdown(res: dict[str, Any], rows: int, quick: bool) -> str:
     warm, cold = res["warm"], [s for _, s, _ in res["cold"]]
     w_med, c_med = statistics.median(warm), statistics.median(cold) if cold else float("nan")
 
-    def verdict(x: float) -> str:
-        return "met" if x <= TARGET_S else f"**missed** ({x / TARGET_S:.1f}× the target)"
+    def verdict(x: float, target: float = TARGET_S) -> str:
+        return "met" if x <= target else f"**missed** ({x / target:.1f}× the target)"
+
+    after_bg = [s for _, s, _ in res["after_background"]]
+    slowest = max(cold) if cold else float("nan")
 
     table = [
         [
@@ -182,7 +186,11 @@ def markdown(res: dict[str, Any], rows: int, quick: bool) -> str:
             "",
             _timing.table(["what", "n", "median s", "× DuckDB SQL (one region)", "detail"], table),
             "",
-            f"- Target ≤ {TARGET_S * 1000:.0f} ms: warm changes {verdict(w_med)}; cold changes {verdict(c_med)}.",
+            f"- Target ≤ {TARGET_S * 1000:.0f} ms for a change after the first on a dimension: warm changes "
+            f"{verdict(w_med)}"
+            + (f"; first filters once the background is done {verdict(max(after_bg))} (slowest)" if after_bg else "")
+            + f". Target ≤ {FIRST_S:.0f} s for the first filter on any dimension right after load: "
+            f"{verdict(slowest, FIRST_S)} (slowest {slowest * 1000:.0f} ms).",
             f"- Peak RSS of the process (dashboard + baseline): {res['peak_rss_mb']:.0f} MB.",
             "",
         ]

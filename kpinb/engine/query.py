@@ -500,11 +500,17 @@ def _window_bounds(starts: Any, span: Any, grain: str, cal: Calendar) -> tuple[p
     if isinstance(span, str):  # to_date:<grain>
         coarse = span.split(":", 1)[1]
         return starts.map(lambda s: period_start(s, coarse, cal)), hi
-    n, unit = span
-    offset = pd.DateOffset(days=n) if unit == "day" else pd.DateOffset(weeks=n) if unit == "week" else (
-        pd.DateOffset(months=n * {"month": 1, "quarter": 3, "year": 12}[unit])
-    )  # fmt: skip
+    offset = pd.DateOffset(**_window_length(span))
     return hi.map(lambda h: h - offset), hi
+
+
+def _window_length(span: tuple[int, str]) -> dict[str, int]:
+    """A trailing window's length as ``days`` or ``months`` (the keywords of both pandas'
+    DateOffset and ibis' interval: the query's bounds and the completeness check's are one rule)."""
+    n, unit = span
+    if unit in ("day", "week"):
+        return {"days": n * (7 if unit == "week" else 1)}
+    return {"months": n * {"month": 1, "quarter": 3, "year": 12}[unit]}
 
 
 _STEP = {"day": {"days": 1}, "week": {"days": 7}, "month": {"months": 1}, "quarter": {"months": 3},
@@ -526,9 +532,7 @@ def _window_spine(t: Any, tcol: Any, span: Any, grain: str, cal: Calendar, start
     elif isinstance(span, str):  # to_date:<grain>
         lo = truncate(spine["kpinb_p"], span.split(":", 1)[1], cal)
     else:
-        n, unit = span
-        lo = hi - ibis.interval(**({"days": n * (7 if unit == "week" else 1)} if unit in ("day", "week") else
-                                   {"months": n * {"month": 1, "quarter": 3, "year": 12}[unit]}))  # fmt: skip
+        lo = hi - ibis.interval(**_window_length(span))
     return spine.mutate(kpinb_lo=lo, kpinb_hi=hi)
 
 
