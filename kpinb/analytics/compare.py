@@ -362,11 +362,14 @@ def _complete_at_or_before(rows: pd.DataFrame, start: pd.Timestamp) -> pd.Timest
 
     A period asked for that has no value at all stays the answer: a missing value shows as no data
     (the data is late), not as an older period judged in its place."""
-    when = pd.to_datetime(rows["period_start"])
-    valued = rows[rows["value"].notna().to_numpy() & (when <= start).to_numpy()]
-    valued_when = pd.to_datetime(valued["period_start"])
-    if not (valued_when == start).any():
+    import numpy as np
+
+    when = pd.DatetimeIndex(pd.to_datetime(rows["period_start"])).as_unit("ns").to_numpy()
+    valued = rows["value"].notna().to_numpy() & (when <= start.as_unit("ns").to_numpy())
+    when = when[valued]
+    if not (when == start.as_unit("ns").to_numpy()).any():
         return start
-    verdict = valued.groupby(valued_when)["complete"].all()
-    done = verdict[verdict]
-    return pd.Timestamp(done.index.max()) if len(done) else None
+    flags = rows["complete"].to_numpy()[valued]
+    complete = np.where(pd.isna(flags), True, flags).astype(bool)  # NA is no verdict (as all() skips it)
+    done = np.setdiff1d(when[complete], when[~complete])  # periods every row of which is complete
+    return pd.Timestamp(done.max()) if len(done) else None
