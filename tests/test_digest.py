@@ -14,6 +14,7 @@ from test_alerts import SECRET_PATH, webhook
 import kpinb
 from kpinb import scorecard
 from kpinb.outputs import digest
+from kpinb.views.digest import sparkline
 
 KPINB = [sys.executable, "-m", "kpinb.cli"]
 HOSTILE = PLAN.replace("name: Shop <North>", 'name: "Shop <script>alert(1)</script>"').replace(
@@ -107,7 +108,7 @@ def test_the_payload_text_is_capped_and_mrkdwn_escaped(tmp_path):
     assert payload["blocks"][0]["text"]["text"].startswith("Weekly & <daily>")  # plain_text: Slack shows it as is
     texts = [b["text"]["text"] for b in payload["blocks"] if "text" in b]
     assert all(len(t) <= 3000 for t in texts) and texts[2].endswith("…")
-    assert digest.sparkline([1.0]) == "" and digest.sparkline([1.0, float("nan"), 3.0]).count(",") == 2
+    assert sparkline([1.0]) == "" and sparkline([1.0, float("nan"), 3.0]).count(",") == 2
 
 
 @pytest.mark.parametrize("bad", ["not-a-date", "2025-13-01"])

@@ -35,6 +35,7 @@ def run_digest(
     from kpinb._io import write_atomic
     from kpinb.outputs import digest
     from kpinb.outputs.alerts import post
+    from kpinb.views.digest import to_html
 
     if not plans:
         raise KpinbError("no plan to digest: give --plan PLAN or --plans-dir DIR.")
@@ -43,7 +44,7 @@ def run_digest(
     d = digest.Digest(title, made, tuple(parts))
     payload = digest.to_payload(d)
     text = json.dumps(payload, ensure_ascii=False, allow_nan=False, indent=1)
-    write_atomic(out, digest.to_html(d))
+    write_atomic(out, to_html(d))
     written = [str(out)]
     if json_path is not None:
         write_atomic(json_path, text + "\n")
