@@ -365,7 +365,7 @@ def _notes_issues(plan: Plan) -> list[Issue]:
 def _benchmark_issues(plan: Plan) -> list[Issue]:
     if not plan.benchmarks:
         return []
-    from kpinb.analytics.benchmark import ILLUSTRATIVE, load_benchmarks
+    from kpinb.data.benchmarks import ILLUSTRATIVE, load_benchmarks
 
     try:
         table = load_benchmarks(plan.resolve(plan.benchmarks))
