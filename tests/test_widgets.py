@@ -746,7 +746,8 @@ def test_dashboard_to_html_is_offline_and_escaped(data_dir: Path, tmp_path: Path
     # the small plotly.js bundle shipped in kpinb/static (the charts use scatter and bar only), inlined once
     assert html.count("* plotly.js (basic - minified) v4.1.1") == 1 and "* plotly.js v" not in html
     assert 1_100_000 < len(html.encode()) < 1_600_000
-    assert html.count("Plotly.newPlot(") == 4
+    assert html.count("Plotly.newPlot(") == 5  # the four charts and the metric tree, as in the notebook
+    assert dash.tree is not None and '<div class="kpinb-fig-tree">' in html
     assert EVIL not in html and ESCAPED in html
     assert 'class="kpinb-card ' in html
 

@@ -645,7 +645,7 @@ class Dashboard(widgets.VBox):
         plotly.js is inlined once (the basic bundle shipped in ``kpinb/static`` when the charts
         only use its trace types, else the installed plotly package's), never loaded from a CDN,
         so the file opens offline; objectives, insights, cards and notes are plain HTML with every
-        text escaped. The metric tree stays in the notebook.
+        text escaped; the charts and the metric tree follow them as in the notebook.
         """
         start, end = self.months
         heading = title or self.plan.name
@@ -659,7 +659,7 @@ class Dashboard(widgets.VBox):
             ".kpinb-figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px}"
             ".kpinb-figs>div{min-width:0}</style>",
             "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
-            f"<script>{charts.plotly_js(self.figures.values())}</script>",
+            f"<script>{charts.plotly_js([*self.figures.values(), *([self.tree] if self.tree else [])])}</script>",
             "</head><body>",
             f"<h1 style='font-size:20px;margin:0'>{esc(heading)}</h1>",
             f"<div style='color:#5f6368'>department {esc(self.plan.department)} · {start:%b %Y} to "
@@ -674,7 +674,10 @@ class Dashboard(widgets.VBox):
         ]
         for name in FIGURES:
             parts.append(f'<div class="kpinb-fig-{name}">{charts.figure_html(self.figures[name])}</div>')
-        parts.append("</div></body></html>")
+        parts.append("</div>")
+        if self.tree is not None:
+            parts.append(f'<div class="kpinb-fig-tree">{charts.figure_html(self.tree)}</div>')
+        parts.append("</body></html>")
         return write_atomic(path, "\n".join(parts))
 
 
