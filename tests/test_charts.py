@@ -173,6 +173,9 @@ def test_money_and_count_axes_never_show_milli_units():
     big = charts.trend(tidy({"monthly_sales_revenue": [1.9e6, 2.1e6, 2.2e6]}), "monthly_sales_revenue", unit="EUR")
     assert big.layout.yaxis.tickformat == "~s" and big.layout.yaxis.tickprefix == "€"
     assert big.layout.yaxis.title.text == "EUR"
+    # plotly puts a prefix before the sign ("$-5"): below zero the title alone names the currency
+    loss = charts.trend(tidy({"net_profit": [-5.0, 3.0, 8.0]}), "net_profit", unit="USD")
+    assert loss.layout.yaxis.tickprefix in (None, "") and loss.layout.yaxis.title.text == "USD"
     rate = charts.trend(tidy({"bounce_rate": [0.4, 0.5, 0.45]}), "bounce_rate", unit="percent")
     assert "%" in rate.layout.yaxis.tickformat and rate.layout.yaxis.title.text == "%"
 

@@ -116,7 +116,8 @@ def _axis(unit: str, values: Any = None) -> dict[str, Any]:
 
     Money and counts get thousands separators, and SI suffixes (20k, 2M) only from 10,000 up:
     d3's ``~s`` would write 0.5 as "500m", which reads as millions. A currency code puts its
-    symbol before the ticks (``€``, ``CHF ``); the axis title names the unit.
+    symbol before the ticks (``€``, ``CHF ``), unless the axis reaches below zero (plotly would
+    write "$-5"); the axis title names the unit.
     """
     import numpy as np
 
@@ -129,9 +130,11 @@ def _axis(unit: str, values: Any = None) -> dict[str, Any]:
         v = np.asarray([] if values is None else values, dtype="float64").ravel()
         v = v[np.isfinite(v)]
         big = bool(v.size) and float(np.abs(v).max()) >= 10_000
-        prefix = currency_prefix(u)
+        # plotly writes a prefix before the sign ("$-5"): an axis reaching below zero names the
+        # currency in its title only
+        prefix = currency_prefix(u) if not (v.size and float(v.min()) < 0) else ""
         out = {"tickformat": "~s" if big else ",~r", "hoverformat": ",.2~f", "tickprefix": prefix}
-        out["title_text"] = "count" if u == "count" else u if prefix else "amount"  # a currency's code: "EUR"
+        out["title_text"] = "count" if u == "count" else u if currency_prefix(u) else "amount"  # a code: "EUR"
         return out
     return {"hoverformat": ",.2~f", "title_text": _unit_title(u)}
 
