@@ -767,6 +767,8 @@ def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list
     import numpy as np
     import pandas as pd
 
+    if not got:
+        return {}
     keys = ["period_start", *by]
     first = next(iter(got.values()))
     keep = ((first["period_start"] >= spine[0]) & (first["period_start"] <= spine[-1])).to_numpy()
