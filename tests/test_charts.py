@@ -239,3 +239,18 @@ def test_trend_draws_periods_not_final_yet_apart():
     assert forecast.y[0] == 0.115  # from the last final value, not from the unsettled 3%
     plain = tidy({"conversion_rate": [0.11, 0.12]})
     assert [t.name for t in charts.trend(plain, "conversion_rate").data] == ["Conversion rate"]
+
+
+def test_driver_bars_leave_room_for_their_labels_and_a_zero_has_no_sign():
+    """A short bar's label sits outside it: the axis reaches a quarter of the span past the longest
+    bars on each side, so the label stays inside the chart; an effect that rounds to zero reads
+    "0.00 pp", not "−0.00 pp"."""
+    frame = pd.DataFrame({"driver": ["paid", "social", "direct"], "component": "rate",
+                          "effect": [0.0005, -0.00001, -0.0039]})  # fmt: skip
+    frame.attrs.update(metric="conversion_rate")
+    fig = charts.drivers(frame, unit="percent")
+    assert list(fig.data[0].text) == ["−0.39 pp", "0.00 pp", "+0.05 pp"]
+    lo, hi = fig.layout.xaxis.range
+    assert lo == pytest.approx(-0.39 - 0.25 * 0.44) and hi == pytest.approx(0.05 + 0.25 * 0.44)
+    only_up = charts.drivers(frame.assign(effect=[3.0, 1.0, 2.0]), unit="USD")
+    assert list(only_up.layout.xaxis.range) == [0.0, pytest.approx(3.75)]

@@ -69,7 +69,8 @@ def _numeric(values: Any) -> bool:
 
 def _steady(build: Any) -> Any:
     """Round the numbers of the figure ``build`` returns to display precision (traces' x, y and
-    base; shapes and annotations): the digits past it differ between CPUs, not between data."""
+    base; shapes, annotations and axis ranges): the digits past it differ between CPUs, not
+    between data."""
     from kpinb._numbers import steady
 
     def at_display_precision(obj: Any, keys: Iterable[str]) -> None:
@@ -87,6 +88,8 @@ def _steady(build: Any) -> Any:
             at_display_precision(trace, ("x", "y", "base"))
         for item in (*fig.layout.shapes, *fig.layout.annotations):
             at_display_precision(item, ("x0", "x1", "y0", "y1", "x", "y"))
+        at_display_precision(fig.layout.xaxis, ("range",))
+        at_display_precision(fig.layout.yaxis, ("range",))
         return fig
 
     return wrapper
@@ -751,20 +754,25 @@ def drivers(
         if points
         else {**_axis(u, rows["effect"].to_numpy()), "title_text": f"effect on the change ({_axis(u)['title_text']})"}
     )
-    fig.update_xaxes(**axis, zeroline=False)
+    # room beyond the longest bars on each side for a label placed outside a shorter one
+    x = rows["effect"].to_numpy(dtype="float64") * (100 if points else 1)
+    lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    pad = 0.25 * ((hi - lo) or 1.0)
+    fig.update_xaxes(**axis, zeroline=False, range=[lo - pad if lo < 0 else lo, hi + pad if hi > 0 else hi])
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(height=max(220, 70 + 26 * len(rows)))
     return fig
 
 
 def _signed(x: float, unit: str) -> str:
-    """A change with its sign: ``+1.2 pp`` for percent metrics (stored as fractions), else ``−1.23M``."""
+    """A change with its sign: ``+1.2 pp`` for percent metrics (stored as fractions), else ``−1.23M``;
+    none on a change that rounds to zero."""
     from kpinb.views.kit import format_value
 
-    sign = "+" if x >= 0 else "−"
-    if str(unit) == "percent":
-        return f"{sign}{abs(x) * 100:.2f} pp"
-    return sign + format_value(abs(x), unit)
+    size = f"{abs(x) * 100:.2f} pp" if str(unit) == "percent" else format_value(abs(x), unit)
+    if not any(c in "123456789" for c in size):  # rounds to zero: "0.00 pp", not "−0.00 pp"
+        return size
+    return ("+" if x >= 0 else "−") + size
 
 
 @_steady
