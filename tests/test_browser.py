@@ -363,7 +363,7 @@ def test_wizard_and_dashboard_in_jupyterlab(lab: dict, sample_data: Path, tmp_pa
                 ),
             )
             offline.goto(export.as_uri())
-            for name in ("trend", "breakdown", "benchmark", "drivers"):
+            for name in ("trend", "breakdown", "benchmark", "drivers", "tree"):  # the charts and the metric tree
                 offline.wait_for_selector(f".kpinb-fig-{name} .main-svg", state="attached")
             assert _card_values(offline, "body") == after  # the export shows the filtered state
             assert not requests, requests

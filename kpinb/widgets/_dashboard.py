@@ -656,7 +656,9 @@ class Dashboard(widgets.VBox):
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{esc(heading)}</title>",
             "<style>body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:16px;color:#202124}"
-            ".kpinb-figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px}"
+            # the charts' titles and labels are laid out for their width in the notebook
+            f".kpinb-figs{{display:grid;grid-template-columns:repeat(auto-fill,minmax({self.figure_width}px,1fr));"
+            "gap:8px}"
             ".kpinb-figs>div{min-width:0}</style>",
             "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
             f"<script>{charts.plotly_js([*self.figures.values(), *([self.tree] if self.tree else [])])}</script>",
