@@ -773,8 +773,10 @@ def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list
     first = next(iter(got.values()))
     keep = ((first["period_start"] >= spine[0]) & (first["period_start"] <= spine[-1])).to_numpy()
     named = {mid: [f"kpinb_{i}_{c}" for c in _VALUE_COLUMNS] for i, mid in enumerate(got)}
-    values = (f.loc[keep, list(_VALUE_COLUMNS)].set_axis(named[mid], axis=1) for mid, f in got.items())
-    frame = pd.concat([first.loc[keep, keys], *values], axis=1)
+    columns: dict[str, Any] = {k: first.loc[keep, k] for k in keys}
+    for mid, f in got.items():  # arrays of one dtype: one block, not a block per column
+        columns.update({n: f[c].to_numpy()[keep] for c, n in zip(_VALUE_COLUMNS, named[mid], strict=True)})
+    frame = pd.DataFrame(columns)
     if by:
         combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
         if combos.empty:
