@@ -126,7 +126,6 @@ def compute(
     limit = _max_rows(max_result_rows, plan)
     order = dependencies(ids, reg)
     by_source = _base_by_source(order, reg)
-    frames: dict[str, pd.DataFrame] = {}
     results: list[dict[str, pd.DataFrame]] = []  # each query's metrics (their frames share its rows)
     estimated = 0
     flagged: dict[str, str] = {}
@@ -165,11 +164,10 @@ def compute(
                 # a warning, not an error: the values are what the data says; `kpinb check` makes it an error
                 warnings.warn(str(problem), KpinbWarning, stacklevel=2)
                 flagged.update(dict.fromkeys(problem.metrics, str(problem)))
-            for got in found:
-                frames.update(got)
             results.extend(found)
             estimated += rows
 
+    frames = {mid: f for got in results for mid, f in got.items()}
     if not frames:
         raise PlanError("no metric to compute. Name metric ids or give a plan with `kpis:`.")
     firsts = [f["period_start"].min() for f in frames.values() if len(f)]
