@@ -170,3 +170,21 @@ def test_a_members_periods_are_complete_as_the_whole_sources_are(tmp_path, monke
     want = whole[whole["region"] == "North"].reset_index(drop=True)
     assert one["complete"].tolist() == want["complete"].tolist() == [True, True]
     assert one.attrs["coverage"]["orders_count"]["through"] == pd.Timestamp("2025-02-28")
+
+
+@pytest.mark.parametrize("by", [[], ["region"]])
+def test_completed_periods_take_the_spines_unit_whatever_order_the_groups_came_in(by):
+    """pandas' reindex keeps a frame's own index when it equals the new one (values, not units): a
+    result whose groups came back already in order kept the engine's unit (ns on DuckDB), one out of
+    order got the spine's (us), so two engines' frames differed by the order of their rows."""
+    from kpinb.engine.calendar import periods
+    from kpinb.engine.query import _complete
+
+    spine = periods("2025-01-01", "2025-03-01", "month")
+    keys = pd.DataFrame({"period_start": pd.DatetimeIndex(list(spine) * (2 if by else 1)).as_unit("ns")})
+    if by:
+        keys["region"] = ["North"] * 3 + ["South"] * 3
+    for rows in (keys, keys.iloc[::-1]):  # in order (reindex keeps it) and reversed
+        got = {"m": rows.assign(value=1.0, numerator=float("nan"), denominator=float("nan"))}
+        out = _complete(got, spine, by)["m"]
+        assert out["period_start"].dtype == spine.dtype and len(out) == len(keys)

@@ -772,13 +772,16 @@ def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list
     keep = ((first["period_start"] >= spine[0]) & (first["period_start"] <= spine[-1])).to_numpy()
     named = {mid: [f"kpinb_{i}_{c}" for c in _VALUE_COLUMNS] for i, mid in enumerate(got)}
     columns: dict[str, Any] = {k: first.loc[keep, k] for k in keys}
+    # the spine's unit: reindex keeps the frame's own index when the two are equal (values, not
+    # units), so the result's unit would depend on the order the engine returned the groups in
+    columns["period_start"] = columns["period_start"].astype(spine.dtype)
     for mid, f in got.items():  # arrays of one dtype: one block, not a block per column
         columns.update({n: f[c].to_numpy()[keep] for c, n in zip(_VALUE_COLUMNS, named[mid], strict=True)})
     frame = pd.DataFrame(columns)
     if by:
         combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
         if combos.empty:
-            return {mid: f.loc[keep].iloc[0:0] for mid, f in got.items()}
+            return {mid: f.loc[keep].iloc[0:0].astype({"period_start": spine.dtype}) for mid, f in got.items()}
         # combos x periods without a Python tuple per cell (the size was checked in compute)
         codes = np.repeat(np.arange(len(combos)), len(spine))
         index = pd.MultiIndex.from_arrays(
