@@ -3,3 +3,6 @@
 RESULT_COLUMNS = ("metric", "period_start", "value", "numerator", "denominator", "complete")
 """The columns of :func:`kpinb.compute`'s tidy frame besides its ``by`` dimensions (which sit
 after ``period_start``); every module that tells dimensions from values reads this."""
+
+VALUE_COLUMNS = ("value", "numerator", "denominator")
+"""The measured columns of that frame (a ratio's numerator and denominator beside its value)."""

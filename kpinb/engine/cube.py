@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kpinb._shared import Shared
 from kpinb.definitions.analysis import additivity
+from kpinb.engine import VALUE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 Kind = Literal["sum", "ratio", "exact"]
 Key = tuple[str, tuple[str, ...]]  # (grain, dimensions) of a breakdown
 MemberKey = tuple[str, tuple[str, ...], str]  # (grain, (dimension,), member): one member's rows of it
-_VALUES = ["value", "numerator", "denominator"]
 _log = logging.getLogger(__name__)
 
 # One engine query at a time (the process's DuckDB connection is shared); the foreground first.
@@ -388,7 +388,7 @@ class Cube:
             groups.setdefault(dims, []).append(mid)
         for dims, ms in groups.items():
             parts.append(self._from_exact(grain, dims, ms, active, by))
-        columns = ["metric", "period_start", *by, *_VALUES, "complete"]
+        columns = ["metric", "period_start", *by, *VALUE_COLUMNS, "complete"]
         if parts:
             kept = [p.reindex(columns=columns) for p in parts if len(p)] or [parts[0].reindex(columns=columns)]
             out = pd.concat(kept, ignore_index=True)
@@ -422,7 +422,7 @@ class Cube:
                 rows = rows[rows[d] == v]
         keys = ["metric", "period_start", *[d for d in by if d in dims]]
         grouped = rows.groupby(keys, sort=False, dropna=False)
-        summed = grouped[_VALUES].sum(min_count=1)
+        summed = grouped[list(VALUE_COLUMNS)].sum(min_count=1)
         summed["complete"] = grouped["complete"].all()  # coverage is per period, the same for every member
         summed = summed.reset_index()
         ratio = summed["metric"].map(lambda m: self.kinds[m] == "ratio").astype(bool)
@@ -549,7 +549,6 @@ class Cube:
             df = compute(self.plan, metrics=ids, grain=grain, by=[dim], start=first, end=end, members={dim: member},
                          check_values=False)  # fmt: skip
         df[dim] = df[dim].astype("str")
-        df["period_start"] = df["period_start"].astype(whole["period_start"].dtype)  # the unit given as first
         complete = whole.set_index(["metric", "period_start"])["complete"]
         df["complete"] = complete.reindex(pd.MultiIndex.from_frame(df[["metric", "period_start"]])).to_numpy()
         if df["complete"].isna().any():  # not the unfiltered frame's periods: cannot be exact

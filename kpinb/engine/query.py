@@ -43,6 +43,7 @@ from kpinb.definitions.model import (
     Plan,
     Source,
 )
+from kpinb.engine import VALUE_COLUMNS
 from kpinb.engine.calendar import STANDARD, period_ends, period_start, periods, truncate
 from kpinb.errors import DataError, FormulaError, KpinbError, KpinbWarning, LimitError, PlanError
 
@@ -188,7 +189,7 @@ def compute(
         if reg[mid].derived:
             wide[mid] = _derive(reg[mid], wide, by)
     out = pd.concat([wide[mid].assign(metric=mid) for mid in ids], ignore_index=True)
-    out = out[["metric", "period_start", *by, "value", "numerator", "denominator"]]
+    out = out[["metric", "period_start", *by, *VALUE_COLUMNS]]
     spans = {mid: _span(mid, reg, covers, start_ts, end_ts) for mid in ids}
     out["complete"] = _complete_periods(out, spans, g, cal)
     for mid in ids:  # a trailing or to-date window reaching before the data is partial too
@@ -770,13 +771,13 @@ def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list
     keys = ["period_start", *by]
     first = next(iter(got.values()))
     keep = ((first["period_start"] >= spine[0]) & (first["period_start"] <= spine[-1])).to_numpy()
-    named = {mid: [f"kpinb_{i}_{c}" for c in _VALUE_COLUMNS] for i, mid in enumerate(got)}
+    named = {mid: [f"kpinb_{i}_{c}" for c in VALUE_COLUMNS] for i, mid in enumerate(got)}
     columns: dict[str, Any] = {k: first.loc[keep, k] for k in keys}
     # the spine's unit: reindex keeps the frame's own index when the two are equal (values, not
     # units), so the result's unit would depend on the order the engine returned the groups in
     columns["period_start"] = columns["period_start"].astype(spine.dtype)
     for mid, f in got.items():  # arrays of one dtype: one block, not a block per column
-        columns.update({n: f[c].to_numpy()[keep] for c, n in zip(_VALUE_COLUMNS, named[mid], strict=True)})
+        columns.update({n: f[c].to_numpy()[keep] for c, n in zip(VALUE_COLUMNS, named[mid], strict=True)})
     frame = pd.DataFrame(columns)
     if by:
         combos = frame[by].drop_duplicates().sort_values(by, na_position="last")
@@ -792,10 +793,7 @@ def _complete(got: Mapping[str, pd.DataFrame], spine: pd.DatetimeIndex, by: list
     else:
         full = frame.set_index("period_start").reindex(spine)
     full = full.reset_index()
-    return {mid: full[[*keys, *named[mid]]].set_axis([*keys, *_VALUE_COLUMNS], axis=1) for mid in got}
-
-
-_VALUE_COLUMNS = ("value", "numerator", "denominator")
+    return {mid: full[[*keys, *named[mid]]].set_axis([*keys, *VALUE_COLUMNS], axis=1) for mid in got}
 
 
 def _derive(m: Metric, wide: dict[str, pd.DataFrame], by: list[str]) -> pd.DataFrame:
@@ -824,7 +822,7 @@ def _derive(m: Metric, wide: dict[str, pd.DataFrame], by: list[str]) -> pd.DataF
         value = _series(ev(f.tree), joined.index)
         num = den = pd.Series(float("nan"), index=joined.index)
     out = pd.DataFrame({"value": value, "numerator": num, "denominator": den}, index=joined.index)
-    return out.reset_index()[["period_start", *by, "value", "numerator", "denominator"]]
+    return out.reset_index()[["period_start", *by, *VALUE_COLUMNS]]
 
 
 def _series(x: Any, index: Any) -> pd.Series:
